@@ -1,0 +1,176 @@
+package catalog
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// DefaultInstance and DefaultClass are the first two parts of a system id on
+// Vietnam's government federation.
+const (
+	DefaultInstance = "VN"
+	DefaultClass    = "GOV"
+)
+
+var (
+	instancePattern   = regexp.MustCompile(`^[A-Z]{2,8}$`)
+	classPattern      = regexp.MustCompile(`^[A-Z]{2,8}$`)
+	systemCodePattern = regexp.MustCompile(`^[A-Z0-9][A-Z0-9_-]{0,63}$`)
+)
+
+// SystemID names one information system: instance:class:member:system, e.g.
+// VN:GOV:000.00.00.G01:CSDLDC. It follows X-Road's addressing, which Vietnam's
+// national platform also uses.
+type SystemID struct {
+	Instance string
+	Class    string
+	Member   string
+	Code     string
+}
+
+// ParseSystemID parses and validates the colon-separated form.
+func ParseSystemID(s string) (SystemID, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 4 {
+		return SystemID{}, fmt.Errorf("system id %q must have four parts instance:class:member:system, e.g. VN:GOV:000.00.00.G01:CSDLDC", s)
+	}
+	id := SystemID{Instance: parts[0], Class: parts[1], Member: parts[2], Code: parts[3]}
+	switch {
+	case !instancePattern.MatchString(id.Instance):
+		return SystemID{}, fmt.Errorf("system id %q: instance %q must be 2-8 capital letters", s, id.Instance)
+	case !classPattern.MatchString(id.Class):
+		return SystemID{}, fmt.Errorf("system id %q: member class %q must be 2-8 capital letters", s, id.Class)
+	case !ValidMemberCode(id.Member):
+		return SystemID{}, fmt.Errorf("system id %q: member %q is not an agency code like 000.00.00.G01", s, id.Member)
+	case !systemCodePattern.MatchString(id.Code):
+		return SystemID{}, fmt.Errorf("system id %q: system code %q must be capital letters, digits, '-' or '_' (at most 64)", s, id.Code)
+	}
+	return id, nil
+}
+
+// String gives the canonical colon-separated form.
+func (id SystemID) String() string {
+	return id.Instance + ":" + id.Class + ":" + id.Member + ":" + id.Code
+}
+
+// SPIFFE gives the workload identity carried as the URI SAN of the system's
+// certificate: spiffe://<trust domain>/<class>/<member>/<system>.
+func (id SystemID) SPIFFE(trustDomain string) string {
+	return "spiffe://" + trustDomain + "/" + id.Class + "/" + id.Member + "/" + id.Code
+}
+
+// ParseSPIFFE maps a certificate's SPIFFE id back to a system id. The trust
+// domain must match; the instance is taken from the caller's configuration.
+func ParseSPIFFE(uri, trustDomain, instance string) (SystemID, error) {
+	prefix := "spiffe://" + trustDomain + "/"
+	if !strings.HasPrefix(uri, prefix) {
+		return SystemID{}, fmt.Errorf("spiffe id %q is not in trust domain %q", uri, trustDomain)
+	}
+	parts := strings.Split(strings.TrimPrefix(uri, prefix), "/")
+	if len(parts) != 3 {
+		return SystemID{}, fmt.Errorf("spiffe id %q must have the path /<class>/<member>/<system>", uri)
+	}
+	return ParseSystemID(instance + ":" + parts[0] + ":" + parts[1] + ":" + parts[2])
+}
+
+// Security levels as Vietnam's information-security grading defines them (1
+// lowest, 5 highest). Systems that read the population database need 3+.
+const (
+	MinSecurityLevel = 1
+	MaxSecurityLevel = 5
+)
+
+// System is one information system of a member.
+type System struct {
+	// ID is the canonical SystemID string.
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Member string `json:"member"`
+	// SecurityLevel is the level the system was designed and declared for.
+	SecurityLevel int `json:"securityLevel"`
+	// Assessment is the latest recorded security assessment, if any.
+	Assessment *Assessment `json:"assessment,omitempty"`
+	// RevokedAt is set when the platform cut the system off the network: its
+	// certificates are void and it gets no decision, whatever its assessment.
+	RevokedAt    *time.Time `json:"revokedAt,omitempty"`
+	RevokeReason string     `json:"revokeReason,omitempty"`
+	CreatedAt    time.Time  `json:"createdAt"`
+}
+
+// Assessment is an approved security assessment of a system: at which level,
+// by whom, on what document, and until when it holds.
+type Assessment struct {
+	Level      int       `json:"level"`
+	AssessedBy string    `json:"assessedBy"`
+	Reference  string    `json:"reference"`
+	ValidUntil time.Time `json:"validUntil"`
+	RecordedAt time.Time `json:"recordedAt"`
+}
+
+// Validate checks an assessment before it is recorded. now is the current time,
+// so a document that has already lapsed is not recorded as if it held.
+func (a *Assessment) Validate(now time.Time) error {
+	v := &ValidationError{What: "assessment"}
+	if a.Level < MinSecurityLevel || a.Level > MaxSecurityLevel {
+		v.Add("/level", "level %d must be between %d and %d", a.Level, MinSecurityLevel, MaxSecurityLevel)
+	}
+	if strings.TrimSpace(a.AssessedBy) == "" {
+		v.Add("/assessedBy", "the assessing body is required")
+	}
+	if strings.TrimSpace(a.Reference) == "" {
+		v.Add("/reference", "the document reference of the assessment is required")
+	}
+	if a.ValidUntil.IsZero() {
+		v.Add("/validUntil", "an expiry date is required")
+	} else if !a.ValidUntil.After(now) {
+		v.Add("/validUntil", "expiry %s is not in the future", a.ValidUntil.Format(time.RFC3339))
+	}
+	return v.Err()
+}
+
+// Validate checks a system before it is stored.
+func (s *System) Validate() error {
+	v := &ValidationError{What: "system"}
+	id, err := ParseSystemID(s.ID)
+	if err != nil {
+		v.Add("/id", "%v", err)
+	} else if s.Member != "" && id.Member != s.Member {
+		v.Add("/member", "member %q does not match the member %q in the system id", s.Member, id.Member)
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		v.Add("/name", "name is required")
+	}
+	if s.SecurityLevel < MinSecurityLevel || s.SecurityLevel > MaxSecurityLevel {
+		v.Add("/securityLevel", "security level %d must be between %d and %d", s.SecurityLevel, MinSecurityLevel, MaxSecurityLevel)
+	}
+	return v.Err()
+}
+
+// Connectivity says whether a system may take part in exchanges at the given
+// minimum level: "not secure, not connected".
+type Connectivity struct {
+	Connectable bool   `json:"connectable"`
+	Reason      string `json:"reason"`
+}
+
+// ConnectivityAt evaluates the system's assessment against a required level at
+// time now. It is the one place the rule is written, so every listing,
+// enrolment and decision reports the same reason.
+func (s *System) ConnectivityAt(now time.Time, requiredLevel int) Connectivity {
+	a := s.Assessment
+	switch {
+	case s.RevokedAt != nil && !now.Before(*s.RevokedAt):
+		return Connectivity{Reason: "system revoked: " + s.RevokeReason}
+	case a == nil:
+		return Connectivity{Reason: "not assessed"}
+	case !now.Before(a.ValidUntil):
+		return Connectivity{Reason: "assessment expired on " + a.ValidUntil.UTC().Format("2006-01-02")}
+	case a.Level < requiredLevel:
+		return Connectivity{Reason: fmt.Sprintf("assessed level %d below required %d", a.Level, requiredLevel)}
+	}
+	return Connectivity{Connectable: true, Reason: fmt.Sprintf("assessed at level %d until %s", a.Level, a.ValidUntil.UTC().Format("2006-01-02"))}
+}
+
+func pointerf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -1,0 +1,3 @@
+module github.com/lienthong/lienthong
+
+go 1.26.8
