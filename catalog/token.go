@@ -1,6 +1,9 @@
 package catalog
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Role is what an API token may do. Every role but PlatformAdmin is bound to
 // one member and acts only on that member's systems and datasets.
@@ -58,8 +61,8 @@ type TrailEntry struct {
 	// Object is the id of what was written.
 	Object string `json:"object"`
 	// Before and After are JSON snapshots; nil when absent. Never secrets.
-	Before []byte `json:"before,omitempty"`
-	After  []byte `json:"after,omitempty"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
 	// Outcome is "ok", or "refused: <reason>" for attempts worth recording
 	// (a refused certificate request, for example).
 	Outcome string `json:"outcome"`
