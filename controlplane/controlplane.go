@@ -1,0 +1,186 @@
+// Package controlplane runs the federation's control plane: the single source
+// of truth for the catalog, and the management API over HTTPS. Later
+// capabilities (grants and policy bundles, certificates, gateway
+// configuration) mount their routes on the same server.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/catalog/sqlstore"
+	"github.com/lienthong/lienthong/controlplane/api"
+	"github.com/lienthong/lienthong/controlplane/service"
+)
+
+// Config is the control plane's configuration; cmd/lienthong fills it from flags.
+type Config struct {
+	// DataDir holds the SQLite file, the management TLS CA and the bootstrap token.
+	DataDir string
+	// Listen is the management API's address, e.g. 127.0.0.1:8443.
+	Listen string
+	// Store is "sqlite" (default) or "postgres".
+	Store       string
+	PostgresDSN string
+	// TLSCert and TLSKey, when set, replace the self-signed management certificate.
+	TLSCert, TLSKey string
+	// Hosts are the names and addresses the management certificate covers.
+	Hosts []string
+	// Seed, when set, is a federation file loaded into an empty catalog on first start.
+	Seed string
+	Log  *slog.Logger
+}
+
+// Ready tells the caller where the running control plane can be reached.
+type Ready struct {
+	URL string
+	// CAFile is the management CA to trust; empty with an operator certificate.
+	CAFile string
+	// TokenFile holds the bootstrap platform-admin token (0600).
+	TokenFile  string
+	AdminToken string
+	Seeded     bool
+}
+
+// OpenStore opens the configured store and runs its migrations.
+func OpenStore(ctx context.Context, cfg Config) (catalog.Store, error) {
+	switch cfg.Store {
+	case "", "sqlite":
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		return sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "catalog.db"))
+	case "postgres":
+		if cfg.PostgresDSN == "" {
+			return nil, errors.New("--store postgres needs --postgres-dsn (or LIENTHONG_POSTGRES_DSN)")
+		}
+		return sqlstore.OpenPostgres(ctx, cfg.PostgresDSN)
+	}
+	return nil, fmt.Errorf("unknown store %q: use sqlite or postgres", cfg.Store)
+}
+
+// Run serves the control plane until ctx ends. ready is called once the
+// listener is open.
+func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc := service.New(store)
+
+	r := Ready{TokenFile: filepath.Join(cfg.DataDir, "admin.token")}
+	if r.AdminToken, err = bootstrapToken(ctx, svc, r.TokenFile); err != nil {
+		return err
+	}
+	if cfg.Seed != "" {
+		if r.Seeded, err = SeedIfEmpty(ctx, svc, cfg.Seed); err != nil {
+			return err
+		}
+	}
+
+	hosts := cfg.Hosts
+	if len(hosts) == 0 {
+		hosts = []string{"localhost", "127.0.0.1", "::1"}
+	}
+	tlsCfg, caFile, err := managementTLS(cfg.DataDir, cfg.TLSCert, cfg.TLSKey, hosts)
+	if err != nil {
+		return err
+	}
+	r.CAFile = caFile
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(svc, log),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	r.URL = "https://" + urlHost(ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	log.Info("control plane listening", "url", r.URL, "store", storeName(cfg.Store))
+	if ready != nil {
+		ready(r)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("control plane stopped")
+	return nil
+}
+
+func storeName(s string) string {
+	if s == "" {
+		return "sqlite"
+	}
+	return s
+}
+
+// urlHost turns a listener address into a URL host, naming the loopback
+// address when the listener is on all interfaces.
+func urlHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// bootstrapToken makes the first platform-admin token on first start and
+// keeps it in a 0600 file beside the database, so `make run` can show it on
+// every start. Operators of a production platform delete that file after
+// minting named tokens and revoke the bootstrap token.
+func bootstrapToken(ctx context.Context, svc *service.Service, file string) (string, error) {
+	secret, err := svc.Bootstrap(ctx)
+	if err != nil {
+		return "", err
+	}
+	if secret != "" {
+		if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write bootstrap token: %w", err)
+		}
+		return secret, nil
+	}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read bootstrap token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
