@@ -17,8 +17,9 @@ import (
 
 // Service performs management operations against a store.
 type Service struct {
-	store catalog.Store
-	now   func() time.Time
+	store    catalog.Store
+	now      func() time.Time
+	maxGrant time.Duration
 }
 
 // Option configures a Service.
