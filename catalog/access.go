@@ -154,3 +154,16 @@ func (g *Grant) StateAt(now time.Time) GrantState {
 	}
 	return GrantActive
 }
+
+// AgencyModule is a provider's own Rego module for the datasets of one of its
+// systems. It can only narrow what the base policy allows: deny, drop
+// fields, add masks. The policy engine enforces that by intersection.
+type AgencyModule struct {
+	// Provider is the provider system id the module applies to.
+	Provider string `json:"provider"`
+	Source   []byte `json:"-"`
+	// Digest is the SHA-256 (hex) of Source.
+	Digest    string    `json:"digest"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	UpdatedBy string    `json:"updatedBy"`
+}

@@ -10,7 +10,11 @@ import (
 // of the code never knows which it has.
 //
 // Reads go straight to the store; every write runs inside Update so that the
-// change and its admin-trail entry commit together or not at all.
+// change and its admin-trail entry commit together or not at all. Updates are
+// serialised (one writer at a time, across processes on PostgreSQL), so trail
+// Seq order is commit order and Revision is a safe watermark. A failed Tx
+// method leaves the transaction usable. Parents must exist before children:
+// a write that names a missing member or system fails with ErrNotFound.
 type Store interface {
 	Reader
 	// Update runs fn in one transaction. If fn returns an error nothing it
@@ -49,6 +53,11 @@ type Reader interface {
 	GetCertificate(ctx context.Context, serial string) (*Certificate, error)
 	ListCertificates(ctx context.Context, f CertificateFilter) ([]Certificate, error)
 
+	// GetAgencyModule returns a provider system's own policy module.
+	GetAgencyModule(ctx context.Context, provider string) (*AgencyModule, error)
+	// ListAgencyModules returns every provider's module, ordered by provider.
+	ListAgencyModules(ctx context.Context) ([]AgencyModule, error)
+
 	// ListTrail returns trail entries in ascending Seq.
 	ListTrail(ctx context.Context, f TrailFilter) ([]TrailEntry, error)
 	// Revision is the Seq of the newest trail entry (0 when empty). Every
@@ -84,6 +93,11 @@ type Tx interface {
 	// UpdateGrant replaces the stored grant (state, revocation, history).
 	UpdateGrant(ctx context.Context, g *Grant) error
 
+	// PutAgencyModule creates or replaces a provider's module; ErrNotFound if
+	// the provider system does not exist.
+	PutAgencyModule(ctx context.Context, m *AgencyModule) error
+	DeleteAgencyModule(ctx context.Context, provider string) error
+
 	InsertCertificate(ctx context.Context, c *Certificate) error
 	RevokeCertificate(ctx context.Context, serial string, at time.Time, reason string) error
 
@@ -116,7 +130,8 @@ type AccessRequestFilter struct {
 	State    RequestState
 }
 
-// GrantFilter narrows ListGrants; Member matches consumer or provider side.
+// GrantFilter narrows ListGrants; Member matches consumer or provider side;
+// Dataset is a dataset code (pair it with Provider to name one dataset).
 type GrantFilter struct {
 	Member   string
 	Consumer string

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +12,7 @@ import (
 )
 
 // latestVersion is the newest migration this binary has.
-const latestVersion = 1
+const latestVersion = 2 // the number of files in migrations/<dialect>
 
 func TestMigrations(t *testing.T) {
 	for _, b := range backends {
@@ -33,7 +34,7 @@ func TestMigrations(t *testing.T) {
 					t.Errorf("schema_migrations rows: %d, %v; want %d", n, err, latestVersion)
 				}
 				for _, table := range []string{"members", "systems", "assessments", "datasets", "tokens",
-					"access_requests", "grants", "certificates", "trail"} {
+					"access_requests", "grants", "certificates", "trail", "agency_modules"} {
 					if _, err := raw.Exec("SELECT COUNT(*) FROM " + table); err != nil {
 						t.Errorf("table %s: %v", table, err)
 					}
@@ -87,7 +88,7 @@ func TestMigrations(t *testing.T) {
 				if !errors.As(err, &tooNew) || tooNew.Version != 999 || tooNew.Supported != latestVersion {
 					t.Errorf("error %#v, want a SchemaTooNewError{999, %d}", err, latestVersion)
 				}
-				const msg = "database schema version 999 is newer than this binary supports (1); upgrade lienthong"
+				msg := fmt.Sprintf("database schema version 999 is newer than this binary supports (%d); upgrade lienthong", latestVersion)
 				if !strings.Contains(err.Error(), msg) {
 					t.Errorf("error %q does not say %q", err, msg)
 				}

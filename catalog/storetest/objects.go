@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lienthong/lienthong/catalog"
@@ -409,4 +412,49 @@ func testCertificates(t *testing.T, s catalog.Store) {
 	} {
 		wantKeys(t, "ListCertificates "+tc.name, must(s.ListCertificates(ctx, tc.f))(t), certSerial, tc.want...)
 	}
+}
+
+func testAgencyModules(t *testing.T, s catalog.Store) {
+	ctx := t.Context()
+	seed(t, s)
+	if ms := must(s.ListAgencyModules(ctx))(t); ms == nil || len(ms) != 0 {
+		t.Fatalf("ListAgencyModules on empty store = %#v, want empty non-nil", ms)
+	}
+	m1 := &catalog.AgencyModule{Provider: sysPopulation, Source: []byte("package a\n"), Digest: "d1", UpdatedAt: at(50), UpdatedBy: "tok-1"}
+	m2 := &catalog.AgencyModule{Provider: sysInsurance, Source: []byte("package b\n"), Digest: "d2", UpdatedAt: at(51), UpdatedBy: "tok-2"}
+	update(t, s, func(ctx context.Context, tx catalog.Tx) error {
+		if err := tx.PutAgencyModule(ctx, m2); err != nil {
+			return err
+		}
+		return tx.PutAgencyModule(ctx, m1)
+	})
+	check(t, "GetAgencyModule", must(s.GetAgencyModule(ctx, sysPopulation))(t), m1)
+	check(t, "ListAgencyModules ordered by provider", must(s.ListAgencyModules(ctx))(t), sortedModules(*m1, *m2))
+
+	// Put replaces.
+	m1b := &catalog.AgencyModule{Provider: sysPopulation, Source: []byte("package a2\n"), Digest: "d3", UpdatedAt: at(52), UpdatedBy: "tok-3"}
+	update(t, s, func(ctx context.Context, tx catalog.Tx) error { return tx.PutAgencyModule(ctx, m1b) })
+	check(t, "replaced module", must(s.GetAgencyModule(ctx, sysPopulation))(t), m1b)
+
+	// A module for a system that does not exist is refused.
+	err := s.Update(ctx, func(tx catalog.Tx) error {
+		return tx.PutAgencyModule(ctx, &catalog.AgencyModule{Provider: "VN:GOV:000.00.00.G99:NONE", Source: []byte("x"), Digest: "d", UpdatedAt: at(53), UpdatedBy: "t"})
+	})
+	if !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("module for missing system: err = %v, want ErrNotFound", err)
+	}
+
+	update(t, s, func(ctx context.Context, tx catalog.Tx) error { return tx.DeleteAgencyModule(ctx, sysInsurance) })
+	if _, err := s.GetAgencyModule(ctx, sysInsurance); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("deleted module: err = %v, want ErrNotFound", err)
+	}
+	err = s.Update(ctx, func(tx catalog.Tx) error { return tx.DeleteAgencyModule(ctx, sysInsurance) })
+	if !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("deleting a missing module: err = %v, want ErrNotFound", err)
+	}
+}
+
+func sortedModules(ms ...catalog.AgencyModule) []catalog.AgencyModule {
+	slices.SortFunc(ms, func(a, b catalog.AgencyModule) int { return strings.Compare(a.Provider, b.Provider) })
+	return ms
 }

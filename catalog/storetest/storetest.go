@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 		{"AccessRequests", testAccessRequests},
 		{"Grants", testGrants},
 		{"Certificates", testCertificates},
+		{"AgencyModules", testAgencyModules},
 		{"Trail", testTrail},
 		{"TrailDefaultLimit", testTrailDefaultLimit},
 		{"NotFound", testNotFound},
