@@ -37,7 +37,9 @@ type Config struct {
 	Hosts []string
 	// Seed, when set, is a federation file loaded into an empty catalog on first start.
 	Seed string
-	Log  *slog.Logger
+	// CA selects the certificate authority and the enrolment rules.
+	CA  CAConfig
+	Log *slog.Logger
 }
 
 // Ready tells the caller where the running control plane can be reached.
@@ -78,12 +80,16 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	certOpts, err := certificateOptions(cfg, log)
+	if err != nil {
+		return err
+	}
 	store, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	svc := service.New(store)
+	svc := service.New(store, certOpts...)
 
 	r := Ready{TokenFile: filepath.Join(cfg.DataDir, "admin.token")}
 	if r.AdminToken, err = bootstrapToken(ctx, svc, r.TokenFile); err != nil {

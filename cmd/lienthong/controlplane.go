@@ -19,7 +19,12 @@ func newControlPlaneCommand() *cobra.Command {
 		Long: `Run the control plane. On first start it creates the store, a platform-admin
 token (kept in <data-dir>/admin.token, mode 0600) and, unless --tls-cert is given,
 a self-signed management CA in <data-dir>/tls. With --seed it loads a federation
-file (members, systems, assessments, datasets) into an empty catalog.`,
+file (members, systems, assessments, datasets) into an empty catalog.
+
+Certificates come from the embedded CA (keys in <data-dir>/ca, sealed with
+LIENTHONG_CA_PASSPHRASE when set) or, with --ca vault, from a Vault or OpenBao
+PKI role; see deploy/vault.md. Vault secrets are read from the environment
+(VAULT_TOKEN, LIENTHONG_VAULT_SECRET_ID) so they stay out of process listings.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -54,5 +59,6 @@ file (members, systems, assessments, datasets) into an empty catalog.`,
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "host names and addresses the self-signed certificate covers (default localhost, 127.0.0.1, ::1)")
 	f.StringVar(&cfg.Seed, "seed", "", "federation file to load into an empty catalog, e.g. examples/federation.json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	addCAFlags(cmd, &cfg.CA)
 	return cmd
 }

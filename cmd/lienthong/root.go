@@ -53,6 +53,8 @@ management API. API commands read LIENTHONG_URL, LIENTHONG_TOKEN and LIENTHONG_C
 		newDatasetCommand(g),
 		newTokenCommand(g),
 		newTrailCommand(g),
+		newCertCommand(g),
+		newCACommand(g),
 	)
 	return root
 }

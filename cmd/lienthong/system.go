@@ -109,7 +109,7 @@ func newSystemCommand(g *globals) *cobra.Command {
 	af.StringVar(&na.Reference, "reference", "", "document reference of the assessment decision")
 	af.StringVar(&validUntil, "valid-until", "", "expiry: YYYY-MM-DD (end of that day, UTC) or RFC 3339")
 
-	cmd.AddCommand(add, list, show, assess)
+	cmd.AddCommand(add, list, show, assess, newSystemEnrollCommand(g), newSystemRevokeCommand(g))
 	return cmd
 }
 

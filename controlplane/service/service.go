@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/auth"
 )
 
@@ -20,6 +21,15 @@ type Service struct {
 	store    catalog.Store
 	now      func() time.Time
 	maxGrant time.Duration
+
+	// Certificates (certs.go): the authority that signs, the federation's
+	// SPIFFE trust domain, the lifetime asked for, and the platform's
+	// minimum assessed level for enrolment. Zero values mean the defaults.
+	authority   certs.Authority
+	trustDomain string
+	certTTL     time.Duration
+	enrollMin   int
+	trustCache  trustCache
 }
 
 // Option configures a Service.
