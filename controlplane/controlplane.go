@@ -19,6 +19,7 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/controlplane/api"
+	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/service"
 )
 
@@ -89,7 +90,11 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return err
 	}
 	defer store.Close()
-	svc := service.New(store, certOpts...)
+	bundleKey, err := bundles.LoadOrCreateKey(filepath.Join(cfg.DataDir, "bundle-signing-key.pem"))
+	if err != nil {
+		return err
+	}
+	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey))...)
 
 	r := Ready{TokenFile: filepath.Join(cfg.DataDir, "admin.token")}
 	if r.AdminToken, err = bootstrapToken(ctx, svc, r.TokenFile); err != nil {

@@ -17,9 +17,10 @@ import (
 // workflow needs to the seeded fixture.
 type accessFixture struct {
 	*fixture
-	integrator *client.Client // Social Security, consumer side
-	approver   *client.Client // Public Security, provider side
-	outsider   *client.Client // Ministry of Justice approver, a third party
+	integrator      *client.Client // Social Security, consumer side
+	integratorToken string
+	approver        *client.Client // Public Security, provider side
+	outsider        *client.Client // Ministry of Justice approver, a third party
 }
 
 func newAccessFixture(t *testing.T) *accessFixture {
@@ -32,11 +33,16 @@ func newAccessFixture(t *testing.T) *accessFixture {
 	if _, err := f.admin.AddMember(ctx, client.NewMember{Code: "000.00.00.G05", Name: "Bộ Tư pháp"}); err != nil {
 		t.Fatal(err)
 	}
+	tok, err := f.admin.CreateToken(ctx, client.NewToken{Name: "BHXH integrator", Role: catalog.RoleIntegrator, Member: vss})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &accessFixture{
-		fixture:    f,
-		integrator: f.token(catalog.RoleIntegrator, vss),
-		approver:   f.token(catalog.RoleApprover, mps),
-		outsider:   f.token(catalog.RoleApprover, "000.00.00.G05"),
+		fixture:         f,
+		integrator:      f.client(tok.Token),
+		integratorToken: tok.Token,
+		approver:        f.token(catalog.RoleApprover, mps),
+		outsider:        f.token(catalog.RoleApprover, "000.00.00.G05"),
 	}
 }
 

@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/controlplane/api"
+	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/problem"
@@ -36,6 +38,9 @@ type fixture struct {
 	srv   *httptest.Server
 	vt    *validatingTransport
 	admin *client.Client
+	// offset moves the service's clock (nanoseconds), so tests can let an
+	// assessment or a grant lapse as time would.
+	offset atomic.Int64
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -46,11 +51,17 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc := service.New(store)
+	key, err := bundles.LoadOrCreateKey(filepath.Join(t.TempDir(), "bundle-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, store: store}
+	clock := func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) }
+	svc := service.New(store, service.WithPolicySigningKey(key), service.WithClock(clock))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewTLSServer(api.New(svc, log))
 	t.Cleanup(srv.Close)
-	f := &fixture{t: t, store: store, srv: srv}
+	f.srv = srv
 	f.vt = newValidatingTransport(t, srv.URL, srv.Client().Transport)
 	secret, err := svc.Bootstrap(ctx)
 	if err != nil || secret == "" {

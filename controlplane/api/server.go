@@ -77,7 +77,9 @@ type Route struct {
 // New builds the API over svc. extra routes are mounted beside the built-in ones.
 func New(svc *service.Service, log *slog.Logger, extra ...Route) *Server {
 	s := &Server{svc: svc, log: log, mux: http.NewServeMux()}
-	s.routes = append(append(append(s.builtin(), s.accessRoutes()...), s.certRoutes()...), extra...)
+	for _, group := range [][]Route{s.builtin(), s.accessRoutes(), s.certRoutes(), s.policyRoutes(), extra} {
+		s.routes = append(s.routes, group...)
+	}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern, s.wrap(rt))
 	}

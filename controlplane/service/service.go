@@ -14,6 +14,8 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/auth"
+	"github.com/lienthong/lienthong/controlplane/bundles"
+	"github.com/lienthong/lienthong/policies"
 )
 
 // Service performs management operations against a store.
@@ -21,6 +23,11 @@ type Service struct {
 	store    catalog.Store
 	now      func() time.Time
 	maxGrant time.Duration
+
+	// Policy (policy.go): the bundle signing key and the builder that signs
+	// one bundle per catalog revision; nil when bundles are not configured.
+	bundleKey *policies.SigningKey
+	bundles   *bundles.Builder
 
 	// Certificates (certs.go): the authority that signs, the federation's
 	// SPIFFE trust domain, the lifetime asked for, and the platform's
@@ -43,6 +50,9 @@ func New(store catalog.Store, opts ...Option) *Service {
 	s := &Service{store: store, now: time.Now}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.bundleKey != nil {
+		s.bundles = bundles.NewBuilder(store, *s.bundleKey, s.Now)
 	}
 	return s
 }
