@@ -12,7 +12,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 .PHONY: build run test bench fuzz vet fmt clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/lienthong
+	$(GO) build -o $(BIN) ./cmd/lienthong
 
 ## run: the whole federation on embedded defaults (SQLite, embedded CA, examples loaded on first start)
 run: build

@@ -53,6 +53,11 @@ type Reader interface {
 	GetCertificate(ctx context.Context, serial string) (*Certificate, error)
 	ListCertificates(ctx context.Context, f CertificateFilter) ([]Certificate, error)
 
+	// GetGateway returns a member's gateway registration.
+	GetGateway(ctx context.Context, member string) (*Gateway, error)
+	// ListGateways returns every registered gateway, ordered by member.
+	ListGateways(ctx context.Context) ([]Gateway, error)
+
 	// GetAgencyModule returns a provider system's own policy module.
 	GetAgencyModule(ctx context.Context, provider string) (*AgencyModule, error)
 	// ListAgencyModules returns every provider's module, ordered by provider.
@@ -92,6 +97,10 @@ type Tx interface {
 	CreateGrant(ctx context.Context, g *Grant) error
 	// UpdateGrant replaces the stored grant (state, revocation, history).
 	UpdateGrant(ctx context.Context, g *Grant) error
+
+	// PutGateway creates or replaces a member's gateway registration;
+	// ErrNotFound if the member or the gateway system does not exist.
+	PutGateway(ctx context.Context, g *Gateway) error
 
 	// PutAgencyModule creates or replaces a provider's module; ErrNotFound if
 	// the provider system does not exist.

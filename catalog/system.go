@@ -174,3 +174,16 @@ func (s *System) ConnectivityAt(now time.Time, requiredLevel int) Connectivity {
 }
 
 func pointerf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// Gateway is where a member's gateway accepts peer gateways: its identity
+// (a system of the member, enrolled like any other, whose certificate the
+// gateway presents) and its inbound address. Consumer gateways route to a
+// provider by the provider system's member.
+type Gateway struct {
+	Member string `json:"member"`
+	// System is the gateway's own system id; peers accept only its SPIFFE id.
+	System string `json:"system"`
+	// Address is host:port of the inbound (peer) listener.
+	Address   string    `json:"address"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}

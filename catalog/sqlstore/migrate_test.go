@@ -12,7 +12,7 @@ import (
 )
 
 // latestVersion is the newest migration this binary has.
-const latestVersion = 2 // the number of files in migrations/<dialect>
+const latestVersion = 3 // the number of files in migrations/<dialect>
 
 func TestMigrations(t *testing.T) {
 	for _, b := range backends {
@@ -34,7 +34,7 @@ func TestMigrations(t *testing.T) {
 					t.Errorf("schema_migrations rows: %d, %v; want %d", n, err, latestVersion)
 				}
 				for _, table := range []string{"members", "systems", "assessments", "datasets", "tokens",
-					"access_requests", "grants", "certificates", "trail", "agency_modules"} {
+					"access_requests", "grants", "certificates", "trail", "agency_modules", "gateways"} {
 					if _, err := raw.Exec("SELECT COUNT(*) FROM " + table); err != nil {
 						t.Errorf("table %s: %v", table, err)
 					}

@@ -458,3 +458,36 @@ func sortedModules(ms ...catalog.AgencyModule) []catalog.AgencyModule {
 	slices.SortFunc(ms, func(a, b catalog.AgencyModule) int { return strings.Compare(a.Provider, b.Provider) })
 	return ms
 }
+
+func testGateways(t *testing.T, s catalog.Store) {
+	ctx := t.Context()
+	seed(t, s)
+	if gs := must(s.ListGateways(ctx))(t); gs == nil || len(gs) != 0 {
+		t.Fatalf("ListGateways on empty store = %#v", gs)
+	}
+	memberOf := func(id string) string { return strings.Split(id, ":")[2] }
+	g1 := &catalog.Gateway{Member: memberOf(sysPopulation), System: sysPopulation, Address: "127.0.0.1:9444", UpdatedAt: at(60)}
+	g2 := &catalog.Gateway{Member: memberOf(sysInsurance), System: sysInsurance, Address: "[::1]:9444", UpdatedAt: at(61)}
+	update(t, s, func(ctx context.Context, tx catalog.Tx) error {
+		if err := tx.PutGateway(ctx, g2); err != nil {
+			return err
+		}
+		return tx.PutGateway(ctx, g1)
+	})
+	check(t, "GetGateway", must(s.GetGateway(ctx, g1.Member))(t), g1)
+	want := []catalog.Gateway{*g1, *g2}
+	slices.SortFunc(want, func(a, b catalog.Gateway) int { return strings.Compare(a.Member, b.Member) })
+	check(t, "ListGateways", must(s.ListGateways(ctx))(t), want)
+	g1b := &catalog.Gateway{Member: g1.Member, System: sysPopulation, Address: "127.0.0.2:9444", UpdatedAt: at(62)}
+	update(t, s, func(ctx context.Context, tx catalog.Tx) error { return tx.PutGateway(ctx, g1b) })
+	check(t, "replaced gateway", must(s.GetGateway(ctx, g1.Member))(t), g1b)
+	err := s.Update(ctx, func(tx catalog.Tx) error {
+		return tx.PutGateway(ctx, &catalog.Gateway{Member: "000.00.00.G99", System: sysPopulation, Address: "x:1", UpdatedAt: at(63)})
+	})
+	if !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("gateway of a missing member: err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetGateway(ctx, "000.00.00.G99"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("GetGateway of a missing member: %v", err)
+	}
+}

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 		{"Grants", testGrants},
 		{"Certificates", testCertificates},
 		{"AgencyModules", testAgencyModules},
+		{"Gateways", testGateways},
 		{"Trail", testTrail},
 		{"TrailDefaultLimit", testTrailDefaultLimit},
 		{"NotFound", testNotFound},

@@ -22,7 +22,7 @@ func main() {
 		var p *problem.Problem
 		if errors.As(err, &p) {
 			fmt.Fprintf(os.Stderr, "error: %s (%d)\n", p.Title, p.Status)
-			if p.Detail != "" {
+			if p.Detail != "" && len(p.Errors) == 0 {
 				fmt.Fprintf(os.Stderr, "  %s\n", p.Detail)
 			}
 			for _, e := range p.Errors {
