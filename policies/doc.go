@@ -1,0 +1,39 @@
+// Package policies decides exchanges: may a consumer system read these fields
+// of a provider's dataset, for this purpose, in this mode, now?
+//
+// The rules are Rego modules (rego/exchange.rego, OPA v1 syntax) with their
+// own Rego unit tests (rego/exchange_test.rego, run by RunTests). The Go side
+// builds the policy data from catalog types (BuildData), prepares the query
+// once per revision (Engine.Load), answers decisions with a bounded,
+// time-aware cache (Engine.Decide), lets a provider narrow decisions on its
+// datasets with its own module (CompileAgencyModule), and ships everything to
+// gateways as signed OPA bundles (BuildBundle, LoadBundle).
+//
+// # Policy data
+//
+// The data lives at data.lienthong (the bundle's data.json holds it under
+// "lienthong") and is indexed so that a decision is a handful of lookups,
+// whatever the number of grants:
+//
+//	systems[<system id>]                  {member, level, assessment_valid_until, revoked}
+//	datasets[<provider id>/<code>]        {min_level, fields, default_shared, fallback, agency?}
+//	  fields[<path>]                      {classification, sensitive, default_shared, lineage}
+//	  fallback.query|other[<path>]        answer when no grant covers the path
+//	grants[<consumer id>][<dataset ref>][<grant id>]
+//	                                      {id, fields, view, reason, purposes, modes,
+//	                                       legal_basis, row_scope, valid_from, valid_until, state}
+//	  view[<path>]                        the grant's answer for the path
+//	agencies[<agency key>]                <provider system id>
+//
+// Times are Unix nanoseconds; purposes and modes are sets ({code: true}).
+// An answer (FieldView) is {fields, masks?, grant?, reason?}: the paths it
+// allows, the masks holding at or below them, whether a grant allowed them,
+// and why, when it narrows, relies on default sharing or allows nothing.
+// BuildData works these answers out once per revision (coverage of a path by
+// a granted ancestor, the strongest mask on the way down, sensitive data
+// without a legal basis, objects of which only parts are granted), which is
+// what keeps the rules free of string work and walks.
+//
+// Per-record projection and masking are not done here: a Decision names the
+// allowed paths and masks, and the gateway applies them.
+package policies
