@@ -16,6 +16,7 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
+	"github.com/lienthong/lienthong/certs/embedded"
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/client"
@@ -43,7 +44,10 @@ type fixture struct {
 	offset atomic.Int64
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, true) }
+
+// newFixtureWith builds the fixture with or without a certificate authority.
+func newFixtureWith(t *testing.T, withAuthority bool) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "catalog.db"))
@@ -57,7 +61,15 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{t: t, store: store}
 	clock := func() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) }
-	svc := service.New(store, service.WithPolicySigningKey(key), service.WithClock(clock))
+	opts := []service.Option{service.WithPolicySigningKey(key), service.WithClock(clock)}
+	if withAuthority {
+		ca, err := embedded.Open(filepath.Join(t.TempDir(), "ca"), embedded.WithPassphrase(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, service.WithAuthority(ca))
+	}
+	svc := service.New(store, opts...)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewTLSServer(api.New(svc, log))
 	t.Cleanup(srv.Close)

@@ -623,7 +623,7 @@ func TestCARotationKeepsOldAndNewCertificatesWorking(t *testing.T) {
 }
 
 func TestCertificateRoutesWithoutAuthority(t *testing.T) {
-	f := newFixture(t) // no authority configured
+	f := newFixtureWith(t, false)
 	f.seed()
 	ctx := context.Background()
 	_, err := enroll(t, f.admin, population)

@@ -77,7 +77,7 @@ type Route struct {
 // New builds the API over svc. extra routes are mounted beside the built-in ones.
 func New(svc *service.Service, log *slog.Logger, extra ...Route) *Server {
 	s := &Server{svc: svc, log: log, mux: http.NewServeMux()}
-	for _, group := range [][]Route{s.builtin(), s.accessRoutes(), s.certRoutes(), s.policyRoutes(), extra} {
+	for _, group := range [][]Route{s.builtin(), s.accessRoutes(), s.certRoutes(), s.policyRoutes(), s.gatewayRoutes(), extra} {
 		s.routes = append(s.routes, group...)
 	}
 	for _, rt := range s.routes {

@@ -1,0 +1,68 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/controlplane/bundles"
+	"github.com/lienthong/lienthong/controlplane/client"
+	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/policies"
+)
+
+func TestGatewayRegistryAndSignedConfig(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	mpsAdmin := f.token(catalog.RoleMemberAdmin, mps)
+	vssAdmin := f.token(catalog.RoleMemberAdmin, vss)
+
+	if _, err := mpsAdmin.RegisterGateway(ctx, mps, population, "127.0.0.1:9444"); err != nil {
+		t.Fatal(err)
+	}
+	// Another agency cannot point the first agency's traffic elsewhere, and
+	// a gateway must present one of its own member's systems.
+	if _, err := vssAdmin.RegisterGateway(ctx, mps, population, "127.0.0.1:6666"); asProblem(t, err).Status != http.StatusForbidden {
+		t.Fatal("foreign gateway registration accepted")
+	}
+	if _, err := vssAdmin.RegisterGateway(withUnvalidated(ctx), vss, population, "127.0.0.1:9445"); asProblem(t, err).Status != http.StatusBadRequest {
+		t.Fatal("gateway presenting another member's system accepted")
+	}
+	if _, err := vssAdmin.RegisterGateway(withUnvalidated(ctx), vss, insurance, "no-port"); asProblem(t, err).Status != http.StatusBadRequest {
+		t.Fatal("address without port accepted")
+	}
+
+	key, err := f.integrator.VerificationKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := f.integrator.GatewayConfig(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg service.GatewayConfig
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Gateways) != 1 || cfg.Gateways[0].Address != "127.0.0.1:9444" || len(cfg.Datasets) != 1 || cfg.Trust == nil {
+		t.Fatalf("config = %+v", cfg)
+	}
+	// A configuration checked against another key is refused.
+	other := policies.VerificationKey{KeyID: key.KeyID, Key: mustOtherKey(t)}
+	if _, err := f.integrator.GatewayConfig(ctx, other); !errors.Is(err, client.ErrBadSignature) {
+		t.Fatalf("config verified with the wrong key: %v", err)
+	}
+}
+
+func mustOtherKey(t *testing.T) any {
+	t.Helper()
+	k, err := bundles.LoadOrCreateKey(filepath.Join(t.TempDir(), "other.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Key.Public()
+}
