@@ -49,33 +49,50 @@ var ErrBadSignature = errors.New("signature does not verify")
 // GatewayConfig fetches the signed gateway configuration and returns its
 // body only after the signature verifies with key.
 func (c *Client) GatewayConfig(ctx context.Context, key policies.VerificationKey) ([]byte, error) {
+	body, _, err := c.GatewayConfigSigned(ctx, key)
+	return body, err
+}
+
+// GatewayConfigSigned is GatewayConfig returning the signature too, so a
+// gateway can keep both and verify its stored copy again after a restart.
+func (c *Client) GatewayConfigSigned(ctx context.Context, key policies.VerificationKey) (body []byte, signature string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/gateway-config", nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
+		return nil, "", fmt.Errorf("gateway config: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
+		return nil, "", fmt.Errorf("gateway config: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, problem.Read(resp, body)
+		return nil, "", problem.Read(resp, body)
 	}
-	keyID, sig, ok := strings.Cut(resp.Header.Get("X-LT-Signature"), ".")
+	signature = resp.Header.Get("X-LT-Signature")
+	if err := VerifyGatewayConfig(key, body, signature); err != nil {
+		return nil, "", fmt.Errorf("gateway config: %w", err)
+	}
+	return body, signature, nil
+}
+
+// VerifyGatewayConfig checks a signature "<key id>.<base64url signature>"
+// over SHA-256 of body.
+func VerifyGatewayConfig(key policies.VerificationKey, body []byte, signature string) error {
+	keyID, sig, ok := strings.Cut(signature, ".")
 	if !ok || keyID != key.KeyID {
-		return nil, fmt.Errorf("gateway config: %w: signed by key %q, expected %q", ErrBadSignature, keyID, key.KeyID)
+		return fmt.Errorf("%w: signed by key %q, expected %q", ErrBadSignature, keyID, key.KeyID)
 	}
 	sum := sha256.Sum256(body)
 	raw, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil || !verifyDigest(key.Key, sum[:], raw) {
-		return nil, fmt.Errorf("gateway config: %w", ErrBadSignature)
+		return ErrBadSignature
 	}
-	return body, nil
+	return nil
 }
 
 // verifyDigest checks a signature made by crypto.Signer.Sign over a SHA-256

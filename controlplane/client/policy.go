@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/internal/problem"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -47,4 +50,39 @@ func (c *Client) DeleteAgencyModule(ctx context.Context, provider string) error 
 func (c *Client) PolicyBundle(ctx context.Context) ([]byte, error) {
 	var b []byte
 	return b, c.Do(ctx, http.MethodGet, "/v1/policy/bundle", nil, &b)
+}
+
+// PolicyBundleIfChanged downloads the bundle unless its ETag still matches
+// etag, in which case notModified is true and nothing is transferred.
+func (c *Client) PolicyBundleIfChanged(ctx context.Context, etag string) (archive []byte, newETag string, notModified bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/policy/bundle", nil)
+	if err != nil {
+		return nil, "", false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("policy bundle: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 512<<20))
+	if err != nil {
+		return nil, "", false, fmt.Errorf("policy bundle: %w", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		return nil, etag, true, nil
+	case http.StatusOK:
+		return body, resp.Header.Get("ETag"), false, nil
+	}
+	return nil, "", false, problem.Read(resp, body)
+}
+
+// DatasetDocument fetches a dataset version's OpenAPI document as published.
+func (c *Client) DatasetDocument(ctx context.Context, system, code string, version int) ([]byte, error) {
+	var b []byte
+	return b, c.Do(ctx, http.MethodGet, datasetPath(system, code)+"/document"+versionQuery(version), nil, &b)
 }

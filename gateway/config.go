@@ -1,0 +1,180 @@
+// Package gateway is the data plane: each agency runs one gateway that is
+// both its outbound door (its own systems call it over mTLS) and its inbound
+// door (peer gateways call it over mTLS). The provider side decides with the
+// policy engine, fetches through an adapter, projects and masks in Go, and
+// answers with a hash binding the answer to the request; the consumer side
+// checks that hash. Both write an audit record before the answer leaves.
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/lienthong/lienthong/catalog"
+)
+
+// Config is a gateway's configuration file (JSON).
+type Config struct {
+	// Member is the agency this gateway serves.
+	Member string `json:"member"`
+	// System is the gateway's own system id; its certificate is what peers see.
+	System string `json:"system"`
+	// Instance is the first part of system ids (default VN).
+	Instance string `json:"instance,omitempty"`
+
+	// Identity holds the gateway's key and certificate chain (as written by
+	// `lienthong system enroll`); they are renewed at two-thirds of their life.
+	Identity struct {
+		KeyFile  string `json:"keyFile"`
+		CertFile string `json:"certFile"`
+	} `json:"identity"`
+
+	// ControlPlane is where configuration, policy and certificates come from.
+	ControlPlane struct {
+		URL       string `json:"url"`
+		CAFile    string `json:"caFile"`
+		TokenFile string `json:"tokenFile"`
+	} `json:"controlPlane"`
+
+	// Outbound is where the member's own systems call; Inbound where peers call.
+	Outbound Listener `json:"outbound"`
+	Inbound  Listener `json:"inbound"`
+
+	// StateDir keeps the last good configuration, so a restart during a
+	// control-plane outage still serves until the staleness limit.
+	StateDir string `json:"stateDir"`
+	// PollInterval between configuration pulls (default 30s); MaxStaleness
+	// after which the gateway refuses exchanges (default 10m).
+	PollInterval Duration `json:"pollInterval,omitempty"`
+	MaxStaleness Duration `json:"maxStaleness,omitempty"`
+
+	// MaskingKeyFile holds the provider's HMAC key for hash masks and audit
+	// subjects (made, 32 random bytes, mode 0600, on first start).
+	MaskingKeyFile string `json:"maskingKeyFile"`
+	// AuditFile receives one JSON line per exchange.
+	AuditFile string `json:"auditFile"`
+
+	// Backends serve the member's datasets, by "<provider system id>/<code>".
+	Backends map[string]Backend `json:"backends,omitempty"`
+
+	// MaxRequestBytes and MaxResponseBytes bound bodies (defaults 1 MiB, 16 MiB).
+	MaxRequestBytes  int64 `json:"maxRequestBytes,omitempty"`
+	MaxResponseBytes int64 `json:"maxResponseBytes,omitempty"`
+	// Timeout bounds one exchange end to end (default 15s).
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Listener is one listening address.
+type Listener struct {
+	Listen string `json:"listen"`
+}
+
+// Backend connects one dataset to its backend: exactly one of REST or Postgres.
+type Backend struct {
+	// RecordPath is the backend path of one record for verify mode, with
+	// {id} for the record id, e.g. "citizens/{id}" (default "{id}").
+	RecordPath string `json:"recordPath,omitempty"`
+	REST       *struct {
+		BaseURL string   `json:"baseUrl"`
+		Timeout Duration `json:"timeout,omitempty"`
+	} `json:"rest,omitempty"`
+	Postgres *struct {
+		DSN string `json:"dsn"`
+		// Table, Key, ListPath and Columns (field path -> column) as in
+		// adapters/postgres.Mapping.
+		Table    string            `json:"table"`
+		Key      string            `json:"key"`
+		ListPath string            `json:"listPath"`
+		Columns  map[string]string `json:"columns"`
+	} `json:"postgres,omitempty"`
+}
+
+// Duration is a time.Duration written as "30s" in JSON.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads "30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes "30s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// LoadConfig reads and checks a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("gateway config %s: %w", path, err)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("gateway config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) check() error {
+	var errs []error
+	if !catalog.ValidMemberCode(c.Member) {
+		errs = append(errs, fmt.Errorf("member %q is not an agency code", c.Member))
+	}
+	if id, err := catalog.ParseSystemID(c.System); err != nil {
+		errs = append(errs, err)
+	} else if id.Member != c.Member {
+		errs = append(errs, fmt.Errorf("gateway system %s is not a system of member %s", c.System, c.Member))
+	}
+	for name, v := range map[string]string{
+		"identity.keyFile": c.Identity.KeyFile, "identity.certFile": c.Identity.CertFile,
+		"controlPlane.url": c.ControlPlane.URL, "controlPlane.tokenFile": c.ControlPlane.TokenFile,
+		"stateDir": c.StateDir, "maskingKeyFile": c.MaskingKeyFile, "auditFile": c.AuditFile,
+	} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	if c.Outbound.Listen == "" && c.Inbound.Listen == "" {
+		errs = append(errs, errors.New("at least one of outbound.listen and inbound.listen is required"))
+	}
+	for ref, b := range c.Backends {
+		if (b.REST == nil) == (b.Postgres == nil) {
+			errs = append(errs, fmt.Errorf("backend %s needs exactly one of rest and postgres", ref))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) instance() string {
+	if c.Instance == "" {
+		return catalog.DefaultInstance
+	}
+	return c.Instance
+}
+
+func orDefault(d Duration, def time.Duration) time.Duration {
+	if d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
+func orDefaultBytes(n, def int64) int64 {
+	if n <= 0 {
+		return def
+	}
+	return n
+}

@@ -1,0 +1,234 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway"
+)
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestQueryReturnsOnlyGrantedFields(t *testing.T) {
+	f := newFederation(t)
+	c := f.systemClient(insurance)
+
+	a := f.get(c, recordPath+citizenID, purposeHeader())
+	if a.status != http.StatusOK {
+		t.Fatalf("granted read: %d %s", a.status, a.raw)
+	}
+	if got := keys(a.body); !slices.Equal(got, []string{"dateOfBirth", "fullName", "personalId", "sex"}) {
+		t.Errorf("fields = %v", got)
+	}
+	if id, _ := a.body["personalId"].(string); !strings.HasPrefix(id, "hmac-sha256:") || strings.Contains(a.raw, citizenID) {
+		t.Errorf("personalId not masked: %s", a.raw)
+	}
+	if strings.Contains(a.raw, "Không") || strings.Contains(a.raw, "Hàng Bạc") {
+		t.Errorf("ungranted value leaked: %s", a.raw)
+	}
+	if a.header.Get(gateway.HeaderExchangeID) == "" || a.header.Get(gateway.HeaderHash) == "" {
+		t.Errorf("answer lacks exchange id or request hash: %v", a.header)
+	}
+
+	// fields= narrows; it can never widen.
+	a = f.get(c, recordPath+citizenID+"?fields=fullName", purposeHeader())
+	if got := keys(a.body); a.status != 200 || !slices.Equal(got, []string{"fullName"}) {
+		t.Errorf("fields=fullName: %d %v", a.status, got)
+	}
+	a = f.get(c, recordPath+citizenID+"?fields=religion,ethnicity", purposeHeader())
+	if a.status != http.StatusForbidden || strings.Contains(a.raw, "Không") {
+		t.Errorf("fields=religion widened: %d %s", a.status, a.raw)
+	}
+
+	// Another purpose, no purpose, an unknown record.
+	if a := f.get(c, recordPath+citizenID, map[string]string{gateway.HeaderPurpose: "9.999999"}); a.status != http.StatusForbidden {
+		t.Errorf("ungranted purpose: %d", a.status)
+	}
+	if a := f.get(c, recordPath+citizenID, nil); a.status != http.StatusBadRequest {
+		t.Errorf("no purpose: %d", a.status)
+	}
+	if a := f.get(c, recordPath+"001099999999", purposeHeader()); a.status != http.StatusNotFound {
+		t.Errorf("unknown record: %d", a.status)
+	}
+}
+
+func TestIdentityComesOnlyFromTheCertificate(t *testing.T) {
+	f := newFederation(t)
+	// A header naming a granted consumer changes nothing for a system that
+	// holds no grant: identity comes from the certificate.
+	ctx := context.Background()
+	const other = "VN:GOV:000.00.00.G14:HTTTKHAC"
+	if _, err := f.svc.AddSystem(ctx, f.admin, catalog.System{ID: other, Name: "other", SecurityLevel: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Assess(ctx, f.admin, other, catalog.Assessment{Level: 3, AssessedBy: "A05", Reference: "r", ValidUntil: time.Now().Add(time.Hour * 24)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.consumer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.provider.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spoof := map[string]string{gateway.HeaderPurpose: purpose, gateway.HeaderConsumer: insurance, "X-Road-Client": "VN/GOV/000.00.00.G14/CSDLBH"}
+	a := f.get(f.systemClient(other), recordPath+citizenID, spoof)
+	if a.status != http.StatusForbidden || strings.Contains(a.raw, "Nguyễn") {
+		t.Fatalf("spoofed identity header: %d %s", a.status, a.raw)
+	}
+
+	// A system of another member may not use this member's gateway.
+	if a := f.get(f.systemClient(population), recordPath+citizenID, purposeHeader()); a.status != http.StatusForbidden {
+		t.Errorf("foreign system: %d %s", a.status, a.raw)
+	}
+	// No certificate, or a certificate from another CA: no TLS session at all.
+	if _, err := f.call(f.clientWith(nil), http.MethodGet, recordPath+citizenID, purposeHeader(), ""); err == nil {
+		t.Error("request without a client certificate was served")
+	}
+	if _, err := f.call(f.clientWith(selfSigned(t, "spiffe://lienthong.vn/GOV/000.00.00.G14/CSDLBH", time.Now().Add(time.Hour))), http.MethodGet, recordPath+citizenID, purposeHeader(), ""); err == nil {
+		t.Error("certificate from another CA was accepted")
+	}
+}
+
+func TestVerifyAnswersMatchNeverValues(t *testing.T) {
+	f := newFederation(t)
+	c := f.systemClient(insurance)
+	path := "/v/" + population + "/population/" + citizenID
+	post := func(body string) answer {
+		a, err := f.call(c, http.MethodPost, path, map[string]string{gateway.HeaderPurpose: purpose, "Content-Type": "application/json"}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := post(`{"attributes":{"dateOfBirth":"1990-05-01","fullName":"Nguyễn Văn Ân"}}`)
+	if a.status != http.StatusOK {
+		t.Fatalf("verify: %d %s", a.status, a.raw)
+	}
+	res, _ := a.body["results"].(map[string]any)
+	if res["dateOfBirth"] != "match" || res["fullName"] != "no_match" {
+		t.Errorf("results = %v", res)
+	}
+	if strings.Contains(a.raw, "Nguyễn Văn An") || strings.Contains(a.raw, "1990-05-01") {
+		t.Errorf("verify leaked a stored value: %s", a.raw)
+	}
+	if a := post(`{"attributes":{"religion":"Không"}}`); a.status != http.StatusForbidden || strings.Contains(a.raw, "match") {
+		t.Errorf("verify of an ungranted field: %d %s", a.status, a.raw)
+	}
+}
+
+func TestBadBackendAnswersAreRefused(t *testing.T) {
+	f := newFederation(t)
+	c := f.systemClient(insurance)
+	for id, why := range map[string]string{"001090000003": "invalid against the schema", "001090000004": "duplicate key"} {
+		a := f.get(c, recordPath+id, purposeHeader())
+		if a.status != http.StatusBadGateway || strings.Contains(a.raw, "smuggled") || strings.Contains(a.raw, "robot") {
+			t.Errorf("%s: %d %s", why, a.status, a.raw)
+		}
+	}
+}
+
+func TestRevocationReachesTheGatewayAtTheNextPull(t *testing.T) {
+	f := newFederation(t)
+	ctx := context.Background()
+	c := f.systemClient(insurance)
+	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusOK {
+		t.Fatalf("before revocation: %d", a.status)
+	}
+	before := f.provider.PolicyRevision()
+	if _, err := f.svc.RevokeGrant(ctx, f.admin, f.grantID, "case closed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.provider.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.provider.PolicyRevision() == before {
+		t.Fatal("policy revision did not move")
+	}
+	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusForbidden || !strings.Contains(a.raw, "no_grant") && !strings.Contains(a.raw, "grant") {
+		t.Fatalf("after revocation: %d %s", a.status, a.raw)
+	}
+}
+
+func TestStaleConfigurationDenies(t *testing.T) {
+	f := newFederation(t)
+	c := f.systemClient(insurance)
+	f.clock.Store(int64(11 * time.Minute))
+	a := f.get(c, recordPath+citizenID, purposeHeader())
+	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.raw, "stale") {
+		t.Fatalf("stale configuration: %d %s", a.status, a.raw)
+	}
+	f.clock.Store(0)
+	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusOK {
+		t.Fatalf("fresh again: %d", a.status)
+	}
+}
+
+func TestBothGatewaysAuditEveryExchange(t *testing.T) {
+	f := newFederation(t)
+	c := f.systemClient(insurance)
+	ok := f.get(c, recordPath+citizenID, purposeHeader())
+	denied := f.get(c, recordPath+citizenID+"?fields=religion", purposeHeader())
+	for member, file := range f.auditFile {
+		fh, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []map[string]any
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var r map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("%s audit line: %v", member, err)
+			}
+			recs = append(recs, r)
+			if strings.Contains(sc.Text(), citizenID) || strings.Contains(sc.Text(), "Nguyễn") {
+				t.Errorf("%s audit record holds a clear id or value: %s", member, sc.Text())
+			}
+		}
+		fh.Close()
+		ids := map[string]float64{}
+		for _, r := range recs {
+			ids[r["exchangeId"].(string)] = r["status"].(float64)
+		}
+		if ids[ok.header.Get(gateway.HeaderExchangeID)] != 200 || ids[denied.header.Get(gateway.HeaderExchangeID)] != 403 {
+			t.Errorf("%s audit lacks the exchanges: %v", member, ids)
+		}
+	}
+}
+
+// selfSigned makes a client certificate from a CA nobody trusts.
+func selfSigned(t *testing.T, spiffe string, notAfter time.Time) *tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u, _ := url.Parse(spiffe)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "rogue"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: notAfter, URIs: []*url.URL{u}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}

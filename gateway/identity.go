@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/certs"
+	"github.com/lienthong/lienthong/controlplane/client"
+)
+
+// loadIdentity reads the gateway's key and certificate chain from disk.
+func loadIdentity(cfg *Config) (*tls.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(cfg.Identity.CertFile, cfg.Identity.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("gateway identity: %w (enrol the gateway system first: lienthong system enroll --system %s)", err, cfg.System)
+	}
+	if info, err := os.Stat(cfg.Identity.KeyFile); err == nil && info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("gateway identity: key %s is readable by others (mode %v); chmod 600 it", cfg.Identity.KeyFile, info.Mode().Perm())
+	}
+	return &pair, nil
+}
+
+// renewer returns the Rotator's renewal function: a new key made here (it
+// never leaves the machine), a CSR to the control plane, which signs only
+// while the gateway system's assessment is current, and the files on disk
+// replaced so a restart starts from the newest certificate.
+func renewer(cfg *Config, cp *client.Client, trustDomain func() string) func(context.Context) (tls.Certificate, error) {
+	return func(ctx context.Context) (tls.Certificate, error) {
+		id, err := catalog.ParseSystemID(cfg.System)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		keyPEM, csrPEM, err := certs.GenerateKeyAndCSR(id, trustDomain())
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
+		}
+		enr, err := cp.Enroll(ctx, cfg.System, csrPEM)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
+		}
+		pair, err := tls.X509KeyPair([]byte(enr.ChainPEM), keyPEM)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
+		}
+		if err := writeFileAtomic(cfg.Identity.KeyFile, keyPEM); err != nil {
+			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
+		}
+		if err := writeFileAtomic(cfg.Identity.CertFile, []byte(enr.ChainPEM)); err != nil {
+			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
+		}
+		return pair, nil
+	}
+}
+
+// loadMaskingKey reads the provider's HMAC key, making one on first start.
+func loadMaskingKey(path string) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		key = make([]byte, 32)
+		if _, err := randRead(key); err != nil {
+			return nil, err
+		}
+		return key, writeFileAtomic(path, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("masking key: %w", err)
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("masking key %s: %d bytes, need at least 32", path, len(key))
+	}
+	return key, nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

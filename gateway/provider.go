@@ -1,0 +1,423 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lienthong/lienthong/adapters"
+	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/internal/problem"
+	"github.com/lienthong/lienthong/policies"
+)
+
+// exchange carries what one provider-side exchange learned, for its audit
+// record, whatever the outcome.
+type exchange struct {
+	start    time.Time
+	rec      audit.Record
+	decision *policies.Decision
+}
+
+// providerHandler serves peer gateways: /r/ queries and /v/ verifications.
+func (g *Gateway) providerHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /r/{provider}/{dataset}/{path...}", g.serveQuery)
+	mux.HandleFunc("POST /v/{provider}/{dataset}/{record}", g.serveVerify)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path} or POST /v/{provider}/{dataset}/{record}"))
+	})
+	return mux
+}
+
+// admit checks everything that comes before the decision: fresh
+// configuration, the peer gateway's identity, the consumer it speaks for,
+// and that this gateway serves the dataset.
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, x *exchange, mode catalog.Mode) (*state, *dataset, bool) {
+	x.rec.Side, x.rec.Mode = "provider", string(mode)
+	x.rec.Provider, x.rec.Dataset = r.PathValue("provider"), r.PathValue("dataset")
+	x.rec.Purpose, x.rec.Case = r.Header.Get(HeaderPurpose), r.Header.Get(HeaderCase)
+	x.rec.ExchangeID = r.Header.Get(HeaderExchangeID)
+	if x.rec.ExchangeID == "" || len(x.rec.ExchangeID) > 64 {
+		x.rec.ExchangeID = catalog.NewID("exc")
+	}
+	st, err := g.sync.fresh()
+	if err != nil {
+		g.refuse(w, r, x, http.StatusServiceUnavailable, "stale-configuration", err.Error())
+		return nil, nil, false
+	}
+	x.rec.PolicyRevision = st.engine.Revision()
+	peer, err := g.peerSystem(r, st)
+	if err != nil {
+		g.refuse(w, r, x, http.StatusForbidden, "unknown-peer", err.Error())
+		return nil, nil, false
+	}
+	consumer := r.Header.Get(HeaderConsumer)
+	x.rec.Consumer = consumer
+	if memberOfSystem(consumer) == "" || memberOfSystem(consumer) != st.gatewayMember[peer] {
+		g.refuse(w, r, x, http.StatusForbidden, "consumer-not-of-peer",
+			fmt.Sprintf("the gateway of member %s may only speak for its own systems; %q is not one", st.gatewayMember[peer], consumer))
+		return nil, nil, false
+	}
+	if st.revokedSystem[consumer] {
+		g.refuse(w, r, x, http.StatusForbidden, "system-revoked", "consumer system "+consumer+" has been revoked")
+		return nil, nil, false
+	}
+	if x.rec.Purpose == "" {
+		g.refuse(w, r, x, http.StatusBadRequest, "purpose-required", "the "+HeaderPurpose+" header (a public-service procedure code) is required")
+		return nil, nil, false
+	}
+	ref := x.rec.Provider + "/" + x.rec.Dataset
+	ds, ok := st.documents[ref]
+	if !ok || memberOfSystem(x.rec.Provider) != g.cfg.Member {
+		g.refuse(w, r, x, http.StatusNotFound, "unknown-dataset", "this gateway serves no dataset "+ref)
+		return nil, nil, false
+	}
+	return st, ds, true
+}
+
+// peerSystem maps the verified client certificate to a registered gateway
+// system. The TLS layer has already checked the chain and revocation.
+func (g *Gateway) peerSystem(r *http.Request, st *state) (string, error) {
+	id, err := systemOf(r, g.trustDomain(st), g.cfg.instance())
+	if err != nil {
+		return "", err
+	}
+	if _, ok := st.gatewayMember[id]; !ok {
+		return "", fmt.Errorf("%s is not a registered gateway", id)
+	}
+	return id, nil
+}
+
+// decide asks the policy engine and refuses with the decision's reasons.
+func (g *Gateway) decide(w http.ResponseWriter, r *http.Request, x *exchange, st *state, mode catalog.Mode, fields []string) (*policies.Decision, bool) {
+	d, err := st.engine.Decide(r.Context(), policies.Input{
+		Consumer: policies.Consumer{ID: x.rec.Consumer}, Provider: x.rec.Provider, Dataset: x.rec.Dataset,
+		Fields: fields, Mode: mode, Purpose: x.rec.Purpose,
+	})
+	if err != nil {
+		g.log.Error("policy evaluation failed", "exchange", x.rec.ExchangeID, "error", err.Error())
+		g.refuse(w, r, x, http.StatusServiceUnavailable, "policy-error", "the policy could not be evaluated")
+		return nil, false
+	}
+	x.decision = &d
+	x.rec.GrantID = d.GrantID
+	for _, reason := range d.Reasons {
+		x.rec.Reasons = append(x.rec.Reasons, reason.Code)
+	}
+	if !d.Allow {
+		msgs := make([]string, 0, len(d.Reasons))
+		for _, reason := range d.Reasons {
+			msgs = append(msgs, reason.Code+": "+reason.Message)
+		}
+		g.refuse(w, r, x, http.StatusForbidden, "access-denied", strings.Join(msgs, "; "))
+		return nil, false
+	}
+	return &d, true
+}
+
+// serveQuery answers GET /r/{provider}/{dataset}/{path...}.
+func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{start: time.Now()}
+	st, ds, ok := g.admit(w, r, x, catalog.ModeQuery)
+	if !ok {
+		return
+	}
+	query := r.URL.Query()
+	var asked []string
+	if f := query.Get("fields"); f != "" {
+		asked = strings.Split(f, ",")
+	}
+	query.Del("fields")
+	d, ok := g.decide(w, r, x, st, catalog.ModeQuery, asked)
+	if !ok {
+		return
+	}
+	adapter, ok := g.adapters[ds.info.Provider+"/"+ds.info.Code]
+	if !ok {
+		g.refuse(w, r, x, http.StatusServiceUnavailable, "no-backend", "no backend is configured for this dataset")
+		return
+	}
+	path := r.PathValue("path")
+	x.rec.Subject = g.subject(path)
+	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
+	defer cancel()
+	resp, err := adapter.Fetch(ctx, adapters.Request{Dataset: ds.catalogDataset(), Path: path, Query: query, Fields: d.Fields, RowScope: d.RowScope})
+	if err != nil {
+		g.backendError(w, r, x, err)
+		return
+	}
+	defer resp.Body.Close()
+	plan, err := projection.NewPlan(d.Fields, d.Masks, g.masker)
+	if err != nil {
+		g.log.Error("projection plan", "exchange", x.rec.ExchangeID, "error", err.Error())
+		g.refuse(w, r, x, http.StatusInternalServerError, "internal", "the decision could not be applied")
+		return
+	}
+	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validator.Validate}
+	if d.RowScope != nil && !resp.Scoped {
+		opts.Keep = rowScopeFilter(d.RowScope)
+	}
+	var out bytes.Buffer
+	stats, err := plan.Project(&out, resp.Body, opts)
+	if err != nil {
+		g.invalidResponses.Add(1)
+		g.log.Warn("backend answer refused", "exchange", x.rec.ExchangeID, "dataset", ds.info.Provider+"/"+ds.info.Code, "error", err.Error())
+		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answered with data that does not match the dataset; nothing was passed on")
+		return
+	}
+	if stats.Records == 0 && stats.Filtered > 0 && out.Len() == 0 {
+		g.refuse(w, r, x, http.StatusNotFound, "not-found", "no such record within the grant")
+		return
+	}
+	x.rec.Fields = d.Fields
+	g.answer(w, r, x, http.StatusOK, "application/json", out.Bytes())
+}
+
+// verifyRequest is the body of POST /v/...: claimed values by field path.
+type verifyRequest struct {
+	Attributes map[string]json.RawMessage `json:"attributes"`
+}
+
+// serveVerify answers match / no_match per claimed attribute, never a value.
+func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{start: time.Now()}
+	st, ds, ok := g.admit(w, r, x, catalog.ModeVerify)
+	if !ok {
+		return
+	}
+	var in verifyRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, orDefaultBytes(g.cfg.MaxRequestBytes, 1<<20)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || len(in.Attributes) == 0 {
+		status := http.StatusBadRequest
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		g.refuse(w, r, x, status, "invalid-input", `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
+		return
+	}
+	fields := make([]string, 0, len(in.Attributes))
+	for f := range in.Attributes {
+		fields = append(fields, f)
+	}
+	d, ok := g.decide(w, r, x, st, catalog.ModeVerify, fields)
+	if !ok {
+		return
+	}
+	allowed := map[string]bool{}
+	for _, f := range d.Fields {
+		allowed[f] = true
+	}
+	var missing []string
+	for _, f := range fields {
+		if !allowed[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		g.refuse(w, r, x, http.StatusForbidden, "access-denied", "no grant in verify mode covers "+strings.Join(missing, ", "))
+		return
+	}
+	adapter, ok := g.adapters[ds.info.Provider+"/"+ds.info.Code]
+	if !ok {
+		g.refuse(w, r, x, http.StatusServiceUnavailable, "no-backend", "no backend is configured for this dataset")
+		return
+	}
+	record := r.PathValue("record")
+	x.rec.Subject = g.subject(record)
+	path := strings.ReplaceAll(g.recordPath(ds), "{id}", url.PathEscape(record))
+	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
+	defer cancel()
+	resp, err := adapter.Fetch(ctx, adapters.Request{Dataset: ds.catalogDataset(), Path: path, Fields: d.Fields, RowScope: d.RowScope})
+	if err != nil {
+		g.backendError(w, r, x, err)
+		return
+	}
+	defer resp.Body.Close()
+	// Compare against the stored values, unmasked, inside this process only.
+	plan, err := projection.NewPlan(d.Fields, nil, nil)
+	if err != nil {
+		g.refuse(w, r, x, http.StatusInternalServerError, "internal", "the decision could not be applied")
+		return
+	}
+	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validator.Validate}
+	if d.RowScope != nil && !resp.Scoped {
+		opts.Keep = rowScopeFilter(d.RowScope)
+	}
+	var buf bytes.Buffer
+	stats, err := plan.Project(&buf, resp.Body, opts)
+	if err != nil || stats.Records != 1 {
+		if err == nil {
+			g.refuse(w, r, x, http.StatusNotFound, "not-found", "no such record within the grant")
+			return
+		}
+		g.invalidResponses.Add(1)
+		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answered with data that does not match the dataset")
+		return
+	}
+	var stored any
+	dec = json.NewDecoder(&buf)
+	dec.UseNumber()
+	if err := dec.Decode(&stored); err != nil {
+		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answer could not be read")
+		return
+	}
+	results := map[string]string{}
+	for f, claimed := range in.Attributes {
+		results[f] = "no_match"
+		if v, ok := lookup(stored, f); ok && sameJSON(claimed, v) {
+			results[f] = "match"
+		}
+	}
+	x.rec.Fields = fields
+	body, _ := json.Marshal(map[string]any{"exchangeId": x.rec.ExchangeID, "results": results})
+	g.answer(w, r, x, http.StatusOK, "application/json", body)
+}
+
+// answer writes the audit record, then the response: nothing leaves unless
+// the record is accepted.
+func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, x *exchange, status int, contentType string, body []byte) {
+	x.rec.Status, x.rec.Bytes = status, int64(len(body))
+	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, nil)
+	if !g.audit(r.Context(), x) {
+		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "audit-unavailable", "the exchange could not be recorded, so it was not completed"))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set(HeaderExchangeID, x.rec.ExchangeID)
+	h.Set(HeaderHash, x.rec.RequestHash)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// refuse answers with a problem, audited like any answer. Details name rules
+// and fields, never values.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, x *exchange, status int, kind, detail string) {
+	p := problem.New(status, kind, detail)
+	p.Instance = r.URL.Path
+	body, _ := json.Marshal(p)
+	x.rec.Status = status
+	if x.rec.Time.IsZero() {
+		x.rec.Time = time.Now().UTC()
+	}
+	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, nil)
+	if !g.audit(r.Context(), x) && status < 500 {
+		status = http.StatusServiceUnavailable
+		p = problem.New(status, "audit-unavailable", "the exchange could not be recorded")
+		body, _ = json.Marshal(p)
+	}
+	h := w.Header()
+	h.Set("Content-Type", problem.ContentType)
+	if x.rec.ExchangeID != "" {
+		h.Set(HeaderExchangeID, x.rec.ExchangeID)
+		h.Set(HeaderHash, x.rec.RequestHash)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func (g *Gateway) audit(ctx context.Context, x *exchange) bool {
+	if x.rec.Time.IsZero() {
+		x.rec.Time = time.Now().UTC()
+	}
+	x.rec.LatencyMS = float64(time.Since(x.start).Microseconds()) / 1000
+	if err := g.sink.Write(context.WithoutCancel(ctx), &x.rec); err != nil {
+		g.log.Error("audit record refused", "exchange", x.rec.ExchangeID, "error", err.Error())
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
+	switch {
+	case errors.Is(err, adapters.ErrNotFound):
+		g.refuse(w, r, x, http.StatusNotFound, "not-found", "no such record")
+	case errors.Is(err, adapters.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		g.refuse(w, r, x, http.StatusGatewayTimeout, "backend-timeout", "the provider's backend did not answer in time")
+	default:
+		g.log.Warn("backend failed", "exchange", x.rec.ExchangeID, "error", err.Error())
+		g.refuse(w, r, x, http.StatusBadGateway, "backend-error", "the provider's backend failed")
+	}
+}
+
+// subject is the audit form of a record id: a keyed hash, so the log can be
+// searched for one citizen without holding anyone's id in clear.
+func (g *Gateway) subject(id string) string {
+	if id == "" {
+		return ""
+	}
+	return g.masker.Hash([]byte(strconv.Quote(id)))
+}
+
+func (g *Gateway) recordPath(ds *dataset) string {
+	if b, ok := g.cfg.Backends[ds.info.Provider+"/"+ds.info.Code]; ok && b.RecordPath != "" {
+		return b.RecordPath
+	}
+	return "{id}"
+}
+
+func (d *dataset) catalogDataset() *catalog.Dataset {
+	return &catalog.Dataset{System: d.info.Provider, Code: d.info.Code, Version: d.info.Version, Digest: d.info.Digest,
+		RecordSchema: d.info.RecordSchema, Document: d.document}
+}
+
+// rowScopeFilter keeps records whose scope field holds an allowed value.
+func rowScopeFilter(rs *catalog.RowScope) func(any) bool {
+	allowed := map[string]bool{}
+	for _, v := range rs.Values {
+		allowed[v] = true
+	}
+	return func(rec any) bool {
+		v, ok := lookup(rec, rs.Field)
+		if !ok {
+			return false
+		}
+		switch t := v.(type) {
+		case string:
+			return allowed[t]
+		case json.Number:
+			return allowed[t.String()]
+		}
+		return false
+	}
+}
+
+// lookup walks a dotted path through decoded JSON objects.
+func lookup(v any, path string) (any, bool) {
+	for _, seg := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[seg]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// sameJSON compares a claimed value with a stored one by their canonical JSON.
+func sameJSON(claimed json.RawMessage, stored any) bool {
+	var c any
+	dec := json.NewDecoder(bytes.NewReader(claimed))
+	dec.UseNumber()
+	if dec.Decode(&c) != nil {
+		return false
+	}
+	a, err1 := json.Marshal(c)
+	b, err2 := json.Marshal(stored)
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
+}

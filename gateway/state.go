@@ -1,0 +1,298 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/certs"
+	"github.com/lienthong/lienthong/controlplane/client"
+	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/policies"
+)
+
+// state is one consistent view of the federation as the gateway last pulled
+// it: peers, datasets, the policy engine, trust. It is replaced whole, never
+// changed in place, so a request sees one revision from start to end.
+type state struct {
+	config   service.GatewayConfig
+	engine   *policies.Engine
+	syncedAt time.Time
+	// gateways by member, and the member of each gateway identity system.
+	gateways      map[string]catalog.Gateway
+	gatewayMember map[string]string
+	revokedSystem map[string]bool
+	// documents of this member's datasets, by "<provider>/<code>".
+	documents map[string]*dataset
+}
+
+// dataset is one of the member's published datasets as the provider side
+// needs it: its document's validator.
+type dataset struct {
+	info      service.GatewayDataset
+	document  []byte
+	validator *projection.Validator
+}
+
+// syncer pulls the signed configuration and the policy bundle from the
+// control plane, keeps the last good copy on disk, and says when it is stale.
+type syncer struct {
+	cfg   *Config
+	cp    *client.Client
+	trust *certs.TrustStore
+	log   *slog.Logger
+	now   func() time.Time
+	key   policies.VerificationKey
+
+	current    atomic.Pointer[state]
+	bundleETag string
+	bundle     []byte
+}
+
+// Files in the state directory.
+const (
+	fileVerificationKey = "verification-key.json"
+	fileConfig          = "gateway-config.json"
+	fileConfigSignature = "gateway-config.sig"
+	fileBundle          = "policy-bundle.tar.gz"
+	fileSyncedAt        = "synced-at"
+)
+
+// errStale is returned by fresh when the configuration is too old to trust.
+var errStale = errors.New("configuration is stale")
+
+// fresh returns the current state, or an error when there is none or it is
+// older than the allowed staleness: deny by default.
+func (s *syncer) fresh() (*state, error) {
+	st := s.current.Load()
+	if st == nil {
+		return nil, fmt.Errorf("%w: no configuration has been pulled from the control plane yet", errStale)
+	}
+	limit := orDefault(s.cfg.MaxStaleness, 10*time.Minute)
+	if age := s.now().Sub(st.syncedAt); age > limit {
+		return nil, fmt.Errorf("%w: the last successful pull was %s ago, at %s; the limit is %s", errStale, age.Round(time.Second), st.syncedAt.UTC().Format(time.RFC3339), limit)
+	}
+	return st, nil
+}
+
+// loadKey fetches the verification key, falling back to the copy on disk
+// when the control plane cannot be reached; it is stored for the next start.
+func (s *syncer) loadKey(ctx context.Context) error {
+	path := filepath.Join(s.cfg.StateDir, fileVerificationKey)
+	key, err := s.cp.VerificationKey(ctx)
+	if err == nil {
+		s.key = key
+		pemBytes, perr := policies.PublicKeyPEM(key.Key)
+		if perr != nil {
+			return perr
+		}
+		raw, _ := json.Marshal(map[string]string{"keyId": key.KeyID, "publicKeyPem": string(pemBytes)})
+		return writeFileAtomic(path, raw)
+	}
+	raw, rerr := os.ReadFile(path)
+	if rerr != nil {
+		return fmt.Errorf("verification key: control plane unreachable (%v) and no stored copy: %w", err, rerr)
+	}
+	var stored struct{ KeyID, PublicKeyPem string }
+	if jerr := json.Unmarshal(raw, &stored); jerr != nil {
+		return fmt.Errorf("verification key: stored copy: %w", jerr)
+	}
+	s.key, err = policies.VerificationKeyFromPEM(stored.KeyID, []byte(stored.PublicKeyPem))
+	return err
+}
+
+// restore loads the last good configuration from disk, verifying its
+// signature again, so a restart during an outage serves until it is stale.
+func (s *syncer) restore(ctx context.Context) error {
+	body, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileConfig))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	sig, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileConfigSignature))
+	if err != nil {
+		return err
+	}
+	if err := client.VerifyGatewayConfig(s.key, body, string(sig)); err != nil {
+		return fmt.Errorf("stored configuration: %w", err)
+	}
+	bundle, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileBundle))
+	if err != nil {
+		return err
+	}
+	at, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileSyncedAt))
+	if err != nil {
+		return err
+	}
+	syncedAt, err := time.Parse(time.RFC3339Nano, string(bytes.TrimSpace(at)))
+	if err != nil {
+		return err
+	}
+	return s.install(ctx, body, bundle, syncedAt, false)
+}
+
+// pull fetches the configuration and (if changed) the bundle, verifies
+// both, and installs them. A failure keeps the previous state.
+func (s *syncer) pull(ctx context.Context) error {
+	body, sig, err := s.cp.GatewayConfigSigned(ctx, s.key)
+	if err != nil {
+		return err
+	}
+	archive, etag, notModified, err := s.cp.PolicyBundleIfChanged(ctx, s.bundleETag)
+	if err != nil {
+		return err
+	}
+	if notModified {
+		archive = s.bundle
+	}
+	if err := s.install(ctx, body, archive, s.now(), true); err != nil {
+		return err
+	}
+	s.bundleETag = etag
+	for name, data := range map[string][]byte{fileConfig: body, fileConfigSignature: []byte(sig), fileBundle: archive,
+		fileSyncedAt: []byte(s.now().UTC().Format(time.RFC3339Nano))} {
+		if err := writeFileAtomic(filepath.Join(s.cfg.StateDir, name), data); err != nil {
+			return fmt.Errorf("keep last good configuration: %w", err)
+		}
+	}
+	return nil
+}
+
+// install verifies and activates one configuration and bundle.
+func (s *syncer) install(ctx context.Context, body, archive []byte, syncedAt time.Time, fetchDocs bool) error {
+	var cfg service.GatewayConfig
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return fmt.Errorf("gateway configuration: %w", err)
+	}
+	snap, err := policies.LoadBundle(bytes.NewReader(archive), s.key)
+	if err != nil {
+		return fmt.Errorf("policy bundle: %w", err)
+	}
+	prev := s.current.Load()
+	engine := policies.NewEngine(policies.WithClock(s.now))
+	if prev != nil && prev.engine.Revision() == snap.Revision {
+		engine = prev.engine
+	} else if err := engine.Load(ctx, snap); err != nil {
+		return fmt.Errorf("policy bundle %s: %w", snap.Revision, err)
+	}
+	st := &state{
+		config: cfg, engine: engine, syncedAt: syncedAt,
+		gateways: map[string]catalog.Gateway{}, gatewayMember: map[string]string{},
+		revokedSystem: map[string]bool{}, documents: map[string]*dataset{},
+	}
+	for _, g := range cfg.Gateways {
+		st.gateways[g.Member] = g
+		st.gatewayMember[g.System] = g.Member
+	}
+	if cfg.Trust != nil {
+		for _, id := range cfg.Trust.RevokedSystems {
+			st.revokedSystem[id] = true
+		}
+		roots, err := certs.ParseCertificatesPEM([]byte(cfg.Trust.RootsPEM))
+		if err != nil {
+			return fmt.Errorf("trust roots: %w", err)
+		}
+		if s.trust == nil {
+			if s.trust, err = certs.NewTrustStore(roots, cfg.Trust.RevokedSerials); err != nil {
+				return fmt.Errorf("trust roots: %w", err)
+			}
+		} else if err := s.trust.Update(roots, cfg.Trust.RevokedSerials); err != nil {
+			return fmt.Errorf("trust roots: %w", err)
+		}
+	} else {
+		return errors.New("gateway configuration carries no trust roots")
+	}
+	for _, d := range cfg.Datasets {
+		if memberOfSystem(d.Provider) != s.cfg.Member {
+			continue
+		}
+		ref := d.Provider + "/" + d.Code
+		if prev != nil {
+			if old, ok := prev.documents[ref]; ok && old.info.Digest == d.Digest {
+				st.documents[ref] = old
+				continue
+			}
+		}
+		doc, err := s.document(ctx, d, fetchDocs)
+		if err != nil {
+			return err
+		}
+		v, err := projection.NewValidator(doc, d.RecordSchema)
+		if err != nil {
+			return fmt.Errorf("dataset %s: %w", ref, err)
+		}
+		st.documents[ref] = &dataset{info: d, document: doc, validator: v}
+	}
+	s.current.Store(st)
+	if prev == nil || prev.config.Revision != cfg.Revision {
+		s.log.Info("configuration installed", "revision", cfg.Revision, "policy_revision", snap.Revision, "peers", len(cfg.Gateways), "datasets", len(st.documents))
+	}
+	s.bundle = archive
+	return nil
+}
+
+// document returns a dataset document, from disk when its digest matches,
+// else from the control plane (when allowed), kept on disk by digest.
+func (s *syncer) document(ctx context.Context, d service.GatewayDataset, fetch bool) ([]byte, error) {
+	path := filepath.Join(s.cfg.StateDir, "documents", d.Digest)
+	if doc, err := os.ReadFile(path); err == nil && sha256Hex(doc) == d.Digest {
+		return doc, nil
+	}
+	if !fetch {
+		return nil, fmt.Errorf("dataset %s/%s: document %s not kept on disk", d.Provider, d.Code, d.Digest)
+	}
+	doc, err := s.cp.DatasetDocument(ctx, d.Provider, d.Code, d.Version)
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s/%s: %w", d.Provider, d.Code, err)
+	}
+	if sha256Hex(doc) != d.Digest {
+		return nil, fmt.Errorf("dataset %s/%s: document digest does not match the signed configuration", d.Provider, d.Code)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return doc, writeFileAtomic(path, doc)
+}
+
+// run pulls every poll interval until ctx ends, logging failures; the
+// previous state stays in force until it goes stale.
+func (s *syncer) run(ctx context.Context) {
+	t := time.NewTicker(orDefault(s.cfg.PollInterval, 30*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.pull(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("configuration pull failed; keeping the last good configuration", "error", err.Error())
+			}
+		}
+	}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func memberOfSystem(id string) string {
+	sid, err := catalog.ParseSystemID(id)
+	if err != nil {
+		return ""
+	}
+	return sid.Member
+}
