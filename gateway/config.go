@@ -65,6 +65,12 @@ type Config struct {
 	MaxResponseBytes int64 `json:"maxResponseBytes,omitempty"`
 	// Timeout bounds one exchange end to end (default 15s).
 	Timeout Duration `json:"timeout,omitempty"`
+	// RateLimit bounds each consumer system's requests to this provider
+	// (default 100 per second, bursts of 200); past it the answer is 429.
+	RateLimit struct {
+		PerSecond float64 `json:"perSecond,omitempty"`
+		Burst     int     `json:"burst,omitempty"`
+	} `json:"rateLimit"`
 }
 
 // Listener is one listening address.
@@ -80,6 +86,8 @@ type Backend struct {
 	REST       *struct {
 		BaseURL string   `json:"baseUrl"`
 		Timeout Duration `json:"timeout,omitempty"`
+		// CAFile, when set, is the only CA trusted for an https backend.
+		CAFile string `json:"caFile,omitempty"`
 	} `json:"rest,omitempty"`
 	Postgres *struct {
 		DSN string `json:"dsn"`

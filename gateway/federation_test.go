@@ -78,7 +78,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func newFederation(t *testing.T) *federation {
+func newFederation(t *testing.T) *federation { return newFederationWith(t, nil) }
+
+// newFederationWith lets a test adjust the provider gateway's configuration.
+func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config)) *federation {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -157,11 +160,11 @@ func newFederation(t *testing.T) *federation {
 
 	f.provider = f.startGateway(mps, mpsGW, cpCA, cp.URL, map[string]gateway.Backend{
 		population + "/population": restBackend(backend.URL, "citizens/{id}"),
-	}, "", inbound, nil)
+	}, "", inbound, nil, tweakProvider)
 	f.outbound = freeAddr(t)
 	f.consumer = f.startGateway(vss, vssGW, cpCA, cp.URL, nil, f.outbound, "", []gateway.Option{
 		gateway.WithClock(func() time.Time { return time.Now().Add(time.Duration(f.clock.Load())) }),
-	})
+	}, nil)
 	trust, err := f.svc.Trust(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -202,18 +205,13 @@ func (f *federation) enroll(system, keyFile, certFile string) {
 	writeFile(f.t, certFile, []byte(enr.ChainPEM))
 }
 
-func (f *federation) startGateway(member, system, cpCA, cpURL string, backends map[string]gateway.Backend, outbound, inbound string, opts []gateway.Option) *gateway.Gateway {
+func (f *federation) startGateway(member, system, cpCA, cpURL string, backends map[string]gateway.Backend, outbound, inbound string, opts []gateway.Option, tweak func(*gateway.Config)) *gateway.Gateway {
 	t := f.t
 	t.Helper()
 	dir := filepath.Join(f.dir, member)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, tok, err := f.svc.CreateToken(context.Background(), f.admin, service.TokenRequest{Name: "gateway " + member, Role: catalog.RoleMemberAdmin, Member: member})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = tok
 	secret, _, err := f.svc.CreateToken(context.Background(), f.admin, service.TokenRequest{Name: "gateway token " + member, Role: catalog.RoleMemberAdmin, Member: member})
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +222,9 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	cfg.Identity.KeyFile, cfg.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
 	cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, cfg.ControlPlane.TokenFile = cpURL, cpCA, filepath.Join(dir, "token")
 	cfg.Outbound.Listen, cfg.Inbound.Listen = outbound, inbound
+	if tweak != nil {
+		tweak(cfg)
+	}
 	f.enroll(system, cfg.Identity.KeyFile, cfg.Identity.CertFile)
 	f.auditFile[member] = cfg.AuditFile
 
@@ -275,7 +276,7 @@ func (f *federation) clientWith(pair *tls.Certificate) *http.Client {
 	if pair != nil {
 		cfg.Certificates = []tls.Certificate{*pair}
 	}
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 64}}
 }
 
 type answer struct {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ type Gateway struct {
 
 	peersMu sync.Mutex
 	peers   map[string]*http.Client
+	// limiters holds one *rate.Limiter per consumer system.
+	limiters sync.Map
 
 	// invalidResponses counts backend answers refused by validation.
 	invalidResponses atomic.Int64
@@ -129,7 +132,19 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 
 func (g *Gateway) openBackend(ctx context.Context, b Backend) (adapters.Adapter, error) {
 	if b.REST != nil {
-		return rest.New(rest.Config{BaseURL: b.REST.BaseURL, Timeout: b.REST.Timeout.Duration})
+		rc := rest.Config{BaseURL: b.REST.BaseURL, Timeout: b.REST.Timeout.Duration}
+		if b.REST.CAFile != "" {
+			pemBytes, err := os.ReadFile(b.REST.CAFile)
+			if err != nil {
+				return nil, err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pemBytes) {
+				return nil, fmt.Errorf("%s holds no PEM certificate", b.REST.CAFile)
+			}
+			rc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		return rest.New(rc)
 	}
 	return g.openPostgres(ctx, b)
 }

@@ -232,3 +232,15 @@ func selfSigned(t *testing.T, spiffe string, notAfter time.Time) *tls.Certificat
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+func TestRateLimitPerConsumer(t *testing.T) {
+	f := newFederationWith(t, func(c *gateway.Config) { c.RateLimit.PerSecond, c.RateLimit.Burst = 0.5, 2 })
+	c := f.systemClient(insurance)
+	var statuses []int
+	for range 4 {
+		statuses = append(statuses, f.get(c, recordPath+citizenID, purposeHeader()).status)
+	}
+	if !slices.Equal(statuses, []int{200, 200, 429, 429}) {
+		t.Fatalf("statuses = %v, want two served then 429", statuses)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
@@ -72,6 +74,11 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, x *exchange, mod
 		g.refuse(w, r, x, http.StatusForbidden, "system-revoked", "consumer system "+consumer+" has been revoked")
 		return nil, nil, false
 	}
+	if !g.limiter(consumer).Allow() {
+		w.Header().Set("Retry-After", "1")
+		g.refuse(w, r, x, http.StatusTooManyRequests, "rate-limited", "consumer system "+consumer+" exceeds its request rate at this provider")
+		return nil, nil, false
+	}
 	if x.rec.Purpose == "" {
 		g.refuse(w, r, x, http.StatusBadRequest, "purpose-required", "the "+HeaderPurpose+" header (a public-service procedure code) is required")
 		return nil, nil, false
@@ -83,6 +90,22 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, x *exchange, mod
 		return nil, nil, false
 	}
 	return st, ds, true
+}
+
+// limiter returns the token bucket of one consumer system.
+func (g *Gateway) limiter(consumer string) *rate.Limiter {
+	if l, ok := g.limiters.Load(consumer); ok {
+		return l.(*rate.Limiter)
+	}
+	perSecond, burst := g.cfg.RateLimit.PerSecond, g.cfg.RateLimit.Burst
+	if perSecond <= 0 {
+		perSecond = 100
+	}
+	if burst <= 0 {
+		burst = 2 * int(perSecond)
+	}
+	l, _ := g.limiters.LoadOrStore(consumer, rate.NewLimiter(rate.Limit(perSecond), burst))
+	return l.(*rate.Limiter)
 }
 
 // peerSystem maps the verified client certificate to a registered gateway

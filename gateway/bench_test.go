@@ -1,0 +1,225 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/gateway"
+)
+
+const benchPurpose = "1.009999"
+
+// benchRecord is a citizen with 30 populated fields; the bench grant allows 8.
+const benchRecord = `{"personalId":"001090000001","oldIdNumber":"012345678","fullName":"Nguyễn Văn An","dateOfBirth":"1990-05-01","sex":"male",` +
+	`"birthRegistrationPlace":{"provinceCode":"01","districtCode":"001","wardCode":"00001","name":"Phường Hàng Bạc"},` +
+	`"homeTown":{"provinceCode":"31","districtCode":"303","wardCode":"11311","name":"Xã An Lư"},` +
+	`"ethnicity":"01","religion":"Không","nationality":"VN","maritalStatus":"married",` +
+	`"permanentResidence":{"provinceCode":"01","districtCode":"001","wardCode":"00001","addressLine":"12 Hàng Bạc"},` +
+	`"currentResidence":{"provinceCode":"01","districtCode":"001","wardCode":"00001","addressLine":"12 Hàng Bạc"},` +
+	`"idCardIssueDate":"2021-04-01","idCardIssuePlace":"Cục Cảnh sát QLHC về TTXH"}`
+
+// TestBenchGatewayPath compares, in one run and against the same backend and
+// record, (a) a direct TLS call, (b) a plain two-hop Go TLS reverse proxy and
+// (c) consumer gateway → provider gateway with decision, projection and audit.
+// It prints BENCH lines only; it asserts no timing.
+func TestBenchGatewayPath(t *testing.T) {
+	if os.Getenv("LIENTHONG_BENCH") != "1" {
+		t.Skip("benchmark report: run with LIENTHONG_BENCH=1 (make bench)")
+	}
+	backend := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, benchRecord)
+	}))
+	defer backend.Close()
+	backendCA := filepath.Join(t.TempDir(), "backend-ca.pem")
+	writeFile(t, backendCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: backend.Certificate().Raw}))
+
+	f := newFederationWith(t, func(c *gateway.Config) {
+		c.RateLimit.PerSecond = 1e6
+		var b gateway.Backend
+		raw := fmt.Sprintf(`{"recordPath":"citizens/{id}","rest":{"baseUrl":%q,"caFile":%q}}`, backend.URL, backendCA)
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			t.Fatal(err)
+		}
+		c.Backends = map[string]gateway.Backend{population + "/population": b}
+	})
+	// The bench grant: 8 of the record's 30 fields, personalId hashed.
+	eight := []string{"personalId", "fullName", "dateOfBirth", "sex", "nationality", "maritalStatus", "permanentResidence.provinceCode", "permanentResidence.wardCode"}
+	req, err := f.svc.RequestAccess(context.Background(), f.admin, service.AccessRequestInput{
+		Consumer: insurance, Provider: population, Dataset: "population", Fields: eight,
+		Purpose: catalog.Purpose{Code: benchPurpose}, ValidUntil: time.Now().Add(24 * time.Hour), Modes: []catalog.Mode{catalog.ModeQuery},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := []catalog.GrantedField{{Path: "personalId", Mask: catalog.MaskHash}}
+	for _, p := range eight[1:] {
+		granted = append(granted, catalog.GrantedField{Path: p})
+	}
+	if _, err := f.svc.Approve(context.Background(), f.admin, req.ID, service.Approval{Fields: granted}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.provider.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	headers := map[string]string{gateway.HeaderPurpose: benchPurpose}
+	gw := f.systemClient(insurance)
+	gwURL := "https://" + f.outbound + recordPath + citizenID
+	if a := f.get(gw, strings.TrimPrefix(gwURL, "https://"+f.outbound), headers); a.status != http.StatusOK || len(a.body) != 7 {
+		t.Fatalf("gateway path not serving the 8 granted fields: %d %s", a.status, a.raw)
+	}
+
+	// (b) two hops of httputil.ReverseProxy over TLS, like two gateways
+	// that decide nothing.
+	inner := httptest.NewTLSServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(mustURL(backend.URL)) },
+		Transport: pooled(backend.Client()),
+	})
+	defer inner.Close()
+	outer := httptest.NewTLSServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(mustURL(inner.URL)) },
+		Transport: pooled(inner.Client()),
+	})
+	defer outer.Close()
+
+	direct := target{"direct", &http.Client{Transport: pooled(backend.Client())}, backend.URL + "/citizens/" + citizenID, nil}
+	proxy := target{"proxy", &http.Client{Transport: pooled(outer.Client())}, outer.URL + "/citizens/" + citizenID, nil}
+	gateways := target{"gateway", gw, gwURL, headers}
+	for _, tg := range []target{direct, proxy, gateways} {
+		tg.closedLoop(t, 200) // warm up connections and caches
+	}
+	results := map[string]loadResult{}
+	for _, tg := range []target{direct, proxy, gateways} {
+		r := tg.closedLoop(t, 4000)
+		results[tg.name] = r
+		fmt.Printf("BENCH gateway %s_rps %.0f req/s\n", tg.name, r.rps)
+		fmt.Printf("BENCH gateway %s_p50 %.3f ms\n", tg.name, r.p50)
+		fmt.Printf("BENCH gateway %s_p99 %.3f ms\n", tg.name, r.p99)
+	}
+	fmt.Printf("BENCH gateway rps_ratio_gateway_over_proxy %.2f x\n", results["gateway"].rps/results["proxy"].rps)
+	a := direct.fixedRate(t, 500, 1500)
+	c := gateways.fixedRate(t, 500, 1500)
+	fmt.Printf("BENCH gateway direct_p99_at_500rps %.3f ms\n", a.p99)
+	fmt.Printf("BENCH gateway gateway_p99_at_500rps %.3f ms\n", c.p99)
+	fmt.Printf("BENCH gateway added_p99_at_500rps %.3f ms\n", c.p99-a.p99)
+}
+
+// pooled clones a test server client's transport with the connection pool
+// every hop of the gateway path has (64 idle connections per host), so the
+// baselines are not slowed by TLS handshakes the gateways do not pay.
+func pooled(c *http.Client) *http.Transport {
+	t := c.Transport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+type target struct {
+	name    string
+	client  *http.Client
+	url     string
+	headers map[string]string
+}
+
+type loadResult struct{ rps, p50, p99 float64 }
+
+func (tg target) once(t *testing.T) time.Duration {
+	req, _ := http.NewRequest(http.MethodGet, tg.url, nil)
+	for k, v := range tg.headers {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := tg.client.Do(req)
+	if err != nil {
+		t.Errorf("%s: %v", tg.name, err)
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("%s: status %d", tg.name, resp.StatusCode)
+	}
+	return time.Since(start)
+}
+
+// closedLoop sends n requests from 8 workers as fast as they are answered,
+// stopping after n or 30 s.
+func (tg target) closedLoop(t *testing.T, n int) loadResult {
+	const workers = 8
+	deadline := time.Now().Add(30 * time.Second)
+	lat := make([]time.Duration, 0, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan struct{}, n)
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for range next {
+				if time.Now().After(deadline) {
+					return
+				}
+				d := tg.once(t)
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return summarize(lat, time.Since(start))
+}
+
+// fixedRate sends n requests at rate per second, each in its own goroutine,
+// and reports their latency; bounded by n and by 30 s.
+func (tg target) fixedRate(t *testing.T, rate, n int) loadResult {
+	interval := time.Second / time.Duration(rate)
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		if time.Since(start) > 30*time.Second {
+			lat = lat[:i]
+			break
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		wg.Go(func() { lat[i] = tg.once(t) })
+	}
+	wg.Wait()
+	return summarize(lat, time.Since(start))
+}
+
+func summarize(lat []time.Duration, elapsed time.Duration) loadResult {
+	if len(lat) == 0 {
+		return loadResult{}
+	}
+	slices.Sort(lat)
+	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / float64(time.Millisecond) }
+	return loadResult{rps: float64(len(lat)) / elapsed.Seconds(), p50: ms(0.50), p99: ms(0.99)}
+}
