@@ -50,6 +50,10 @@ type Response struct {
 	// Scoped is true when the adapter applied Request.RowScope itself; when
 	// false the gateway filters records by the row scope.
 	Scoped bool
+	// Partial is true when records hold only (some of) Request.Fields, as
+	// when a database adapter selects granted columns only; the gateway then
+	// checks types and formats but not the schema's required members.
+	Partial bool
 }
 
 // Adapter fetches records of a dataset from a provider backend. It must be

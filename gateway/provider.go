@@ -186,7 +186,7 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, x, http.StatusInternalServerError, "internal", "the decision could not be applied")
 		return
 	}
-	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validator.Validate}
+	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validatorFor(resp).Validate}
 	if d.RowScope != nil && !resp.Scoped {
 		opts.Keep = rowScopeFilter(d.RowScope)
 	}
@@ -274,7 +274,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, x, http.StatusInternalServerError, "internal", "the decision could not be applied")
 		return
 	}
-	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validator.Validate}
+	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validatorFor(resp).Validate}
 	if d.RowScope != nil && !resp.Scoped {
 		opts.Keep = rowScopeFilter(d.RowScope)
 	}
@@ -390,6 +390,14 @@ func (g *Gateway) recordPath(ds *dataset) string {
 		return b.RecordPath
 	}
 	return "{id}"
+}
+
+// validatorFor picks the full or the partial schema for an answer.
+func (d *dataset) validatorFor(resp *adapters.Response) *projection.Validator {
+	if resp.Partial {
+		return d.partial
+	}
+	return d.validator
 }
 
 func (d *dataset) catalogDataset() *catalog.Dataset {

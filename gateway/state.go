@@ -41,6 +41,8 @@ type dataset struct {
 	info      service.GatewayDataset
 	document  []byte
 	validator *projection.Validator
+	// partial validates records fetched only in part (see partialDocument).
+	partial *projection.Validator
 }
 
 // syncer pulls the signed configuration and the policy bundle from the
@@ -231,7 +233,15 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, syncedAt tim
 		if err != nil {
 			return fmt.Errorf("dataset %s: %w", ref, err)
 		}
-		st.documents[ref] = &dataset{info: d, document: doc, validator: v}
+		partialDoc, err := partialDocument(doc)
+		if err != nil {
+			return fmt.Errorf("dataset %s: %w", ref, err)
+		}
+		pv, err := projection.NewValidator(partialDoc, d.RecordSchema)
+		if err != nil {
+			return fmt.Errorf("dataset %s: %w", ref, err)
+		}
+		st.documents[ref] = &dataset{info: d, document: doc, validator: v, partial: pv}
 	}
 	s.current.Store(st)
 	if prev == nil || prev.config.Revision != cfg.Revision {

@@ -293,7 +293,7 @@ func (a *Adapter) Fetch(ctx context.Context, req adapters.Request) (*adapters.Re
 	if !list && n > 1 {
 		return nil, fmt.Errorf("postgres: %s: key column %s is not unique: %w", a.table, a.key, adapters.ErrBackend)
 	}
-	return &adapters.Response{Body: body, Scoped: true}, nil
+	return &adapters.Response{Body: body, Scoped: true, Partial: true}, nil
 }
 
 // route splits a request path into list or get with its id. Paths that do
