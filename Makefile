@@ -14,9 +14,10 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 build:
 	$(GO) build -o $(BIN) ./cmd/lienthong
 
-## run: the whole federation on embedded defaults (SQLite, embedded CA, examples loaded on first start)
+## run: the whole federation on embedded defaults: control plane (SQLite, embedded CA,
+## examples loaded on first start), two agencies' gateways and a synthetic population database
 run: build
-	./$(BIN) controlplane --data-dir $(DATA_DIR) --listen $(LISTEN) --seed examples/federation.json
+	./$(BIN) up --data-dir $(DATA_DIR) --listen $(LISTEN) --seed examples/federation.json
 
 ## test: vet, then every test (PostgreSQL tests skip unless LIENTHONG_POSTGRES_DSN is set; CI sets it)
 test: vet

@@ -47,6 +47,8 @@ management API. API commands read LIENTHONG_URL, LIENTHONG_TOKEN and LIENTHONG_C
 
 	root.AddCommand(
 		newControlPlaneCommand(),
+		newGatewayCommand(),
+		newUpCommand(),
 		newWhoAmICommand(g),
 		newMemberCommand(g),
 		newSystemCommand(g),

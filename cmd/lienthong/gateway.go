@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lienthong/lienthong/gateway"
+)
+
+func newGatewayCommand() *cobra.Command {
+	var file, logLevel string
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run an agency's gateway: the mTLS door its systems and peer gateways call",
+		Long: `Run one agency's gateway from a JSON configuration file. The outbound listener
+serves the agency's own systems (GET /r/{provider}/{dataset}/{path}, POST /v/… for
+verify mode); the inbound listener serves peer gateways. Identity comes only from
+client certificates. Configuration, trust and the signed policy bundle are pulled
+from the control plane and kept on disk; past the staleness limit the gateway denies.
+See docs/gateway.md for the configuration reference.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg, err := gateway.LoadConfig(file)
+			if err != nil {
+				return err
+			}
+			gw, err := gateway.New(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			return gw.Run(cmd.Context(), func(a gateway.Addrs) {
+				fmt.Fprintf(cmd.OutOrStdout(), "lienthong gateway of %s ready: outbound %s, inbound %s\n", cfg.Member, dash(a.Outbound), dash(a.Inbound))
+			})
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "", "gateway configuration file (JSON)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

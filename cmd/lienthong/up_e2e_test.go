@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestUpPrintsWorkingCurlCommands runs `lienthong up` (what make run runs)
+// and executes the curl commands it prints, as a person would.
+func TestUpPrintsWorkingCurlCommands(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
+			t.Fatal("curl not installed; .ci/run installs it")
+		}
+		t.Skip("curl not installed")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, binary, "up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
+		"--listen", freePort(t), "--consumer-outbound", freePort(t), "--provider-inbound", freePort(t),
+		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--citizens", "300")
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var curls []string
+	deadline := time.After(90 * time.Second)
+	for len(curls) < 4 {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("lienthong up exited:\n%s", stderr.String())
+			}
+			if s := strings.TrimSpace(line); strings.HasPrefix(s, "curl ") {
+				curls = append(curls, s)
+			}
+		case <-deadline:
+			t.Fatalf("lienthong up not ready in 90s:\n%s", stderr.String())
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	run := func(line string) string {
+		out, err := exec.Command("sh", "-c", line).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		return string(out)
+	}
+	if out := run(curls[0]); !strings.Contains(out, `"fullName"`) || strings.Contains(out, `"personalId"`) {
+		t.Errorf("granted read: %s", out)
+	}
+	if out := run(curls[1]); !strings.Contains(out, `"personalId":"hmac-sha256:`) {
+		t.Errorf("masked read: %s", out)
+	}
+	if out := run(curls[2]); !strings.Contains(out, `"dateOfBirth":"match"`) {
+		t.Errorf("verify: %s", out)
+	}
+	if out := run(curls[3]); !strings.Contains(out, `"status":403`) || !strings.Contains(out, "religion") {
+		t.Errorf("refused read: %s", out)
+	}
+}
