@@ -80,6 +80,7 @@ func TestBenchGatewayPath(t *testing.T) {
 	}
 	headers := map[string]string{gateway.HeaderPurpose: benchPurpose}
 	gw := f.systemClient(insurance)
+	gw.Transport.(*http.Transport).MaxConnsPerHost = 64
 	gwURL := "https://" + f.outbound + recordPath + citizenID
 	if a := f.get(gw, strings.TrimPrefix(gwURL, "https://"+f.outbound), headers); a.status != http.StatusOK || len(a.body) != 7 {
 		t.Fatalf("gateway path not serving the 8 granted fields: %d %s", a.status, a.raw)
@@ -125,7 +126,7 @@ func TestBenchGatewayPath(t *testing.T) {
 // baselines are not slowed by TLS handshakes the gateways do not pay.
 func pooled(c *http.Client) *http.Transport {
 	t := c.Transport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConnsPerHost, t.MaxConnsPerHost = 64, 64
 	return t
 }
 
