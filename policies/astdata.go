@@ -29,7 +29,19 @@ func newASTBuilder() *astBuilder {
 
 // astDocument builds data.lienthong's value.
 func astDocument(pd *PolicyData) ast.Object {
+	return newASTBuilder().document(pd)
+}
+
+// storeDocument is what the engine stores at data.lienthong: the policy data
+// and the index derived from it (FastIndex).
+func storeDocument(pd *PolicyData) ast.Object {
 	b := newASTBuilder()
+	doc := b.document(pd)
+	doc.Insert(b.str(FastIndex), b.fastIndex(pd))
+	return doc
+}
+
+func (b *astBuilder) document(pd *PolicyData) ast.Object {
 	systems := ast.NewObject()
 	for _, id := range slices.Sorted(maps.Keys(pd.Systems)) {
 		s := pd.Systems[id]
@@ -118,8 +130,8 @@ func (b *astBuilder) rowScope(rs *catalog.RowScope) *ast.Term {
 	return ast.ObjectTerm(b.kv("field", b.str(rs.Field)), b.kv("values", b.strList(rs.Values)))
 }
 
-// view builds a FieldView, sharing it with every identical one before.
-func (b *astBuilder) view(v FieldView) *ast.Term {
+// viewKey identifies a FieldView's content.
+func (b *astBuilder) viewKey(v FieldView) string {
 	k := &b.key
 	k.Reset()
 	for _, f := range v.Fields {
@@ -145,7 +157,13 @@ func (b *astBuilder) view(v FieldView) *ast.Term {
 		k.WriteByte(0)
 		k.WriteString(r.Message)
 	}
-	if t, ok := b.views[k.String()]; ok {
+	return k.String()
+}
+
+// view builds a FieldView, sharing it with every identical one before.
+func (b *astBuilder) view(v FieldView) *ast.Term {
+	key := b.viewKey(v)
+	if t, ok := b.views[key]; ok {
 		return t
 	}
 	pairs := [][2]*ast.Term{b.kv("fields", b.strList(v.Fields))}
@@ -159,7 +177,7 @@ func (b *astBuilder) view(v FieldView) *ast.Term {
 		pairs = append(pairs, b.kv("reason", b.reason(*v.Reason)))
 	}
 	t := ast.ObjectTerm(pairs...)
-	b.views[k.String()] = t
+	b.views[key] = t
 	return t
 }
 

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/lienthong/lienthong/catalog"
@@ -256,7 +258,7 @@ func (e *Engine) Load(ctx context.Context, snap *Snapshot) error {
 		return fmt.Errorf("policies: load revision %s: %w", snap.Revision, moduleError("", compiler.Errors))
 	}
 
-	store := inmem.NewFromASTObject(ast.NewObject([2]*ast.Term{ast.StringTerm(Root), ast.NewTerm(astDocument(snap.Data))}))
+	store := inmem.NewFromASTObject(ast.NewObject([2]*ast.Term{ast.StringTerm(Root), ast.NewTerm(storeDocument(snap.Data))}))
 	prepare := func(query string, gen func(*ast.Term, *rego.EvalContext) (any, error)) (rego.PreparedEvalQuery, error) {
 		return rego.New(
 			rego.Query(query),
@@ -360,7 +362,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	}
 
 	input := inputValue(&in, fields, nowNS)
-	rs, err := st.query.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := eval(ctx, st.query, input)
 	if err != nil {
 		d := deny("policy_error", "the policy could not be evaluated")
 		d.Revision = st.revision
@@ -415,9 +417,26 @@ func expiresAt(pd *PolicyData, in *Input, ref string, now int64) int64 {
 	return next
 }
 
+// noMetrics spares every evaluation a fresh metrics registry nobody reads.
+var noMetrics = metrics.NoOp()
+
+// eval runs a prepared query on input. OPA would otherwise start a goroutine
+// per evaluation to watch ctx; a cancellation hook registered with
+// context.AfterFunc costs nothing for a context that cannot be cancelled and
+// still stops the evaluation when ctx is.
+func eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value) (rego.ResultSet, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	return q.Eval(ctx, rego.EvalParsedInput(input), rego.EvalMetrics(noMetrics), rego.EvalExternalCancel(cancel))
+}
+
 // evalAgency runs a provider module's query and gathers its defined outputs.
 func evalAgency(ctx context.Context, q rego.PreparedEvalQuery, input ast.Value) (ast.Object, error) {
-	rs, err := q.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := eval(ctx, q, input)
 	if err != nil {
 		return nil, err
 	}
