@@ -58,6 +58,7 @@ var citizens = map[string]string{
 type federation struct {
 	t         *testing.T
 	svc       *service.Service
+	ca        *embedded.CA
 	admin     auth.Principal
 	provider  *gateway.Gateway
 	consumer  *gateway.Gateway
@@ -99,6 +100,7 @@ func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config)) *feder
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.ca = ca
 	f.svc = service.New(store, service.WithAuthority(ca), service.WithPolicySigningKey(key))
 	f.admin = auth.Principal{TokenID: "test", Name: "test operator", Role: catalog.RolePlatformAdmin}
 	cp := httptest.NewTLSServer(api.New(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil))))

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/gateway"
 )
 
@@ -109,6 +110,24 @@ func TestIdentityComesOnlyFromTheCertificate(t *testing.T) {
 	}
 	if _, err := f.call(f.clientWith(selfSigned(t, "spiffe://lienthong.vn/GOV/000.00.00.G14/CSDLBH", time.Now().Add(time.Hour))), http.MethodGet, recordPath+citizenID, purposeHeader(), ""); err == nil {
 		t.Error("certificate from another CA was accepted")
+	}
+	// A certificate of the granted system, from the right CA, once expired.
+	id, _ := catalog.ParseSystemID(insurance)
+	keyPEM, csrPEM, err := certs.GenerateKeyAndCSR(id, f.svc.TrustDomain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := f.ca.Sign(ctx, certs.SignRequest{CSR: csrPEM, System: id, TrustDomain: f.svc.TrustDomain(), TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(issued.CertificatePEM(), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(issued.Leaf.NotAfter) + 100*time.Millisecond)
+	if _, err := f.call(f.clientWith(&pair), http.MethodGet, recordPath+citizenID, purposeHeader(), ""); err == nil {
+		t.Error("expired certificate was accepted")
 	}
 }
 
