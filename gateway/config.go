@@ -43,6 +43,12 @@ type Config struct {
 	Outbound Listener `json:"outbound"`
 	Inbound  Listener `json:"inbound"`
 
+	// VerificationKeyFile, when set, pins the key configuration and bundles
+	// must be signed with ({"keyId", "publicKeyPem"}, as GET
+	// /v1/policy/verification-key answers); otherwise the first key fetched
+	// is pinned in StateDir.
+	VerificationKeyFile string `json:"verificationKeyFile,omitempty"`
+
 	// StateDir keeps the last good configuration, so a restart during a
 	// control-plane outage still serves until the staleness limit.
 	StateDir string `json:"stateDir"`

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The caller is who its certificate says, and nothing a header claims.
-	caller, err := systemOf(r, g.trustDomain(st), g.cfg.instance())
+	caller, err := g.identify(r, st)
 	if err != nil {
 		g.refuse(w, r, x, http.StatusForbidden, "unknown-caller", err.Error())
 		return
@@ -52,10 +53,6 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 	x.rec.Consumer = caller
 	if memberOfSystem(caller) != g.cfg.Member {
 		g.refuse(w, r, x, http.StatusForbidden, "foreign-caller", fmt.Sprintf("system %s is not a system of member %s, which this gateway serves", caller, g.cfg.Member))
-		return
-	}
-	if st.revokedSystem[caller] {
-		g.refuse(w, r, x, http.StatusForbidden, "system-revoked", "system "+caller+" has been revoked")
 		return
 	}
 	if x.rec.Purpose == "" {
@@ -70,6 +67,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 	var body []byte
 	if r.Method == http.MethodPost {
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, orDefaultBytes(g.cfg.MaxRequestBytes, 1<<20)))
+		x.body = body
 		if err != nil {
 			g.refuse(w, r, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
 			return
@@ -100,7 +98,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			status, kind = http.StatusGatewayTimeout, "provider-timeout"
 		}
-		g.log.Warn("provider gateway failed", "exchange", x.rec.ExchangeID, "peer", peer.Address, "error", err.Error())
+		// The URL holds the record id: log the cause, never the url.Error text.
+		cause := err
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			cause = uerr.Err
+		}
+		g.log.Warn("provider gateway failed", "exchange", x.rec.ExchangeID, "peer", peer.Address, "error", cause.Error())
 		g.refuse(w, r, x, status, kind, "the provider's gateway could not be reached")
 		return
 	}
@@ -111,7 +115,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, x, http.StatusBadGateway, "bad-provider-answer", "the provider's answer could not be read or exceeds the limit")
 		return
 	}
-	want := RequestHash(r.Method, r.URL.Path, r.URL.Query(), caller, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, nil)
+	want := RequestHash(r.Method, r.URL.Path, r.URL.Query(), caller, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, body)
 	if resp.Header.Get(HeaderHash) != want || resp.Header.Get(HeaderExchangeID) != x.rec.ExchangeID {
 		g.refuse(w, r, x, http.StatusBadGateway, "unbound-answer", "the provider's answer is not bound to this request; it was not passed on")
 		return

@@ -63,6 +63,7 @@ type federation struct {
 	provider  *gateway.Gateway
 	consumer  *gateway.Gateway
 	outbound  string // consumer gateway's outbound address
+	inbound   string // provider gateway's inbound address
 	roots     *x509.CertPool
 	clock     atomic.Int64 // consumer gateway clock offset
 	grantID   string
@@ -81,8 +82,9 @@ func freeAddr(t *testing.T) string {
 
 func newFederation(t *testing.T) *federation { return newFederationWith(t, nil) }
 
-// newFederationWith lets a test adjust the provider gateway's configuration.
-func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config)) *federation {
+// newFederationWith lets a test adjust the provider gateway's configuration
+// and options.
+func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config), providerOpts ...gateway.Option) *federation {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -162,7 +164,8 @@ func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config)) *feder
 
 	f.provider = f.startGateway(mps, mpsGW, cpCA, cp.URL, map[string]gateway.Backend{
 		population + "/population": restBackend(backend.URL, "citizens/{id}"),
-	}, "", inbound, nil, tweakProvider)
+	}, "", inbound, providerOpts, tweakProvider)
+	f.inbound = inbound
 	f.outbound = freeAddr(t)
 	f.consumer = f.startGateway(vss, vssGW, cpCA, cp.URL, nil, f.outbound, "", []gateway.Option{
 		gateway.WithClock(func() time.Time { return time.Now().Add(time.Duration(f.clock.Load())) }),
@@ -248,6 +251,22 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	return gw
 }
 
+// enrolledPair enrols system and returns its key pair and serial.
+func (f *federation) enrolledPair(system string) (*tls.Certificate, string) {
+	f.t.Helper()
+	dir := f.t.TempDir()
+	f.enroll(system, filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem"))
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &pair, certs.SerialHex(leaf.SerialNumber)
+}
+
 // systemClient is an information system calling its gateway with its own
 // certificate. Gateways present SPIFFE identities, not host names, so the
 // client checks the chain and the peer's trust domain itself.
@@ -319,3 +338,8 @@ func (f *federation) get(c *http.Client, path string, headers map[string]string)
 func purposeHeader() map[string]string { return map[string]string{gateway.HeaderPurpose: purpose} }
 
 const recordPath = "/r/" + population + "/population/citizens/"
+
+func loadPair(certFile, keyFile string) (*tls.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	return &pair, err
+}

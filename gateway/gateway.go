@@ -25,6 +25,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/gateway/projection"
+	"golang.org/x/time/rate"
 )
 
 // Gateway is one agency's gateway.
@@ -41,8 +42,11 @@ type Gateway struct {
 
 	peersMu sync.Mutex
 	peers   map[string]*http.Client
-	// limiters holds one *rate.Limiter per consumer system.
-	limiters sync.Map
+	// limitersMu guards the per-consumer rate limiters and the verify
+	// attempt counts.
+	limitersMu     sync.Mutex
+	limiters       map[string]*rate.Limiter
+	verifyAttempts map[string][]time.Time
 
 	// invalidResponses counts backend answers refused by validation.
 	invalidResponses atomic.Int64
@@ -220,18 +224,31 @@ func (g *Gateway) trustDomain(st *state) string {
 	return service.DefaultTrustDomain
 }
 
-// systemOf names the caller of r from its verified client certificate.
-func systemOf(r *http.Request, trustDomain, instance string) (string, error) {
+// identify names the caller of r from its client certificate and checks it
+// again on every request, not only at the handshake: a keep-alive
+// connection must not outlive the certificate's expiry, the revocation of
+// its serial, or the revocation of its system.
+func (g *Gateway) identify(r *http.Request, st *state) (string, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return "", errors.New("no client certificate")
 	}
-	uri, err := certs.SPIFFEID(r.TLS.PeerCertificates[0])
+	leaf := r.TLS.PeerCertificates[0]
+	if now := g.sync.now(); now.After(leaf.NotAfter) {
+		return "", fmt.Errorf("the client certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if g.sync.trust.IsRevoked(leaf.SerialNumber) {
+		return "", fmt.Errorf("the client certificate %s has been revoked", certs.SerialHex(leaf.SerialNumber))
+	}
+	uri, err := certs.SPIFFEID(leaf)
 	if err != nil {
 		return "", err
 	}
-	id, err := catalog.ParseSPIFFE(uri, trustDomain, instance)
+	id, err := catalog.ParseSPIFFE(uri, g.trustDomain(st), g.cfg.instance())
 	if err != nil {
 		return "", err
+	}
+	if st.revokedSystem[id.String()] {
+		return "", fmt.Errorf("system %s has been revoked", id)
 	}
 	return id.String(), nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +29,9 @@ type exchange struct {
 	start    time.Time
 	rec      audit.Record
 	decision *policies.Decision
+	// body is the request body as received (verify mode), bound into the
+	// request hash.
+	body []byte
 }
 
 // providerHandler serves peer gateways: /r/ queries and /v/ verifications.
@@ -93,9 +97,17 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, x *exchange, mod
 }
 
 // limiter returns the token bucket of one consumer system.
+// The map is bounded: past maxLimiters entries it starts afresh, so a peer
+// inventing consumer ids cannot grow it without end (a reset only forgets
+// how much of their burst some consumers had used).
 func (g *Gateway) limiter(consumer string) *rate.Limiter {
-	if l, ok := g.limiters.Load(consumer); ok {
-		return l.(*rate.Limiter)
+	g.limitersMu.Lock()
+	defer g.limitersMu.Unlock()
+	if l, ok := g.limiters[consumer]; ok {
+		return l
+	}
+	if g.limiters == nil || len(g.limiters) >= maxLimiters {
+		g.limiters = map[string]*rate.Limiter{}
 	}
 	perSecond, burst := g.cfg.RateLimit.PerSecond, g.cfg.RateLimit.Burst
 	if perSecond <= 0 {
@@ -104,14 +116,48 @@ func (g *Gateway) limiter(consumer string) *rate.Limiter {
 	if burst <= 0 {
 		burst = 2 * int(perSecond)
 	}
-	l, _ := g.limiters.LoadOrStore(consumer, rate.NewLimiter(rate.Limit(perSecond), burst))
-	return l.(*rate.Limiter)
+	l := rate.NewLimiter(rate.Limit(perSecond), burst)
+	g.limiters[consumer] = l
+	return l
+}
+
+const maxLimiters = 10000
+
+// verifyAttemptsPerRecord bounds verify requests per consumer and record in
+// verifyWindow: verify mode must not become a way to read a field with few
+// possible values (sex, ethnicity) by trying them all.
+const (
+	verifyAttemptsPerRecord = 5
+	verifyWindow            = time.Hour
+)
+
+// allowVerify counts one verify attempt of consumer on record.
+func (g *Gateway) allowVerify(consumer, record string) bool {
+	g.limitersMu.Lock()
+	defer g.limitersMu.Unlock()
+	now := g.sync.now()
+	if g.verifyAttempts == nil || len(g.verifyAttempts) >= maxLimiters*10 {
+		g.verifyAttempts = map[string][]time.Time{}
+	}
+	key := consumer + "\x00" + record
+	recent := g.verifyAttempts[key][:0]
+	for _, t := range g.verifyAttempts[key] {
+		if now.Sub(t) < verifyWindow {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= verifyAttemptsPerRecord {
+		g.verifyAttempts[key] = recent
+		return false
+	}
+	g.verifyAttempts[key] = append(recent, now)
+	return true
 }
 
 // peerSystem maps the verified client certificate to a registered gateway
 // system. The TLS layer has already checked the chain and revocation.
 func (g *Gateway) peerSystem(r *http.Request, st *state) (string, error) {
-	id, err := systemOf(r, g.trustDomain(st), g.cfg.instance())
+	id, err := g.identify(r, st)
 	if err != nil {
 		return "", err
 	}
@@ -171,6 +217,10 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.PathValue("path")
+	if err := checkPath(path); err != nil {
+		g.refuse(w, r, x, http.StatusBadRequest, "invalid-path", err.Error())
+		return
+	}
 	x.rec.Subject = g.subject(path)
 	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
 	defer cancel()
@@ -199,7 +249,7 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if stats.Records == 0 && stats.Filtered > 0 && out.Len() == 0 {
-		g.refuse(w, r, x, http.StatusNotFound, "not-found", "no such record within the grant")
+		g.refuse(w, r, x, http.StatusNotFound, "not-found", notFoundDetail)
 		return
 	}
 	x.rec.Fields = d.Fields
@@ -219,15 +269,16 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in verifyRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, orDefaultBytes(g.cfg.MaxRequestBytes, 1<<20)))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, orDefaultBytes(g.cfg.MaxRequestBytes, 1<<20)))
+	x.body = body
+	if err != nil {
+		g.refuse(w, r, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || len(in.Attributes) == 0 {
-		status := http.StatusBadRequest
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		g.refuse(w, r, x, status, "invalid-input", `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
+		g.refuse(w, r, x, http.StatusBadRequest, "invalid-input", `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
 		return
 	}
 	fields := make([]string, 0, len(in.Attributes))
@@ -258,6 +309,15 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	record := r.PathValue("record")
+	if err := checkPath(record); err != nil || strings.Contains(record, "/") {
+		g.refuse(w, r, x, http.StatusBadRequest, "invalid-path", "the record id is not allowed")
+		return
+	}
+	if !g.allowVerify(x.rec.Consumer, record) {
+		w.Header().Set("Retry-After", "3600")
+		g.refuse(w, r, x, http.StatusTooManyRequests, "verify-limit", fmt.Sprintf("at most %d verifications of one record per hour", verifyAttemptsPerRecord))
+		return
+	}
 	x.rec.Subject = g.subject(record)
 	path := strings.ReplaceAll(g.recordPath(ds), "{id}", url.PathEscape(record))
 	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
@@ -282,7 +342,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	stats, err := plan.Project(&buf, resp.Body, opts)
 	if err != nil || stats.Records != 1 {
 		if err == nil {
-			g.refuse(w, r, x, http.StatusNotFound, "not-found", "no such record within the grant")
+			g.refuse(w, r, x, http.StatusNotFound, "not-found", notFoundDetail)
 			return
 		}
 		g.invalidResponses.Add(1)
@@ -304,15 +364,15 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	x.rec.Fields = fields
-	body, _ := json.Marshal(map[string]any{"exchangeId": x.rec.ExchangeID, "results": results})
-	g.answer(w, r, x, http.StatusOK, "application/json", body)
+	answerBody, _ := json.Marshal(map[string]any{"exchangeId": x.rec.ExchangeID, "results": results})
+	g.answer(w, r, x, http.StatusOK, "application/json", answerBody)
 }
 
 // answer writes the audit record, then the response: nothing leaves unless
 // the record is accepted.
 func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, x *exchange, status int, contentType string, body []byte) {
 	x.rec.Status, x.rec.Bytes = status, int64(len(body))
-	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, nil)
+	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, x.body)
 	if !g.audit(r.Context(), x) {
 		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "audit-unavailable", "the exchange could not be recorded, so it was not completed"))
 		return
@@ -336,7 +396,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, x *exchange, st
 	if x.rec.Time.IsZero() {
 		x.rec.Time = time.Now().UTC()
 	}
-	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, nil)
+	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, x.body)
 	if !g.audit(r.Context(), x) && status < 500 {
 		status = http.StatusServiceUnavailable
 		p = problem.New(status, "audit-unavailable", "the exchange could not be recorded")
@@ -367,13 +427,34 @@ func (g *Gateway) audit(ctx context.Context, x *exchange) bool {
 func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
 	switch {
 	case errors.Is(err, adapters.ErrNotFound):
-		g.refuse(w, r, x, http.StatusNotFound, "not-found", "no such record")
+		g.refuse(w, r, x, http.StatusNotFound, "not-found", notFoundDetail)
 	case errors.Is(err, adapters.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		g.refuse(w, r, x, http.StatusGatewayTimeout, "backend-timeout", "the provider's backend did not answer in time")
 	default:
 		g.log.Warn("backend failed", "exchange", x.rec.ExchangeID, "error", err.Error())
 		g.refuse(w, r, x, http.StatusBadGateway, "backend-error", "the provider's backend failed")
 	}
+}
+
+// notFoundDetail is the one answer for a record that does not exist and for
+// one outside the grant's row scope, so the answer never tells them apart.
+const notFoundDetail = "no such record"
+
+// checkPath refuses backend paths that could leave the dataset, whatever the
+// adapter: empty, "." or ".." segments, and characters that would change
+// the meaning of a URL or a log line. Adapters check again.
+func checkPath(path string) error {
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return errors.New("the path has an empty, . or .. segment")
+		}
+		for _, c := range seg {
+			if c < 0x20 || c == 0x7f || strings.ContainsRune(`\?#%`, c) {
+				return errors.New("the path has a character that is not allowed")
+			}
+		}
+	}
+	return nil
 }
 
 // subject is the audit form of a record id: a keyed hash, so the log can be

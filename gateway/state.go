@@ -3,12 +3,14 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +68,6 @@ const (
 	fileConfig          = "gateway-config.json"
 	fileConfigSignature = "gateway-config.sig"
 	fileBundle          = "policy-bundle.tar.gz"
-	fileSyncedAt        = "synced-at"
 )
 
 // errStale is returned by fresh when the configuration is too old to trust.
@@ -81,32 +82,52 @@ func (s *syncer) fresh() (*state, error) {
 	}
 	limit := orDefault(s.cfg.MaxStaleness, 10*time.Minute)
 	if age := s.now().Sub(st.syncedAt); age > limit {
-		return nil, fmt.Errorf("%w: the last successful pull was %s ago, at %s; the limit is %s", errStale, age.Round(time.Second), st.syncedAt.UTC().Format(time.RFC3339), limit)
+		return nil, fmt.Errorf("%w: the newest configuration was issued %s ago, at %s; the limit is %s", errStale, age.Round(time.Second), st.syncedAt.UTC().Format(time.RFC3339), limit)
 	}
 	return st, nil
 }
 
-// loadKey fetches the verification key, falling back to the copy on disk
-// when the control plane cannot be reached; it is stored for the next start.
+// loadKey settles the key that configuration and bundles must be signed
+// with. A key named in the gateway's configuration wins; otherwise the first
+// key fetched (over the pinned management TLS connection) is kept on disk
+// and pinned: a control plane that later presents another key is refused,
+// so a replaced or impersonated control plane cannot sign for this gateway.
 func (s *syncer) loadKey(ctx context.Context) error {
-	path := filepath.Join(s.cfg.StateDir, fileVerificationKey)
-	key, err := s.cp.VerificationKey(ctx)
-	if err == nil {
-		s.key = key
-		pemBytes, perr := policies.PublicKeyPEM(key.Key)
-		if perr != nil {
-			return perr
-		}
-		raw, _ := json.Marshal(map[string]string{"keyId": key.KeyID, "publicKeyPem": string(pemBytes)})
-		return writeFileAtomic(path, raw)
+	if s.cfg.VerificationKeyFile != "" {
+		return s.readKey(s.cfg.VerificationKeyFile)
 	}
-	raw, rerr := os.ReadFile(path)
-	if rerr != nil {
-		return fmt.Errorf("verification key: control plane unreachable (%v) and no stored copy: %w", err, rerr)
+	path := filepath.Join(s.cfg.StateDir, fileVerificationKey)
+	if _, err := os.Stat(path); err == nil {
+		if err := s.readKey(path); err != nil {
+			return err
+		}
+		if fetched, err := s.cp.VerificationKey(ctx); err == nil && !fetched.Key.(interface{ Equal(crypto.PublicKey) bool }).Equal(s.key.Key) {
+			return fmt.Errorf("verification key: the control plane presents key %q, not the pinned key %q; if the key was rotated on purpose, remove %s", fetched.KeyID, s.key.KeyID, path)
+		}
+		return nil
+	}
+	key, err := s.cp.VerificationKey(ctx)
+	if err != nil {
+		return fmt.Errorf("verification key: %w", err)
+	}
+	s.key = key
+	pemBytes, err := policies.PublicKeyPEM(key.Key)
+	if err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(map[string]string{"keyId": key.KeyID, "publicKeyPem": string(pemBytes)})
+	return writeFileAtomic(path, raw)
+}
+
+// readKey reads a key stored as {"keyId", "publicKeyPem"}.
+func (s *syncer) readKey(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("verification key: %w", err)
 	}
 	var stored struct{ KeyID, PublicKeyPem string }
-	if jerr := json.Unmarshal(raw, &stored); jerr != nil {
-		return fmt.Errorf("verification key: stored copy: %w", jerr)
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		return fmt.Errorf("verification key %s: %w", path, err)
 	}
 	s.key, err = policies.VerificationKeyFromPEM(stored.KeyID, []byte(stored.PublicKeyPem))
 	return err
@@ -132,15 +153,7 @@ func (s *syncer) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	at, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileSyncedAt))
-	if err != nil {
-		return err
-	}
-	syncedAt, err := time.Parse(time.RFC3339Nano, string(bytes.TrimSpace(at)))
-	if err != nil {
-		return err
-	}
-	return s.install(ctx, body, bundle, syncedAt, false)
+	return s.install(ctx, body, bundle, false)
 }
 
 // pull fetches the configuration and (if changed) the bundle, verifies
@@ -157,12 +170,11 @@ func (s *syncer) pull(ctx context.Context) error {
 	if notModified {
 		archive = s.bundle
 	}
-	if err := s.install(ctx, body, archive, s.now(), true); err != nil {
+	if err := s.install(ctx, body, archive, true); err != nil {
 		return err
 	}
 	s.bundleETag = etag
-	for name, data := range map[string][]byte{fileConfig: body, fileConfigSignature: []byte(sig), fileBundle: archive,
-		fileSyncedAt: []byte(s.now().UTC().Format(time.RFC3339Nano))} {
+	for name, data := range map[string][]byte{fileConfig: body, fileConfigSignature: []byte(sig), fileBundle: archive} {
 		if err := writeFileAtomic(filepath.Join(s.cfg.StateDir, name), data); err != nil {
 			return fmt.Errorf("keep last good configuration: %w", err)
 		}
@@ -170,8 +182,11 @@ func (s *syncer) pull(ctx context.Context) error {
 	return nil
 }
 
-// install verifies and activates one configuration and bundle.
-func (s *syncer) install(ctx context.Context, body, archive []byte, syncedAt time.Time, fetchDocs bool) error {
+// install verifies and activates one configuration and bundle. Freshness is
+// the configuration's signed issue time, not when it reached us, and
+// neither the configuration nor the bundle may go back to an older revision:
+// a replayed copy from before a revocation is refused.
+func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bool) error {
 	var cfg service.GatewayConfig
 	if err := json.Unmarshal(body, &cfg); err != nil {
 		return fmt.Errorf("gateway configuration: %w", err)
@@ -181,6 +196,15 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, syncedAt tim
 		return fmt.Errorf("policy bundle: %w", err)
 	}
 	prev := s.current.Load()
+	if prev != nil {
+		if cfg.Revision < prev.config.Revision || cfg.IssuedAt.Before(prev.config.IssuedAt) {
+			return fmt.Errorf("gateway configuration revision %d issued %s is older than the one in force (%d); refused", cfg.Revision, cfg.IssuedAt.Format(time.RFC3339), prev.config.Revision)
+		}
+		if older(snap.Revision, prev.engine.Revision()) {
+			return fmt.Errorf("policy bundle revision %s is older than the one in force (%s); refused", snap.Revision, prev.engine.Revision())
+		}
+	}
+	syncedAt := cfg.IssuedAt
 	engine := policies.NewEngine(policies.WithClock(s.now))
 	if prev != nil && prev.engine.Revision() == snap.Revision {
 		engine = prev.engine
@@ -289,6 +313,13 @@ func (s *syncer) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// older reports whether revision a is numerically below b.
+func older(a, b string) bool {
+	x, errA := strconv.ParseInt(a, 10, 64)
+	y, errB := strconv.ParseInt(b, 10, 64)
+	return errA == nil && errB == nil && x < y
 }
 
 func writeFileAtomic(path string, data []byte) error {
