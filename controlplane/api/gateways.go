@@ -5,6 +5,7 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auth"
+	"github.com/lienthong/lienthong/controlplane/service"
 )
 
 func (s *Server) gatewayRoutes() []Route {
@@ -46,7 +47,11 @@ func (s *Server) registerGateway(w http.ResponseWriter, r *http.Request, p auth.
 
 // gatewayConfig serves the signed configuration every gateway pulls. The
 // signature travels in X-LT-Signature so the body stays the exact bytes signed.
-func (s *Server) gatewayConfig(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+func (s *Server) gatewayConfig(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if err := service.RequireGateway(p, "pull the gateway configuration"); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
 	body, sig, err := s.svc.SignedGatewayConfig(r.Context())
 	if err != nil {
 		s.WriteError(w, r, err)

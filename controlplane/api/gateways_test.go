@@ -36,11 +36,24 @@ func TestGatewayRegistryAndSignedConfig(t *testing.T) {
 		t.Fatal("address without port accepted")
 	}
 
+	// An unassessed system gets no route.
+	if _, err := f.admin.AddSystem(ctx, client.NewSystem{ID: "VN:GOV:000.00.00.G14:GW2", Name: "gw2", SecurityLevel: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vssAdmin.RegisterGateway(ctx, vss, "VN:GOV:000.00.00.G14:GW2", "127.0.0.1:9447"); asProblem(t, err).Status != http.StatusForbidden {
+		t.Fatal("unassessed gateway system registered")
+	}
+
 	key, err := f.integrator.VerificationKey(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := f.integrator.GatewayConfig(ctx, key)
+	// The configuration lists every gateway and trust; only gateway tokens
+	// (member-admin) and the operator pull it.
+	if _, err := f.integrator.GatewayConfig(ctx, key); asProblem(t, err).Status != http.StatusForbidden {
+		t.Fatal("an integrator pulled the gateway configuration")
+	}
+	body, err := vssAdmin.GatewayConfig(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +66,7 @@ func TestGatewayRegistryAndSignedConfig(t *testing.T) {
 	}
 	// A configuration checked against another key is refused.
 	other := policies.VerificationKey{KeyID: key.KeyID, Key: mustOtherKey(t)}
-	if _, err := f.integrator.GatewayConfig(ctx, other); !errors.Is(err, client.ErrBadSignature) {
+	if _, err := vssAdmin.GatewayConfig(ctx, other); !errors.Is(err, client.ErrBadSignature) {
 		t.Fatalf("config verified with the wrong key: %v", err)
 	}
 }

@@ -21,7 +21,11 @@ func (s *Server) policyRoutes() []Route {
 // policyBundle serves the signed OPA bundle of the current revision. The
 // ETag is the revision, so a gateway polling with If-None-Match gets 304
 // until something changes.
-func (s *Server) policyBundle(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+func (s *Server) policyBundle(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if err := service.RequireGateway(p, "pull the policy bundle"); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
 	b, err := s.svc.PolicyBundle(r.Context())
 	if err != nil {
 		s.WriteError(w, r, err)

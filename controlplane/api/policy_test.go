@@ -105,9 +105,18 @@ func TestSignedBundleServedWithETag(t *testing.T) {
 	ctx := context.Background()
 	f.grantPopulation(t)
 
+	gatewayToken, err := f.admin.CreateToken(ctx, client.NewToken{Name: "gateway", Role: catalog.RoleMemberAdmin, Member: vss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bundle carries every grant; an integrator reads grants through
+	// its scoped listing, not here.
+	if _, err := f.integrator.PolicyBundle(ctx); asProblem(t, err).Status != http.StatusForbidden {
+		t.Fatal("an integrator downloaded the policy bundle")
+	}
 	get := func(etag string) *http.Response {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/v1/policy/bundle", nil)
-		req.Header.Set("Authorization", "Bearer "+f.integratorToken)
+		req.Header.Set("Authorization", "Bearer "+gatewayToken.Token)
 		if etag != "" {
 			req.Header.Set("If-None-Match", etag)
 		}

@@ -42,10 +42,15 @@ func (s *Service) RegisterGateway(ctx context.Context, p auth.Principal, g catal
 		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			return err
 		}
-		if _, err := tx.GetSystem(ctx, g.System); errors.Is(err, catalog.ErrNotFound) {
+		sys, err := tx.GetSystem(ctx, g.System)
+		if errors.Is(err, catalog.ErrNotFound) {
 			return catalog.Invalid("gateway", "/system", "system %s is not registered", g.System)
 		} else if err != nil {
 			return err
+		}
+		// Not secure, not connected: a gateway gets no route either.
+		if c := sys.ConnectivityAt(s.Now(), s.EnrollMinLevel()); !c.Connectable {
+			return fmt.Errorf("%w: gateway system %s cannot be routed to: %s (not secure, not connected)", catalog.ErrForbidden, g.System, c.Reason)
 		}
 		if err := tx.PutGateway(ctx, &g); err != nil {
 			return err
@@ -85,6 +90,17 @@ type GatewayDataset struct {
 	Version      int    `json:"version"`
 	Digest       string `json:"digest"`
 	RecordSchema string `json:"recordSchema"`
+}
+
+// RequireGateway allows what a gateway's token does: pull configuration and
+// policy. Those carry every grant of the federation (who may read what), so
+// integrators, approvers and auditors read grants through the scoped
+// listings instead.
+func RequireGateway(p auth.Principal, action string) error {
+	if p.IsPlatformAdmin() {
+		return nil
+	}
+	return p.RequireMemberAdmin(action, p.Member)
 }
 
 // SignedGatewayConfig returns the gateway configuration as JSON and its
