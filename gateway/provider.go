@@ -211,49 +211,68 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	adapter, ok := g.adapters[ds.info.Provider+"/"+ds.info.Code]
-	if !ok {
-		g.refuse(w, r, x, http.StatusServiceUnavailable, "no-backend", "no backend is configured for this dataset")
-		return
-	}
 	path := r.PathValue("path")
 	if err := checkPath(path); err != nil {
 		g.refuse(w, r, x, http.StatusBadRequest, "invalid-path", err.Error())
 		return
 	}
 	x.rec.Subject = g.subject(path)
-	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
-	defer cancel()
-	resp, err := adapter.Fetch(ctx, adapters.Request{Dataset: ds.catalogDataset(), Path: path, Query: query, Fields: d.Fields, RowScope: d.RowScope})
-	if err != nil {
-		g.backendError(w, r, x, err)
+	out, _, ok := g.fetch(w, r, x, ds, d, adapters.Request{Path: path, Query: query}, g.masker)
+	if !ok {
 		return
 	}
-	defer resp.Body.Close()
-	plan, err := projection.NewPlan(d.Fields, d.Masks, g.masker)
+	x.rec.Fields = d.Fields
+	g.answer(w, r, x, http.StatusOK, "application/json", out)
+}
+
+// fetch asks the dataset's backend, then validates each record, applies the
+// row scope and projects to the decision's fields, with its masks when
+// masker is set (verify passes nil: it compares unmasked values here and
+// never sends them). On any failure it answers the exchange itself and
+// returns ok false; an answer left empty by the row scope is "not found",
+// worded as for a missing record.
+func (g *Gateway) fetch(w http.ResponseWriter, r *http.Request, x *exchange, ds *dataset, d *policies.Decision, req adapters.Request, masker *projection.Masker) (out []byte, records int, ok bool) {
+	adapter, found := g.adapters[ds.info.Provider+"/"+ds.info.Code]
+	if !found {
+		g.refuse(w, r, x, http.StatusServiceUnavailable, "no-backend", "no backend is configured for this dataset")
+		return nil, 0, false
+	}
+	var masks map[string]catalog.Mask
+	if masker != nil {
+		masks = d.Masks
+	}
+	plan, err := projection.NewPlan(d.Fields, masks, masker)
 	if err != nil {
 		g.log.Error("projection plan", "exchange", x.rec.ExchangeID, "error", err.Error())
 		g.refuse(w, r, x, http.StatusInternalServerError, "internal", "the decision could not be applied")
-		return
+		return nil, 0, false
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
+	defer cancel()
+	req.Dataset, req.Fields, req.RowScope = ds.catalogDataset(), d.Fields, d.RowScope
+	resp, err := adapter.Fetch(ctx, req)
+	if err != nil {
+		g.backendError(w, r, x, err)
+		return nil, 0, false
+	}
+	defer resp.Body.Close()
 	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validatorFor(resp).Validate}
 	if d.RowScope != nil && !resp.Scoped {
 		opts.Keep = rowScopeFilter(d.RowScope)
 	}
-	var out bytes.Buffer
-	stats, err := plan.Project(&out, resp.Body, opts)
+	var buf bytes.Buffer
+	stats, err := plan.Project(&buf, resp.Body, opts)
 	if err != nil {
 		g.invalidResponses.Add(1)
 		g.log.Warn("backend answer refused", "exchange", x.rec.ExchangeID, "dataset", ds.info.Provider+"/"+ds.info.Code, "error", err.Error())
 		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answered with data that does not match the dataset; nothing was passed on")
-		return
+		return nil, 0, false
 	}
-	if stats.Records == 0 && stats.Filtered > 0 && out.Len() == 0 {
+	if stats.Records == 0 && stats.Filtered > 0 && buf.Len() == 0 {
 		g.refuse(w, r, x, http.StatusNotFound, "not-found", notFoundDetail)
-		return
+		return nil, 0, false
 	}
-	x.rec.Fields = d.Fields
-	g.answer(w, r, x, http.StatusOK, "application/json", out.Bytes())
+	return buf.Bytes(), stats.Records, true
 }
 
 // verifyRequest is the body of POST /v/...: claimed values by field path.
@@ -303,11 +322,6 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, x, http.StatusForbidden, "access-denied", "no grant in verify mode covers "+strings.Join(missing, ", "))
 		return
 	}
-	adapter, ok := g.adapters[ds.info.Provider+"/"+ds.info.Code]
-	if !ok {
-		g.refuse(w, r, x, http.StatusServiceUnavailable, "no-backend", "no backend is configured for this dataset")
-		return
-	}
 	record := r.PathValue("record")
 	if err := checkPath(record); err != nil || strings.Contains(record, "/") {
 		g.refuse(w, r, x, http.StatusBadRequest, "invalid-path", "the record id is not allowed")
@@ -320,37 +334,16 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	x.rec.Subject = g.subject(record)
 	path := strings.ReplaceAll(g.recordPath(ds), "{id}", url.PathEscape(record))
-	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
-	defer cancel()
-	resp, err := adapter.Fetch(ctx, adapters.Request{Dataset: ds.catalogDataset(), Path: path, Fields: d.Fields, RowScope: d.RowScope})
-	if err != nil {
-		g.backendError(w, r, x, err)
+	out, records, ok := g.fetch(w, r, x, ds, d, adapters.Request{Path: path}, nil)
+	if !ok {
 		return
 	}
-	defer resp.Body.Close()
-	// Compare against the stored values, unmasked, inside this process only.
-	plan, err := projection.NewPlan(d.Fields, nil, nil)
-	if err != nil {
-		g.refuse(w, r, x, http.StatusInternalServerError, "internal", "the decision could not be applied")
-		return
-	}
-	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validatorFor(resp).Validate}
-	if d.RowScope != nil && !resp.Scoped {
-		opts.Keep = rowScopeFilter(d.RowScope)
-	}
-	var buf bytes.Buffer
-	stats, err := plan.Project(&buf, resp.Body, opts)
-	if err != nil || stats.Records != 1 {
-		if err == nil {
-			g.refuse(w, r, x, http.StatusNotFound, "not-found", notFoundDetail)
-			return
-		}
-		g.invalidResponses.Add(1)
-		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answered with data that does not match the dataset")
+	if records != 1 {
+		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answered with other than one record")
 		return
 	}
 	var stored any
-	dec = json.NewDecoder(&buf)
+	dec = json.NewDecoder(bytes.NewReader(out))
 	dec.UseNumber()
 	if err := dec.Decode(&stored); err != nil {
 		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answer could not be read")
