@@ -35,10 +35,29 @@ func astDocument(pd *PolicyData) ast.Object {
 // storeDocument is what the engine stores at data.lienthong: the policy data
 // and the index derived from it (FastIndex).
 func storeDocument(pd *PolicyData) ast.Object {
+	doc, _ := storeDocumentAndStrings(pd)
+	return doc
+}
+
+// storeDocumentAndStrings is storeDocument that also returns the string terms
+// the document is made of, for inputs to share (termPool).
+func storeDocumentAndStrings(pd *PolicyData) (ast.Object, termPool) {
 	b := newASTBuilder()
 	doc := b.document(pd)
-	doc.Insert(b.str(FastIndex), b.fastIndex(pd))
-	return doc
+	doc.Insert(b.str(FastIndex), b.fastIndex(pd, doc))
+	return doc, b.strs
+}
+
+// termPool holds string terms by value. Terms are never changed once built,
+// so an input may use the data's own terms for the ids, paths, modes and
+// purposes it names instead of allocating its own.
+type termPool map[string]*ast.Term
+
+func (p termPool) str(s string) *ast.Term {
+	if t, ok := p[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
 }
 
 func (b *astBuilder) document(pd *PolicyData) ast.Object {
@@ -72,11 +91,16 @@ func (b *astBuilder) document(pd *PolicyData) ast.Object {
 	for _, k := range slices.Sorted(maps.Keys(pd.Agencies)) {
 		agencies.Insert(b.str(k), b.str(pd.Agencies[k]))
 	}
+	views := ast.NewObject()
+	for _, id := range slices.Sorted(maps.Keys(pd.Views)) {
+		views.Insert(b.str(id), b.view(pd.Views[id]))
+	}
 	return ast.NewObject(
 		b.kv("systems", ast.NewTerm(systems)),
 		b.kv("datasets", ast.NewTerm(datasets)),
 		b.kv("grants", ast.NewTerm(grants)),
 		b.kv("agencies", ast.NewTerm(agencies)),
+		b.kv("views", ast.NewTerm(views)),
 	)
 }
 
@@ -130,39 +154,9 @@ func (b *astBuilder) rowScope(rs *catalog.RowScope) *ast.Term {
 	return ast.ObjectTerm(b.kv("field", b.str(rs.Field)), b.kv("values", b.strList(rs.Values)))
 }
 
-// viewKey identifies a FieldView's content.
-func (b *astBuilder) viewKey(v FieldView) string {
-	k := &b.key
-	k.Reset()
-	for _, f := range v.Fields {
-		k.WriteString(f)
-		k.WriteByte(0)
-	}
-	k.WriteByte(1)
-	for _, p := range slices.Sorted(maps.Keys(v.Masks)) {
-		k.WriteString(p)
-		k.WriteByte(0)
-		k.WriteString(string(v.Masks[p]))
-		k.WriteByte(0)
-	}
-	k.WriteByte(1)
-	if v.Grant {
-		k.WriteByte('g')
-	}
-	if r := v.Reason; r != nil {
-		k.WriteByte(1)
-		k.WriteString(r.Code)
-		k.WriteByte(0)
-		k.WriteString(r.Field)
-		k.WriteByte(0)
-		k.WriteString(r.Message)
-	}
-	return k.String()
-}
-
 // view builds a FieldView, sharing it with every identical one before.
 func (b *astBuilder) view(v FieldView) *ast.Term {
-	key := b.viewKey(v)
+	key := viewKey(&b.key, v)
 	if t, ok := b.views[key]; ok {
 		return t
 	}
@@ -181,10 +175,11 @@ func (b *astBuilder) view(v FieldView) *ast.Term {
 	return t
 }
 
-func (b *astBuilder) viewMap(m map[string]FieldView) *ast.Term {
+// idMap builds an object of strings (views and fallbacks name answers by id).
+func (b *astBuilder) idMap(m map[string]string) *ast.Term {
 	o := ast.NewObject()
 	for _, p := range slices.Sorted(maps.Keys(m)) {
-		o.Insert(b.str(p), b.view(m[p]))
+		o.Insert(b.str(p), b.str(m[p]))
 	}
 	return ast.NewTerm(o)
 }
@@ -202,7 +197,7 @@ func (b *astBuilder) dataset(d DatasetData) *ast.Term {
 	}
 	fallback := ast.NewObject()
 	for _, mode := range slices.Sorted(maps.Keys(d.Fallback)) {
-		fallback.Insert(b.str(mode), b.viewMap(d.Fallback[mode]))
+		fallback.Insert(b.str(mode), b.idMap(d.Fallback[mode]))
 	}
 	pairs := [][2]*ast.Term{
 		b.kv("min_level", ast.IntNumberTerm(d.MinLevel)),
@@ -220,7 +215,7 @@ func (b *astBuilder) grant(g GrantData) *ast.Term {
 	return ast.ObjectTerm(
 		b.kv("id", b.str(g.ID)),
 		b.kv("fields", b.strList(g.Fields)),
-		b.kv("view", b.viewMap(g.View)),
+		b.kv("view", b.idMap(g.View)),
 		b.kv("reason", b.reason(g.Reason)),
 		b.kv("purposes", b.boolSet(g.Purposes)),
 		b.kv("modes", b.boolSet(g.Modes)),

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -9,6 +10,10 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/lienthong/lienthong/catalog"
 )
@@ -179,6 +184,8 @@ func TestBenchDecisionLatency(t *testing.T) {
 	engines := map[int]*Engine{}
 	inputs := map[int][]Input{}
 	var cached *Engine
+	var floor rego.PreparedEvalQuery
+	var dataMB float64
 	for _, n := range sizes {
 		start := time.Now()
 		w := newBenchWorld(t, n, now)
@@ -190,7 +197,21 @@ func TestBenchDecisionLatency(t *testing.T) {
 		}
 		t.Logf("%d grants: data built in %s, loaded in %s", n, built.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 		engines[n], inputs[n] = e, w.inputs
+		if n == 100 {
+			// OPA's floor: the query "true", prepared and evaluated as the
+			// engine does, on the same store.
+			store := inmem.NewFromASTObject(ast.NewObject([2]*ast.Term{ast.StringTerm(Root), ast.NewTerm(storeDocument(w.snap.Data))}))
+			var err error
+			if floor, err = rego.New(rego.Query("true"), rego.Store(store)).PrepareForEval(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if n == 100_000 {
+			bs, err := json.Marshal(w.snap.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dataMB = float64(len(bs)) / 1e6
 			cached = NewEngine(WithCacheSize(10_000))
 			if err := cached.Load(ctx, w.snap); err != nil {
 				t.Fatal(err)
@@ -201,6 +222,8 @@ func TestBenchDecisionLatency(t *testing.T) {
 
 	const perRound, maxPerSize = 1_000, 20_000
 	lat := map[int][]time.Duration{}
+	var empty []time.Duration
+	floorInput := inputValue(&inputs[100][0], inputs[100][0].Fields, now.UnixNano())
 	for _, n := range sizes { // warm-up
 		sample(t, engines[n], inputs[n], 0, perRound, nil)
 	}
@@ -209,7 +232,16 @@ func TestBenchDecisionLatency(t *testing.T) {
 		for _, n := range sizes {
 			lat[n] = sample(t, engines[n], inputs[n], round*perRound, perRound, lat[n])
 		}
+		for range perRound {
+			start := time.Now()
+			if _, err := eval(ctx, floor, floorInput); err != nil {
+				t.Fatal(err)
+			}
+			empty = append(empty, time.Since(start))
+		}
 	}
+	slices.Sort(empty)
+	fmt.Printf("BENCH policy empty_query_p50 %.1f us\n", pct(empty, 0.50))
 	for _, n := range sizes {
 		slices.Sort(lat[n])
 		fmt.Printf("BENCH policy decision_p50_%d %.1f us\n", n, pct(lat[n], 0.50))
@@ -225,6 +257,7 @@ func TestBenchDecisionLatency(t *testing.T) {
 	fmt.Printf("BENCH policy decision_cached_p50_100000 %.2f us\n", pct(cl, 0.50))
 	fmt.Printf("BENCH policy decision_cached_p99_100000 %.2f us\n", pct(cl, 0.99))
 	fmt.Printf("BENCH policy p99_ratio_100000_over_100 %.2f x\n", pct(lat[100_000], 0.99)/pct(lat[100], 0.99))
+	fmt.Printf("BENCH policy data_json_mb_100000 %.1f MB\n", dataMB)
 }
 
 // BenchmarkDecide measures one uncached decision with 10,000 grants.

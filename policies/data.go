@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -31,6 +33,10 @@ type PolicyData struct {
 	// Agencies maps an agency key (the last segment of an agency module's
 	// package) to the provider system id the module belongs to.
 	Agencies map[string]string `json:"agencies"`
+	// Views holds every distinct answer (FieldView) by id. Grants' views and
+	// datasets' fallbacks name answers by id: most grants give the same few
+	// answers for a path, so each is written once.
+	Views map[string]FieldView `json:"views"`
 }
 
 // SystemData is what a decision needs about a consumer system.
@@ -55,10 +61,11 @@ type DatasetData struct {
 	// DefaultShared lists the top-most paths a consumer may query without a
 	// grant (sorted); it spares the rules a walk over Fields.
 	DefaultShared []string `json:"default_shared"`
-	// Fallback holds, for each path, the answer when no grant says anything
-	// about it: under "query" default-shared paths are allowed, under "other"
-	// (verify and feed) nothing is.
-	Fallback map[string]map[string]FieldView `json:"fallback"`
+	// Fallback holds, for each path, the id of the answer (in
+	// PolicyData.Views) when no grant says anything about it: under "query"
+	// default-shared paths are allowed, under "other" (verify and feed)
+	// nothing is.
+	Fallback map[string]map[string]string `json:"fallback"`
 	// Agency is the agency key of the provider's own module, if it has one.
 	Agency string `json:"agency,omitempty"`
 }
@@ -86,9 +93,10 @@ type GrantData struct {
 	// Fields lists the paths the grant names, sorted (what "everything I may
 	// have" starts from).
 	Fields []string `json:"fields"`
-	// View is the grant's answer for each dataset path it says something
-	// about; paths it does not cover and holds no parts of are absent.
-	View map[string]FieldView `json:"view"`
+	// View is the id of the grant's answer (in PolicyData.Views) for each
+	// dataset path it says something about; paths it does not cover and
+	// holds no parts of are absent.
+	View map[string]string `json:"view"`
 	// Reason is the decision's reason when the grant allows something.
 	Reason Reason `json:"reason"`
 	// Purposes and Modes are sets (value true) keyed by purpose code and mode.
@@ -155,7 +163,9 @@ func BuildData(systems []catalog.System, datasets []catalog.Dataset, grants []ca
 		Datasets: make(map[string]DatasetData, len(datasets)),
 		Grants:   map[string]map[string]map[string]GrantData{},
 		Agencies: map[string]string{},
+		Views:    map[string]FieldView{},
 	}
+	views := viewInterner{views: pd.Views, keys: map[string]string{}}
 	for _, s := range systems {
 		if s.ID == "" {
 			return nil, errors.New("build policy data: a system has no id")
@@ -191,7 +201,7 @@ func BuildData(systems []catalog.System, datasets []catalog.Dataset, grants []ca
 		if v, seen := versions[ref]; seen && v >= d.Version {
 			continue
 		}
-		dd, err := datasetData(d)
+		dd, err := datasetData(d, &views)
 		if err != nil {
 			return nil, fmt.Errorf("build policy data: dataset %s: %w", ref, err)
 		}
@@ -214,7 +224,7 @@ func BuildData(systems []catalog.System, datasets []catalog.Dataset, grants []ca
 		if dd, ok := pd.Datasets[g.Provider+"/"+g.Dataset]; ok {
 			ds = &dd
 		}
-		gd, err := grantData(g, ds)
+		gd, err := grantData(g, ds, &views)
 		if err != nil {
 			return nil, fmt.Errorf("build policy data: grant %s: %w", g.ID, err)
 		}
@@ -254,7 +264,7 @@ func lineage(path string) []string {
 	return append(out, path)
 }
 
-func datasetData(d *catalog.Dataset) (DatasetData, error) {
+func datasetData(d *catalog.Dataset, views *viewInterner) (DatasetData, error) {
 	dd := DatasetData{MinLevel: max(d.MinConsumerLevel, catalog.MinSecurityLevel), Fields: make(map[string]FieldData, len(d.Fields))}
 	marked := map[string]bool{}
 	for _, f := range d.Fields {
@@ -309,12 +319,12 @@ func datasetData(d *catalog.Dataset) (DatasetData, error) {
 	if dd.DefaultShared == nil {
 		dd.DefaultShared = []string{}
 	}
-	dd.Fallback = map[string]map[string]FieldView{"query": {}, "other": {}}
+	dd.Fallback = map[string]map[string]string{"query": {}, "other": {}}
 	for p, fd := range dd.Fields {
-		notGranted := FieldView{Fields: []string{}, Reason: &Reason{Code: "field_not_granted", Field: p, Message: "field " + p + " is not covered by a usable grant"}}
+		notGranted := views.id(FieldView{Fields: []string{}, Reason: &Reason{Code: "field_not_granted", Field: p, Message: "field " + p + " is not covered by a usable grant"}})
 		dd.Fallback["other"][p] = notGranted
 		if fd.DefaultShared {
-			dd.Fallback["query"][p] = FieldView{Fields: []string{p}, Reason: &Reason{Code: "default_shared", Field: p, Message: "field " + p + " is default-shared master data"}}
+			dd.Fallback["query"][p] = views.id(FieldView{Fields: []string{p}, Reason: &Reason{Code: "default_shared", Field: p, Message: "field " + p + " is default-shared master data"}})
 		} else {
 			dd.Fallback["query"][p] = notGranted
 		}
@@ -345,14 +355,14 @@ func strongerMask(a, b catalog.Mask) catalog.Mask {
 
 // grantData shapes one grant; ds is its dataset (nil if unknown, in which
 // case the grant covers nothing: every decision on an unknown dataset denies).
-func grantData(g *catalog.Grant, ds *DatasetData) (GrantData, error) {
+func grantData(g *catalog.Grant, ds *DatasetData, views *viewInterner) (GrantData, error) {
 	if g.ID == "" || g.Consumer == "" || g.Provider == "" || g.Dataset == "" {
 		return GrantData{}, errors.New("id, consumer, provider and dataset are all required")
 	}
 	gd := GrantData{
 		ID:         g.ID,
 		Fields:     []string{},
-		View:       map[string]FieldView{},
+		View:       map[string]string{},
 		Purposes:   map[string]bool{},
 		Modes:      map[string]bool{},
 		LegalBasis: strings.TrimSpace(g.LegalBasis.Reference),
@@ -380,7 +390,9 @@ func grantData(g *catalog.Grant, ds *DatasetData) (GrantData, error) {
 	}
 	gd.Fields = slices.Sorted(maps.Keys(named))
 	if ds != nil {
-		gd.View = grantView(g.ID, named, gd.LegalBasis != "", ds)
+		for p, v := range grantView(g.ID, named, gd.LegalBasis != "", ds) {
+			gd.View[p] = views.id(v)
+		}
 	}
 	gd.Reason = Reason{Code: "granted", Message: "grant " + g.ID + " allows the exchange"}
 	if gd.LegalBasis != "" {
@@ -460,6 +472,64 @@ func grantView(id string, named map[string]catalog.Mask, hasLegalBasis bool, ds 
 		}
 	}
 	return view
+}
+
+// viewInterner gives each distinct FieldView one id in PolicyData.Views. The
+// id is derived from the answer's content, so the same catalog gives the same
+// data (and bundle) whatever the order of the work.
+type viewInterner struct {
+	views map[string]FieldView
+	keys  map[string]string // content key to id
+	sb    strings.Builder
+}
+
+func (vi *viewInterner) id(v FieldView) string {
+	key := viewKey(&vi.sb, v)
+	if id, ok := vi.keys[key]; ok {
+		return id
+	}
+	sum := sha256.Sum256([]byte(key))
+	enc := base64.RawURLEncoding.EncodeToString(sum[:])
+	// 10 characters (60 bits) suffice; a clash takes more of the digest.
+	id := enc[:10]
+	for n := 11; ; n++ {
+		if _, taken := vi.views[id]; !taken || n > len(enc) {
+			break
+		}
+		id = enc[:n]
+	}
+	vi.keys[key] = id
+	vi.views[id] = v
+	return id
+}
+
+// viewKey identifies a FieldView's content.
+func viewKey(k *strings.Builder, v FieldView) string {
+	k.Reset()
+	for _, f := range v.Fields {
+		k.WriteString(f)
+		k.WriteByte(0)
+	}
+	k.WriteByte(1)
+	for _, p := range slices.Sorted(maps.Keys(v.Masks)) {
+		k.WriteString(p)
+		k.WriteByte(0)
+		k.WriteString(string(v.Masks[p]))
+		k.WriteByte(0)
+	}
+	k.WriteByte(1)
+	if v.Grant {
+		k.WriteByte('g')
+	}
+	if r := v.Reason; r != nil {
+		k.WriteByte(1)
+		k.WriteString(r.Code)
+		k.WriteByte(0)
+		k.WriteString(r.Field)
+		k.WriteByte(0)
+		k.WriteString(r.Message)
+	}
+	return k.String()
 }
 
 // unixNano maps the zero time to 0 rather than to an overflowed value.

@@ -34,10 +34,10 @@ func TestBuildDataShapes(t *testing.T) {
 	if !slices.Equal(pop.DefaultShared, []string{"administrativeUnit", "nationality"}) {
 		t.Errorf("top-most default-shared paths %q", pop.DefaultShared)
 	}
-	if fb := pop.Fallback["query"]["nationality"]; !slices.Equal(fb.Fields, []string{"nationality"}) || fb.Reason.Code != "default_shared" {
+	if fb := pd.Views[pop.Fallback["query"]["nationality"]]; !slices.Equal(fb.Fields, []string{"nationality"}) || fb.Reason.Code != "default_shared" {
 		t.Errorf("query fallback %+v", fb)
 	}
-	if fb := pop.Fallback["other"]["nationality"]; len(fb.Fields) != 0 || fb.Reason.Code != "field_not_granted" {
+	if fb := pd.Views[pop.Fallback["other"]["nationality"]]; len(fb.Fields) != 0 || fb.Reason.Code != "field_not_granted" {
 		t.Errorf("verify/feed fallback %+v", fb)
 	}
 
@@ -59,27 +59,31 @@ func TestBuildDataShapes(t *testing.T) {
 		t.Errorf("grant %+v", g)
 	}
 	// Covered below a named object, with the masks that hold there.
-	if v := g.View["permanentResidence"]; !v.Grant || v.Masks["permanentResidence.street"] != catalog.MaskPartial {
+	if v := pd.Views[g.View["permanentResidence"]]; !v.Grant || v.Masks["permanentResidence.street"] != catalog.MaskPartial {
 		t.Errorf("view of a named object %+v", v)
 	}
-	if v := g.View["permanentResidence.provinceCode"]; !v.Grant || len(v.Masks) != 0 {
+	if v := pd.Views[g.View["permanentResidence.provinceCode"]]; !v.Grant || len(v.Masks) != 0 {
 		t.Errorf("view of a covered leaf %+v", v)
 	}
-	if v := g.View["personalId"]; v.Masks["personalId"] != catalog.MaskHash {
+	if v := pd.Views[g.View["personalId"]]; v.Masks["personalId"] != catalog.MaskHash {
 		t.Errorf("masked field %+v", v)
 	}
 	if _, ok := g.View["ethnicity"]; ok {
 		t.Error("ungranted field in the view")
 	}
 	nolb := pd.Grants[portal][popRef]["g-portal-nolb"]
-	if v := nolb.View["health.diagnosis"]; v.Grant || v.Reason.Code != "sensitive_without_legal_basis" {
+	if v := pd.Views[nolb.View["health.diagnosis"]]; v.Grant || v.Reason.Code != "sensitive_without_legal_basis" {
 		t.Errorf("sensitive without legal basis %+v", v)
 	}
-	if v := nolb.View["health.insuranceNo"]; !v.Grant {
+	if v := pd.Views[nolb.View["health.insuranceNo"]]; !v.Grant {
 		t.Errorf("non-sensitive part of a granted object %+v", v)
 	}
 	leaf := pd.Grants[portal][popRef]["g-portal-leaf"]
-	if v := leaf.View["permanentResidence"]; v.Grant != true || !slices.Equal(v.Fields, []string{"permanentResidence.provinceCode"}) || v.Reason.Code != "field_narrowed" {
+	// Answers are shared: identical ones have one id.
+	if g.View["fullName"] == "" || g.View["fullName"] == g.View["dateOfBirth"] {
+		t.Errorf("answer ids %q %q", g.View["fullName"], g.View["dateOfBirth"])
+	}
+	if v := pd.Views[leaf.View["permanentResidence"]]; v.Grant != true || !slices.Equal(v.Fields, []string{"permanentResidence.provinceCode"}) || v.Reason.Code != "field_narrowed" {
 		t.Errorf("narrowing %+v", v)
 	}
 }

@@ -173,6 +173,8 @@ type loaded struct {
 	children map[string]map[string][]string
 	// uncacheable marks datasets whose agency module may read the time.
 	uncacheable map[string]bool
+	// strs are the data's string terms, which inputs share (termPool).
+	strs termPool
 }
 
 // Revision is the revision currently loaded ("" before the first Load).
@@ -258,7 +260,9 @@ func (e *Engine) Load(ctx context.Context, snap *Snapshot) error {
 		return fmt.Errorf("policies: load revision %s: %w", snap.Revision, moduleError("", compiler.Errors))
 	}
 
-	store := inmem.NewFromASTObject(ast.NewObject([2]*ast.Term{ast.StringTerm(Root), ast.NewTerm(storeDocument(snap.Data))}))
+	doc, strs := storeDocumentAndStrings(snap.Data)
+	st.strs = strs
+	store := inmem.NewFromASTObject(ast.NewObject([2]*ast.Term{ast.StringTerm(Root), ast.NewTerm(doc)}))
 	prepare := func(query string, gen func(*ast.Term, *rego.EvalContext) (any, error)) (rego.PreparedEvalQuery, error) {
 		return rego.New(
 			rego.Query(query),
@@ -361,7 +365,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		}
 	}
 
-	input := inputValue(&in, fields, nowNS)
+	input := st.strs.input(&in, fields, nowNS)
 	rs, err := eval(ctx, st.query, input)
 	if err != nil {
 		d := deny("policy_error", "the policy could not be evaluated")
@@ -514,9 +518,14 @@ var (
 // inputValue builds the Rego input directly as an AST value: converting a Go
 // struct would round-trip it through JSON on every decision.
 func inputValue(in *Input, fields []string, nowNS int64) ast.Value {
-	consumer := [][2]*ast.Term{{kID, ast.StringTerm(in.Consumer.ID)}}
+	return termPool(nil).input(in, fields, nowNS)
+}
+
+// input is inputValue with the strings the data already holds shared.
+func (p termPool) input(in *Input, fields []string, nowNS int64) ast.Value {
+	consumer := [][2]*ast.Term{{kID, p.str(in.Consumer.ID)}}
 	if in.Consumer.Member != "" {
-		consumer = append(consumer, [2]*ast.Term{kMember, ast.StringTerm(in.Consumer.Member)})
+		consumer = append(consumer, [2]*ast.Term{kMember, p.str(in.Consumer.Member)})
 	}
 	if in.Consumer.Level > 0 {
 		consumer = append(consumer, [2]*ast.Term{kLevel, ast.IntNumberTerm(in.Consumer.Level)})
@@ -529,15 +538,15 @@ func inputValue(in *Input, fields []string, nowNS int64) ast.Value {
 	}
 	fs := make([]*ast.Term, len(fields))
 	for i, f := range fields {
-		fs[i] = ast.StringTerm(f)
+		fs[i] = p.str(f)
 	}
 	return ast.NewObject(
 		[2]*ast.Term{kConsumer, ast.ObjectTerm(consumer...)},
-		[2]*ast.Term{kProvider, ast.StringTerm(in.Provider)},
-		[2]*ast.Term{kDataset, ast.StringTerm(in.Dataset)},
+		[2]*ast.Term{kProvider, p.str(in.Provider)},
+		[2]*ast.Term{kDataset, p.str(in.Dataset)},
 		[2]*ast.Term{kFields, ast.ArrayTerm(fs...)},
-		[2]*ast.Term{kMode, ast.StringTerm(string(in.Mode))},
-		[2]*ast.Term{kPurpose, ast.StringTerm(in.Purpose)},
+		[2]*ast.Term{kMode, p.str(string(in.Mode))},
+		[2]*ast.Term{kPurpose, p.str(in.Purpose)},
 		[2]*ast.Term{kTime, int64Term(nowNS)},
 	)
 }

@@ -12,8 +12,9 @@ import (
 // from the policy data when it loads a revision (it is not part of the data
 // or of a bundle's data.json):
 //
-//	fast["<consumer id>\x00<dataset ref>\x00<mode>\x00<purpose>"]
+//	fast.entries["<consumer id>\x00<dataset ref>\x00<mode>\x00<purpose>"]
 //	    {from, until, view, fallback, use}
+//	fast.answers[<answer id>]             an answer of PolicyData.Views, compiled
 //
 // One flat key costs the rule one concat and one lookup, where nested keys
 // cost a lookup each. No component of an indexed key holds a NUL, so a key
@@ -24,9 +25,11 @@ import (
 // dataset's level, and exactly one active grant of it on the dataset names
 // both the mode and the purpose. from and until bound the exchange times at
 // which that grant is usable and the assessment current. view and fallback
-// hold, by path, the grant's answer and the answer without it, in a form the
-// rule merges with one object.union_n: {"f": {path: true}, "m": {path: mask},
-// "r": {reason: true}, "g": true when a grant allowed the paths}. use[g]
+// are the grant's view and the dataset's fallback for the mode (the same
+// terms as in the data: by path, an answer id). fast.answers holds each
+// answer in a form the rule merges with one object.union_n: {"f": {path:
+// true}, "m": {path: mask}, "r": {reason: true}, "g": true when a grant
+// allowed the paths}. use[g]
 // gives grant_id, row_scope and the grant's own reason ("r") for when a
 // grant allowed something (true) or not (false).
 //
@@ -35,18 +38,27 @@ import (
 // Rego tests) the general rules decide alone.
 const FastIndex = "fast"
 
-// fastIndex builds data.lienthong.fast from pd, sharing terms through b.
-func (b *astBuilder) fastIndex(pd *PolicyData) *ast.Term {
-	type dsTerms struct{ query, other *ast.Term }
-	fallbacks := map[string]dsTerms{}
-	fallback := func(ref string) dsTerms {
-		if t, ok := fallbacks[ref]; ok {
-			return t
+// fastIndex builds data.lienthong.fast from pd; doc is pd's document
+// (astDocument), whose grants' views and datasets' fallbacks the entries
+// share rather than copy.
+func (b *astBuilder) fastIndex(pd *PolicyData, doc ast.Object) *ast.Term {
+	get := func(o *ast.Term, keys ...string) *ast.Term {
+		for _, k := range keys {
+			if o == nil {
+				return nil
+			}
+			obj, ok := o.Value.(ast.Object)
+			if !ok {
+				return nil
+			}
+			o = obj.Get(ast.StringTerm(k))
 		}
-		dd := pd.Datasets[ref]
-		t := dsTerms{query: b.compiledViewMap(dd.Fallback["query"]), other: b.compiledViewMap(dd.Fallback["other"])}
-		fallbacks[ref] = t
-		return t
+		return o
+	}
+	root := ast.NewTerm(doc)
+	answers := ast.NewObject()
+	for _, id := range slices.Sorted(maps.Keys(pd.Views)) {
+		answers.Insert(b.str(id), b.compiledView(pd.Views[id]))
 	}
 	unused := ast.ObjectTerm(b.kv("grant_id", b.str("")), b.kv("row_scope", ast.NullTerm()), b.kv("r", ast.ObjectTerm()))
 	fast := ast.NewObject()
@@ -86,9 +98,9 @@ func (b *astBuilder) fastIndex(pd *PolicyData) *ast.Term {
 				}
 			}
 			for _, mode := range slices.Sorted(maps.Keys(uses)) {
-				fb := fallback(ref).other
+				fb := get(root, "datasets", ref, "fallback", "other")
 				if mode == "query" {
-					fb = fallback(ref).query
+					fb = get(root, "datasets", ref, "fallback", "query")
 				}
 				for _, purpose := range slices.Sorted(maps.Keys(uses[mode])) {
 					ids := uses[mode][purpose]
@@ -97,7 +109,8 @@ func (b *astBuilder) fastIndex(pd *PolicyData) *ast.Term {
 					}
 					g := grants[ids[0]]
 					until := min(g.ValidUntil, sys.AssessmentValidUntil)
-					if g.ValidFrom >= until {
+					view := get(root, "grants", consumer, ref, g.ID, "view")
+					if g.ValidFrom >= until || view == nil || fb == nil {
 						continue
 					}
 					used := ast.ObjectTerm(
@@ -109,7 +122,7 @@ func (b *astBuilder) fastIndex(pd *PolicyData) *ast.Term {
 					fast.Insert(ast.StringTerm(key), ast.ObjectTerm(
 						b.kv("from", int64Term(g.ValidFrom)),
 						b.kv("until", int64Term(until)),
-						b.kv("view", b.compiledViewMap(g.View)),
+						b.kv("view", view),
 						b.kv("fallback", fb),
 						b.kv("use", ast.ObjectTerm([2]*ast.Term{ast.InternedTerm(true), used}, [2]*ast.Term{ast.InternedTerm(false), unused})),
 					))
@@ -117,21 +130,13 @@ func (b *astBuilder) fastIndex(pd *PolicyData) *ast.Term {
 			}
 		}
 	}
-	return ast.NewTerm(fast)
-}
-
-func (b *astBuilder) compiledViewMap(m map[string]FieldView) *ast.Term {
-	o := ast.NewObject()
-	for _, p := range slices.Sorted(maps.Keys(m)) {
-		o.Insert(b.str(p), b.compiledView(m[p]))
-	}
-	return ast.NewTerm(o)
+	return ast.ObjectTerm(b.kv("entries", ast.NewTerm(fast)), b.kv("answers", ast.NewTerm(answers)))
 }
 
 // compiledView is a FieldView in the index's mergeable form, shared with
 // every identical one before.
 func (b *astBuilder) compiledView(v FieldView) *ast.Term {
-	k := "c\x01" + b.viewKey(v)
+	k := "c\x01" + viewKey(&b.key, v)
 	if t, ok := b.views[k]; ok {
 		return t
 	}

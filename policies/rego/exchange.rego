@@ -181,7 +181,7 @@ chosen := id if {
 	id := min({id | some id in usable; score[id] == best})
 }
 
-score[id] := count({p | some p in input.fields; grants[id].view[p].grant}) if {
+score[id] := count({p | some p in input.fields; answer(grants[id].view, p).grant}) if {
 	some id in usable
 	explicit
 }
@@ -206,19 +206,34 @@ fallback := dataset.fallback.query if {
 
 unknown_field := {"fields": [], "unknown": true}
 
+# answer is the entry for path p of a grant's view or a dataset's fallback.
+# BuildData stores the id of a shared answer (data.lienthong.views); an
+# answer written inline is taken as it is.
+answer(m, p) := data.lienthong.views[m[p]] if is_string(m[p])
+
+answer(m, p) := m[p] if is_object(m[p])
+
+# answer_or is p's answer from the grant's view, else from the fallback, else
+# unknown.
+answer_or(view, fb, p) := a if {
+	a := answer(view, p)
+} else := a if {
+	a := answer(fb, p)
+} else := unknown_field
+
 # outcome gives each asked path one answer: the grant's view of it if the
 # grant says anything about it, else the dataset's fallback, else unknown.
 # Every answer has the same shape: "fields" (the paths it allows: the path,
 # its granted parts, or none), optionally "masks", "grant" (true when the
 # grant allowed it) and "reason" ({code, field, message}).
-outcome[p] := object.get(grant.view, p, object.get(fallback, p, unknown_field)) if {
+outcome[p] := answer_or(grant.view, fallback, p) if {
 	explicit
 	some p in input.fields
 }
 
 # Without an explicit list: everything the chosen grant names, and the
 # default-shared fields it says nothing about.
-outcome[p] := object.get(grant.view, p, unknown_field) if {
+outcome[p] := answer_or(grant.view, {}, p) if {
 	all_asked
 	some p in grant.fields
 }
@@ -227,8 +242,8 @@ outcome[p] := o if {
 	all_asked
 	input.mode == "query"
 	some p in dataset.default_shared
-	object.get(grant.view, p, false) == false
-	o := fallback[p]
+	not answer(grant.view, p)
+	o := answer(fallback, p)
 }
 
 allowed := {q | some o in outcome; some q in o.fields}
@@ -301,13 +316,13 @@ grant_problem(id, g) := {"code": "grant_revoked", "message": concat("", ["grant 
 # general rules below, which are easier to read but cost more to evaluate.
 decision := d if {
 	count(input.consumer) == 1
-	e := data.lienthong.fast[concat("", [input.consumer.id, "\u0000", input.provider, "/", input.dataset, "\u0000", input.mode, "\u0000", input.purpose])]
+	e := data.lienthong.fast.entries[concat("", [input.consumer.id, "\u0000", input.provider, "/", input.dataset, "\u0000", input.mode, "\u0000", input.purpose])]
 	e.from <= input.time
 	input.time < e.until
 	is_array(input.fields)
 
 	# each asked path's answer; a path the dataset lacks has none
-	answers := [a | some p in input.fields; a := object.get(e.view, p, e.fallback[p])]
+	answers := [a | some p in input.fields; a := data.lienthong.fast.answers[object.get(e.view, p, e.fallback[p])]]
 	count(answers) == count(input.fields)
 	m := object.union_n(answers)
 	count(m.f) > 0
