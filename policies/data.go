@@ -115,8 +115,9 @@ type GrantData struct {
 
 // FieldView is the answer for one asked path, worked out in advance: what a
 // grant means for a path of its dataset (GrantData.View), or what the path
-// means without a grant (DatasetData.Fallback). Every answer has this one
-// shape so the rules treat them alike.
+// means without a grant (DatasetData.Fallback); both name it by its id in
+// PolicyData.Views. Every answer has this one shape so the rules treat them
+// alike.
 type FieldView struct {
 	// Fields are the paths the answer allows: the path itself, the granted
 	// parts of an object of which the grant names only parts, or none.

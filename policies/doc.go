@@ -18,11 +18,12 @@
 //	systems[<system id>]                  {member, level, assessment_valid_until, revoked}
 //	datasets[<provider id>/<code>]        {min_level, fields, default_shared, fallback, agency?}
 //	  fields[<path>]                      {classification, sensitive, default_shared, lineage}
-//	  fallback.query|other[<path>]        answer when no grant covers the path
+//	  fallback.query|other[<path>]        id of the answer when no grant covers the path
 //	grants[<consumer id>][<dataset ref>][<grant id>]
 //	                                      {id, fields, view, reason, purposes, modes,
 //	                                       legal_basis, row_scope, valid_from, valid_until, state}
-//	  view[<path>]                        the grant's answer for the path
+//	  view[<path>]                        id of the grant's answer for the path
+//	views[<answer id>]                    an answer, written once however many use it
 //	agencies[<agency key>]                <provider system id>
 //
 // Times are Unix nanoseconds; purposes and modes are sets ({code: true}).
@@ -32,7 +33,17 @@
 // BuildData works these answers out once per revision (coverage of a path by
 // a granted ancestor, the strongest mask on the way down, sensitive data
 // without a legal basis, objects of which only parts are granted), which is
-// what keeps the rules free of string work and walks.
+// what keeps the rules free of string work and walks. Answers are shared by
+// id (derived from their content): most grants give the same few answers for
+// a path, so the data holds each once. The rules also accept an answer
+// written inline in place of its id.
+//
+// When it loads a revision the engine adds an index derived from this data,
+// data.lienthong.fast (FastIndex; it is in no bundle): per consumer, dataset,
+// mode and purpose with exactly one grant, everything a decision needs that
+// does not depend on the input. The decision rule answers the common case
+// from it with a few lookups and one merge, and leaves everything else to the
+// general rules, which need only the data above.
 //
 // Per-record projection and masking are not done here: a Decision names the
 // allowed paths and masks, and the gateway applies them.

@@ -13,11 +13,13 @@ import (
 // or of a bundle's data.json):
 //
 //	fast.entries["<consumer id>\x00<dataset ref>\x00<mode>\x00<purpose>"]
-//	    {from, until, view, fallback, use}
+//	    [from, until, view, fallback, use]
 //	fast.answers[<answer id>]             an answer of PolicyData.Views, compiled
 //
 // One flat key costs the rule one concat and one lookup, where nested keys
-// cost a lookup each. No component of an indexed key holds a NUL, so a key
+// cost a lookup each; an entry is an array, not an object, because there are
+// as many entries as grants times modes and an array is a fraction of an
+// object's memory (the parts of one grant's entries are shared). No component of an indexed key holds a NUL, so a key
 // names exactly one (consumer, dataset, mode, purpose).
 //
 // An entry exists only where the answer up to the time check is already
@@ -76,6 +78,9 @@ func (b *astBuilder) fastIndex(pd *PolicyData, doc ast.Object) *ast.Term {
 				continue
 			}
 			grants := pd.Grants[consumer][ref]
+			// parts are what a grant's entries share, whatever the mode.
+			type grantParts struct{ from, until, use *ast.Term }
+			parts := map[string]grantParts{}
 			// uses[mode][purpose] lists the active grants naming both.
 			uses := map[string]map[string][]string{}
 			for _, id := range slices.Sorted(maps.Keys(grants)) {
@@ -113,19 +118,24 @@ func (b *astBuilder) fastIndex(pd *PolicyData, doc ast.Object) *ast.Term {
 					if g.ValidFrom >= until || view == nil || fb == nil {
 						continue
 					}
-					used := ast.ObjectTerm(
-						b.kv("grant_id", b.str(g.ID)),
-						b.kv("row_scope", b.rowScope(g.RowScope)),
-						b.kv("r", ast.ObjectTerm([2]*ast.Term{b.reason(g.Reason), ast.InternedTerm(true)})),
-					)
+					gp, ok := parts[g.ID]
+					if !ok {
+						// The grant's reason and row scope terms are the data's own.
+						gt := get(root, "grants", consumer, ref, g.ID)
+						used := ast.ObjectTerm(
+							b.kv("grant_id", b.str(g.ID)),
+							b.kv("row_scope", get(gt, "row_scope")),
+							b.kv("r", ast.ObjectTerm([2]*ast.Term{get(gt, "reason"), ast.InternedTerm(true)})),
+						)
+						gp = grantParts{
+							from:  int64Term(g.ValidFrom),
+							until: int64Term(until),
+							use:   ast.ObjectTerm([2]*ast.Term{ast.InternedTerm(true), used}, [2]*ast.Term{ast.InternedTerm(false), unused}),
+						}
+						parts[g.ID] = gp
+					}
 					key := consumer + "\x00" + ref + "\x00" + mode + "\x00" + purpose
-					fast.Insert(ast.StringTerm(key), ast.ObjectTerm(
-						b.kv("from", int64Term(g.ValidFrom)),
-						b.kv("until", int64Term(until)),
-						b.kv("view", view),
-						b.kv("fallback", fb),
-						b.kv("use", ast.ObjectTerm([2]*ast.Term{ast.InternedTerm(true), used}, [2]*ast.Term{ast.InternedTerm(false), unused})),
-					))
+					fast.Insert(ast.StringTerm(key), ast.ArrayTerm(gp.from, gp.until, view, fb, gp.use))
 				}
 			}
 		}

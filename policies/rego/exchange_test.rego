@@ -513,3 +513,54 @@ test_fast_path_agrees_with_general_rules if {
 		fast == general
 	}
 }
+
+# --- answers shared by id and the engine's index -----------------------------------
+
+# BuildData writes each answer once, in data.lienthong.views, and grants and
+# fallbacks name it by id; the rules read both forms alike.
+test_answers_by_id if {
+	views := {"v-full": {"fields": ["fullName"], "grant": true}, "v-no": {"fields": [], "reason": {"code": "field_not_granted", "field": "dateOfBirth", "message": "not granted"}}}
+	g := object.union(grant("g-bhxh", {"fullName": ""}, {}), {"view": {"fullName": "v-full"}})
+	ds := object.union(datasets[ref], {"fallback": {"query": {"dateOfBirth": "v-no"}, "other": {}}})
+	d := exchange.decision with input as ask({})
+		with data.lienthong.systems as systems
+		with data.lienthong.datasets as {ref: ds}
+		with data.lienthong.grants as {bhxh: {ref: {"g-bhxh": g}}}
+		with data.lienthong.views as views
+	d.allow
+	paths(d) == {"fullName"}
+	codes(d) == {"granted", "field_not_granted"}
+}
+
+# The engine's index (policies.FastIndex) answers the common case in one rule
+# body; the answer is the one the general rules give.
+test_fast_index_answers_as_general_rules if {
+	key := concat("", [bhxh, "\u0000", ref, "\u0000", "query", "\u0000", "1.001234"])
+	used := {"grant_id": "g-bhxh", "row_scope": null, "r": {{"code": "granted", "message": "grant g-bhxh allows the exchange"}: true}}
+	unused := {"grant_id": "", "row_scope": null, "r": {}}
+	fast := {
+		"entries": {key: [t0 - day, t0 + day, {"fullName": "a-full"}, {"fullName": "a-no", "dateOfBirth": "a-no-dob"}, {true: used, false: unused}]},
+		"answers": {
+			"a-full": {"f": {"fullName": true}, "m": {}, "r": {}, "g": true},
+			"a-no-dob": {"f": {}, "m": {}, "r": {{"code": "field_not_granted", "field": "dateOfBirth", "message": "not granted"}: true}},
+		},
+	}
+	d := exchange.decision with input as ask({})
+		with data.lienthong.fast as fast
+		with data.lienthong.exchange.general_decision as "general"
+	d.allow
+	paths(d) == {"fullName"}
+	d.grant_id == "g-bhxh"
+	codes(d) == {"granted", "field_not_granted"}
+
+	# outside the entry's window, or with more than the consumer's id, the
+	# general rules decide
+	late := exchange.decision with input as ask({"time": t0 + day})
+		with data.lienthong.fast as fast
+		with data.lienthong.exchange.general_decision as "general"
+	late == "general"
+	member := exchange.decision with input as ask({"consumer": {"id": bhxh, "member": "x"}})
+		with data.lienthong.fast as fast
+		with data.lienthong.exchange.general_decision as "general"
+	member == "general"
+}
