@@ -162,7 +162,8 @@ func NewEngine(opts ...Option) *Engine {
 type loaded struct {
 	revision string
 	issuedAt time.Time
-	data     *PolicyData
+	// bounds gives each decision its expiry.
+	bounds *boundaries
 	query    rego.PreparedEvalQuery
 	// agency holds one prepared query per provider module, by dataset ref,
 	// evaluated only when the base decision allows.
@@ -278,7 +279,7 @@ func (e *Engine) Load(ctx context.Context, snap *Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("policies: load revision %s: prepare: %w", snap.Revision, err)
 	}
-	st.data = snap.Data
+	st.bounds = newBoundaries(snap.Data)
 	st.agency = map[string]rego.PreparedEvalQuery{}
 	agencyQueries := map[string]rego.PreparedEvalQuery{}
 	for key := range timeDep {
@@ -382,7 +383,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		return d, fmt.Errorf("policies: decide on revision %s: query %s was undefined", st.revision, decisionQuery)
 	}
 	d := *dp
-	d.Expires = expiresAt(st.data, &in, ref, nowNS)
+	d.Expires = st.bounds.expiresAt(&in, ref, nowNS)
 	if aq, ok := st.agency[ref]; ok && d.Allow {
 		out, err := evalAgency(ctx, aq, input)
 		if err != nil {
@@ -400,23 +401,51 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	return d, nil
 }
 
+// boundaries holds the times at which decisions may change, so the engine
+// need not keep the whole policy data (the garbage collector scans what is
+// kept on every cycle).
+type boundaries struct {
+	// assessed is each system's assessment expiry.
+	assessed map[string]int64
+	// grants lists the start and end of every grant, by consumer and
+	// dataset ref.
+	grants map[string]map[string][]int64
+}
+
+func newBoundaries(pd *PolicyData) *boundaries {
+	b := &boundaries{assessed: make(map[string]int64, len(pd.Systems)), grants: make(map[string]map[string][]int64, len(pd.Grants))}
+	for id, s := range pd.Systems {
+		b.assessed[id] = s.AssessmentValidUntil
+	}
+	for consumer, byRef := range pd.Grants {
+		b.grants[consumer] = make(map[string][]int64, len(byRef))
+		for ref, byID := range byRef {
+			ts := make([]int64, 0, 2*len(byID))
+			for _, g := range byID {
+				ts = append(ts, g.ValidFrom, g.ValidUntil)
+			}
+			b.grants[consumer][ref] = ts
+		}
+	}
+	return b
+}
+
 // expiresAt is the next time after now at which the decision may change: the
 // consumer's assessment expiry (as recorded, or as the gateway said) or a
 // grant of this consumer for this dataset starting or ending. 0: none.
-func expiresAt(pd *PolicyData, in *Input, ref string, now int64) int64 {
+func (b *boundaries) expiresAt(in *Input, ref string, now int64) int64 {
 	var next int64
 	consider := func(t int64) {
 		if t > now && (next == 0 || t < next) {
 			next = t
 		}
 	}
-	if s, ok := pd.Systems[in.Consumer.ID]; ok {
-		consider(s.AssessmentValidUntil)
+	if t, ok := b.assessed[in.Consumer.ID]; ok {
+		consider(t)
 	}
 	consider(unixNano(in.Consumer.AssessmentValidUntil))
-	for _, g := range pd.Grants[in.Consumer.ID][ref] {
-		consider(g.ValidFrom)
-		consider(g.ValidUntil)
+	for _, t := range b.grants[in.Consumer.ID][ref] {
+		consider(t)
 	}
 	return next
 }
