@@ -164,7 +164,7 @@ type loaded struct {
 	issuedAt time.Time
 	// bounds gives each decision its expiry.
 	bounds *boundaries
-	query    rego.PreparedEvalQuery
+	query  rego.PreparedEvalQuery
 	// agency holds one prepared query per provider module, by dataset ref,
 	// evaluated only when the base decision allows.
 	agency map[string]rego.PreparedEvalQuery
