@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -75,21 +76,33 @@ func decodeDecision(v ast.Value) (Decision, error) {
 			return Decision{}, err
 		}
 	}
+	// A row scope that is present but malformed is an error, never "no
+	// scope": dropping it would widen the grant to every row.
 	if t := obj.Get(kRowScope); t != nil {
-		if rs, ok := t.Value.(ast.Object); ok {
+		if _, isNull := t.Value.(ast.Null); !isNull {
+			rs, ok := t.Value.(ast.Object)
+			if !ok {
+				return Decision{}, fmt.Errorf("row_scope is %T, not an object", t.Value)
+			}
 			scope := &catalog.RowScope{Values: []string{}}
-			if f := rs.Get(kField); f != nil {
-				if s, ok := f.Value.(ast.String); ok {
-					scope.Field = string(s)
-				}
+			ft := rs.Get(kField)
+			if ft == nil {
+				return Decision{}, errors.New("row_scope has no field")
 			}
-			if vs := rs.Get(kValues); vs != nil {
-				vals, err := stringList(vs.Value)
-				if err != nil {
-					return Decision{}, fmt.Errorf("row_scope values: %w", err)
-				}
-				scope.Values = vals
+			f, ok := ft.Value.(ast.String)
+			if !ok || f == "" {
+				return Decision{}, errors.New("row_scope has no field")
 			}
+			scope.Field = string(f)
+			vs := rs.Get(kValues)
+			if vs == nil {
+				return Decision{}, errors.New("row_scope has no values")
+			}
+			vals, err := stringList(vs.Value)
+			if err != nil {
+				return Decision{}, fmt.Errorf("row_scope values: %w", err)
+			}
+			scope.Values = vals
 			d.RowScope = scope
 		}
 	}
