@@ -27,9 +27,10 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-## bench: benchmark reports, one line per figure: BENCH <suite> <metric> <value> <unit>
+## bench: benchmark reports, one line per figure: BENCH <suite> <metric> <value> <unit>.
+## Suites run one at a time (-p 1): each compares against a baseline measured in the same run.
 bench:
-	@LIENTHONG_BENCH=1 $(GO) test -count=1 -run '^TestBench' -v -timeout 30m ./... | grep -E '^(BENCH|--- FAIL|FAIL|panic)' ; test $${PIPESTATUS[0]} -eq 0
+	@LIENTHONG_BENCH=1 $(GO) test -p 1 -count=1 -run '^TestBench' -v -timeout 30m ./... | grep -E '^(BENCH|--- FAIL|FAIL|panic)' ; test $${PIPESTATUS[0]} -eq 0
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

@@ -116,6 +116,8 @@ func TestBenchGatewayPath(t *testing.T) {
 	fmt.Printf("BENCH gateway rps_ratio_gateway_over_proxy %.2f x\n", results["gateway"].rps/results["proxy"].rps)
 	a := direct.fixedRate(t, 500, 1500)
 	c := gateways.fixedRate(t, 500, 1500)
+	fmt.Printf("BENCH gateway direct_p50_at_500rps %.3f ms\n", a.p50)
+	fmt.Printf("BENCH gateway gateway_p50_at_500rps %.3f ms\n", c.p50)
 	fmt.Printf("BENCH gateway direct_p99_at_500rps %.3f ms\n", a.p99)
 	fmt.Printf("BENCH gateway gateway_p99_at_500rps %.3f ms\n", c.p99)
 	fmt.Printf("BENCH gateway added_p99_at_500rps %.3f ms\n", c.p99-a.p99)
