@@ -3,14 +3,11 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lienthong/lienthong/adapters/synthetic"
@@ -20,34 +17,8 @@ import (
 	"github.com/lienthong/lienthong/gateway"
 )
 
-// freshDatabase creates a database for one test on the PostgreSQL server
-// CI starts, and drops it afterwards.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	dsn := storetest.PostgresDSN(t)
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	name := fmt.Sprintf("lt_gw_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close(context.Background())
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
 func TestPostgresBackendWithRowScope(t *testing.T) {
-	dsn := freshDatabase(t)
+	dsn := storetest.FreshPostgresDatabase(t)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -66,32 +64,12 @@ func (tr *tracer) last(t *testing.T) traced {
 // the test ends, and returns a traced pool on it.
 func freshPool(t *testing.T) (*pgxpool.Pool, *tracer) {
 	t.Helper()
-	dsn := storetest.PostgresDSN(t)
+	dsn := storetest.FreshPostgresDatabase(t)
 	ctx := t.Context()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	var b [8]byte
-	rand.Read(b[:])
-	name := "lt_" + hex.EncodeToString(b[:]) // ours, never input
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close(ctx)
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ConnConfig.Database = name
 	cfg.MaxConns = 4
 	tr := &tracer{}
 	cfg.ConnConfig.Tracer = tr

@@ -1,8 +1,6 @@
 package synthetic_test
 
 import (
-	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,9 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lienthong/lienthong/adapters"
@@ -207,31 +203,10 @@ func TestHandlerThroughRESTAdapter(t *testing.T) {
 // the test ends.
 func freshPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	dsn := storetest.PostgresDSN(t)
-	admin, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	var b [8]byte
-	rand.Read(b[:])
-	name := "lt_" + hex.EncodeToString(b[:]) // ours, never input
-	if _, err := admin.Exec(t.Context(), "CREATE DATABASE "+name); err != nil {
-		admin.Close(t.Context())
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	cfg, err := pgxpool.ParseConfig(dsn)
+	cfg, err := pgxpool.ParseConfig(storetest.FreshPostgresDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ConnConfig.Database = name
 	cfg.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
 	if err != nil {
