@@ -68,6 +68,8 @@ type federation struct {
 	clock     atomic.Int64 // consumer gateway clock offset
 	grantID   string
 	dir       string
+	freshMu   sync.Mutex
+	fresh     map[int]freshClient
 	auditFile map[string]string
 }
 
@@ -86,6 +88,13 @@ func newFederation(t *testing.T) *federation { return newFederationWith(t, nil) 
 // and options.
 func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config), providerOpts ...gateway.Option) *federation {
 	t.Helper()
+	return newFederationTTL(t, 0, tweakProvider, providerOpts...)
+}
+
+// newFederationTTL also sets the lifetime of every certificate the control
+// plane issues (0: the default 72 hours).
+func newFederationTTL(t *testing.T, certTTL time.Duration, tweakProvider func(*gateway.Config), providerOpts ...gateway.Option) *federation {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	f := &federation{t: t, dir: dir, auditFile: map[string]string{}}
@@ -103,7 +112,7 @@ func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config), provid
 		t.Fatal(err)
 	}
 	f.ca = ca
-	f.svc = service.New(store, service.WithAuthority(ca), service.WithPolicySigningKey(key))
+	f.svc = service.New(store, service.WithAuthority(ca), service.WithPolicySigningKey(key), service.WithCertTTL(certTTL))
 	f.admin = auth.Principal{TokenID: "test", Name: "test operator", Role: catalog.RolePlatformAdmin}
 	cp := httptest.NewTLSServer(api.New(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	t.Cleanup(cp.Close)
@@ -342,4 +351,27 @@ const recordPath = "/r/" + population + "/population/citizens/"
 func loadPair(certFile, keyFile string) (*tls.Certificate, error) {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	return &pair, err
+}
+
+// systemClientFresh returns, per worker, a client whose certificate is at
+// most two seconds old (re-enrolled when older), for tests where
+// certificates live only seconds.
+func (f *federation) systemClientFresh(worker int) *http.Client {
+	f.freshMu.Lock()
+	defer f.freshMu.Unlock()
+	if f.fresh == nil {
+		f.fresh = map[int]freshClient{}
+	}
+	if fc, ok := f.fresh[worker]; ok && time.Since(fc.at) < 2*time.Second {
+		return fc.c
+	}
+	pair, _ := f.enrolledPair(insurance)
+	fc := freshClient{c: f.clientWith(pair), at: time.Now()}
+	f.fresh[worker] = fc
+	return fc.c
+}
+
+type freshClient struct {
+	c  *http.Client
+	at time.Time
 }

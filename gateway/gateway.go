@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		Renew:   renewer(cfg, cp, func() string { return g.trustDomain(g.sync.current.Load()) }),
 		OnRenew: func(leaf *x509.Certificate) {
 			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
+			g.retireConnections(ctx)
 		},
 		OnError: func(err error, retryIn time.Duration) {
 			log.Warn("gateway certificate renewal failed", "error", err.Error(), "retry_in", retryIn)
@@ -255,6 +256,30 @@ func (g *Gateway) identify(r *http.Request, st *state) (string, error) {
 
 var randRead = rand.Read
 
+// retireConnections starts new peer transports after a renewal: peers check
+// the certificate on every request, so no new request may ride a
+// keep-alive connection that presents the previous one. Requests in flight
+// finish on the old connections (their certificate is still valid: renewal
+// comes at two-thirds of its life), which are then closed.
+func (g *Gateway) retireConnections(ctx context.Context) {
+	g.peersMu.Lock()
+	old := g.peers
+	g.peers = map[string]*http.Client{}
+	g.peersMu.Unlock()
+	for _, c := range old {
+		c.CloseIdleConnections()
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(orDefault(g.cfg.Timeout, 15*time.Second)):
+		}
+		for _, c := range old {
+			c.CloseIdleConnections()
+		}
+	}()
+}
+
 // Sync pulls configuration and policy now rather than at the next tick
 // (operators use it after an urgent revocation; tests, to avoid sleeping).
 func (g *Gateway) Sync(ctx context.Context) error { return g.sync.pull(ctx) }
@@ -263,6 +288,15 @@ func (g *Gateway) Sync(ctx context.Context) error { return g.sync.pull(ctx) }
 func (g *Gateway) PolicyRevision() string {
 	if st := g.sync.current.Load(); st != nil {
 		return st.engine.Revision()
+	}
+	return ""
+}
+
+// CertificateSerial is the serial of the certificate the gateway presents
+// now, for operators and tests watching renewals.
+func (g *Gateway) CertificateSerial() string {
+	if leaf := g.rotator.Leaf(); leaf != nil {
+		return certs.SerialHex(leaf.SerialNumber)
 	}
 	return ""
 }

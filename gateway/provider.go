@@ -56,6 +56,9 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, x *exchange, mod
 	if x.rec.ExchangeID == "" || len(x.rec.ExchangeID) > 64 {
 		x.rec.ExchangeID = catalog.NewID("exc")
 	}
+	// The consumer as claimed, so even a refusal is bound to the request as
+	// received and reaches the consumer gateway as itself; it is checked below.
+	x.rec.Consumer = r.Header.Get(HeaderConsumer)
 	st, err := g.sync.fresh()
 	if err != nil {
 		g.refuse(w, r, x, http.StatusServiceUnavailable, "stale-configuration", err.Error())
@@ -67,8 +70,7 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, x *exchange, mod
 		g.refuse(w, r, x, http.StatusForbidden, "unknown-peer", err.Error())
 		return nil, nil, false
 	}
-	consumer := r.Header.Get(HeaderConsumer)
-	x.rec.Consumer = consumer
+	consumer := x.rec.Consumer
 	if memberOfSystem(consumer) == "" || memberOfSystem(consumer) != st.gatewayMember[peer] {
 		g.refuse(w, r, x, http.StatusForbidden, "consumer-not-of-peer",
 			fmt.Sprintf("the gateway of member %s may only speak for its own systems; %q is not one", st.gatewayMember[peer], consumer))
