@@ -11,15 +11,15 @@ import (
 )
 
 // TestCertificateRotationLosesNoRequest runs a bounded, continuous stream of
-// requests through both gateways while their certificates (4 s lifetimes,
+// requests through both gateways while their certificates (6 s lifetimes,
 // renewed at two-thirds) are swapped several times. Not one request may fail.
 func TestCertificateRotationLosesNoRequest(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs for about 10 s")
+		t.Skip("runs for about 14 s")
 	}
-	f := newFederationTTL(t, 4*time.Second, func(c *gateway.Config) { c.RateLimit.PerSecond = 10000 })
+	f := newFederationTTL(t, 6*time.Second, func(c *gateway.Config) { c.RateLimit.PerSecond = 10000 })
 	before := map[string]string{"provider": f.provider.CertificateSerial(), "consumer": f.consumer.CertificateSerial()}
-	deadline := time.Now().Add(9 * time.Second)
+	deadline := time.Now().Add(13 * time.Second)
 	var served, failed atomic.Int64
 	var wg sync.WaitGroup
 	for w := range 4 {

@@ -658,8 +658,11 @@ func TestFetchReusesConnections(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := b.newConns.Load(); got > workers+1 {
-		t.Errorf("%d concurrent workers opened %d connections in all, want at most %d", workers, got, workers+1)
+	// 160 fetches without pooling would open about 160 connections. With it,
+	// about one per worker: Go's transport may dial a spare when a request
+	// races a connection going back to the pool, so allow twice that.
+	if got := b.newConns.Load(); got > 2*workers+1 {
+		t.Errorf("%d concurrent workers opened %d connections for %d fetches; want at most %d", workers, got, workers*20, 2*workers+1)
 	}
 	if got := b.hits.Load(); got != 50+workers*20 {
 		t.Errorf("backend got %d requests", got)
