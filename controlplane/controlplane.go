@@ -36,6 +36,9 @@ type Config struct {
 	TLSCert, TLSKey string
 	// Hosts are the names and addresses the management certificate covers.
 	Hosts []string
+	// MaxGrantPeriod is the longest period an access request may ask for
+	// (0: service.DefaultMaxGrantPeriod, a year).
+	MaxGrantPeriod time.Duration
 	// Seed, when set, is a federation file loaded into an empty catalog on first start.
 	Seed string
 	// CA selects the certificate authority and the enrolment rules.
@@ -94,7 +97,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	if err != nil {
 		return err
 	}
-	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey))...)
+	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey), service.WithMaxGrantPeriod(cfg.MaxGrantPeriod))...)
 
 	r := Ready{TokenFile: filepath.Join(cfg.DataDir, "admin.token")}
 	if r.AdminToken, err = bootstrapToken(ctx, svc, r.TokenFile); err != nil {

@@ -292,6 +292,11 @@ func (g *Gateway) PolicyRevision() string {
 	return ""
 }
 
+// InvalidResponses counts backend answers refused because they did not match
+// the dataset (schema, duplicate keys, malformed JSON) since the gateway
+// started: a provider's operator watches it to find a misbehaving backend.
+func (g *Gateway) InvalidResponses() int64 { return g.invalidResponses.Load() }
+
 // CertificateSerial is the serial of the certificate the gateway presents
 // now, for operators and tests watching renewals.
 func (g *Gateway) CertificateSerial() string {

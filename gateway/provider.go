@@ -265,8 +265,8 @@ func (g *Gateway) fetch(w http.ResponseWriter, r *http.Request, x *exchange, ds 
 	var buf bytes.Buffer
 	stats, err := plan.Project(&buf, resp.Body, opts)
 	if err != nil {
-		g.invalidResponses.Add(1)
-		g.log.Warn("backend answer refused", "exchange", x.rec.ExchangeID, "dataset", ds.info.Provider+"/"+ds.info.Code, "error", err.Error())
+		n := g.invalidResponses.Add(1)
+		g.log.Warn("backend answer refused", "exchange", x.rec.ExchangeID, "dataset", ds.info.Provider+"/"+ds.info.Code, "error", err.Error(), "refused_so_far", n)
 		g.refuse(w, r, x, http.StatusBadGateway, "bad-backend-answer", "the provider's backend answered with data that does not match the dataset; nothing was passed on")
 		return nil, 0, false
 	}

@@ -57,6 +57,7 @@ PKI role; see deploy/vault.md. Vault secrets are read from the environment
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "management TLS certificate (PEM); default: self-signed in the data dir")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "management TLS key (PEM)")
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "host names and addresses the self-signed certificate covers (default localhost, 127.0.0.1, ::1)")
+	f.DurationVar(&cfg.MaxGrantPeriod, "max-grant-period", 0, "longest period an access request may ask for (default 8760h, a year)")
 	f.StringVar(&cfg.Seed, "seed", "", "federation file to load into an empty catalog, e.g. examples/federation.json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	addCAFlags(cmd, &cfg.CA)

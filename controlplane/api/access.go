@@ -70,7 +70,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return
 	}
 	w.Header().Set("Location", "/v1/grants/"+g.ID)
-	WriteJSON(w, http.StatusCreated, s.grantView(*g))
+	WriteJSON(w, http.StatusCreated, s.svc.View(*g))
 }
 
 // reasonBody is the body of refuse, withdraw and revoke.
@@ -106,17 +106,6 @@ func (s *Server) withdraw(w http.ResponseWriter, r *http.Request, p auth.Princip
 	WriteJSON(w, http.StatusOK, out)
 }
 
-// GrantView is a grant with its effective state at the time of the answer
-// (expiry is computed, never stored).
-type GrantView struct {
-	catalog.Grant
-	EffectiveState catalog.GrantState `json:"effectiveState"`
-}
-
-func (s *Server) grantView(g catalog.Grant) GrantView {
-	return GrantView{Grant: g, EffectiveState: g.StateAt(s.svc.Now())}
-}
-
 func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	q := r.URL.Query()
 	gs, err := s.svc.Grants(r.Context(), p, catalog.GrantFilter{
@@ -127,11 +116,11 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request, p auth.Princ
 		s.WriteError(w, r, err)
 		return
 	}
-	out := make([]GrantView, len(gs))
+	out := make([]service.GrantView, len(gs))
 	for i, g := range gs {
-		out[i] = s.grantView(g)
+		out[i] = s.svc.View(g)
 	}
-	WriteJSON(w, http.StatusOK, list[GrantView]{out})
+	WriteJSON(w, http.StatusOK, list[service.GrantView]{out})
 }
 
 func (s *Server) getGrant(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -140,7 +129,7 @@ func (s *Server) getGrant(w http.ResponseWriter, r *http.Request, p auth.Princip
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, s.grantView(*g))
+	WriteJSON(w, http.StatusOK, s.svc.View(*g))
 }
 
 func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -154,5 +143,5 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, p auth.Prin
 		s.WriteError(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, s.grantView(*g))
+	WriteJSON(w, http.StatusOK, s.svc.View(*g))
 }

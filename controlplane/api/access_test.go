@@ -2,13 +2,14 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
-	"github.com/lienthong/lienthong/controlplane/api"
+	"github.com/lienthong/lienthong/controlplane/auth"
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
 )
@@ -94,7 +95,7 @@ func TestAccessWorkflow(t *testing.T) {
 	}
 
 	// The provider's approver grants fewer fields than asked, one masked.
-	var grant api.GrantView
+	var grant service.GrantView
 	if err := f.approver.Do(ctx, http.MethodPost, "/v1/access-requests/"+req.ID+"/approve", approval, &grant); err != nil {
 		t.Fatal(err)
 	}
@@ -117,11 +118,11 @@ func TestAccessWorkflow(t *testing.T) {
 	}
 
 	// Both parties list the grant; the third party does not.
-	var mine struct{ Items []api.GrantView }
+	var mine struct{ Items []service.GrantView }
 	if err := f.integrator.Do(ctx, http.MethodGet, "/v1/grants", nil, &mine); err != nil || len(mine.Items) != 1 {
 		t.Fatalf("consumer grants: %+v %v", mine, err)
 	}
-	var theirs struct{ Items []api.GrantView }
+	var theirs struct{ Items []service.GrantView }
 	if err := f.outsider.Do(ctx, http.MethodGet, "/v1/grants", nil, &theirs); err != nil || len(theirs.Items) != 0 {
 		t.Fatalf("third party sees grants: %+v %v", theirs, err)
 	}
@@ -130,12 +131,32 @@ func TestAccessWorkflow(t *testing.T) {
 	if err := f.approver.Do(withUnvalidated(ctx), http.MethodPost, "/v1/grants/"+grant.ID+"/revoke", map[string]string{"reason": " "}, nil); asProblem(t, err).Status != http.StatusBadRequest {
 		t.Fatal("revoked without a reason")
 	}
-	var revoked api.GrantView
+	var revoked service.GrantView
 	if err := f.approver.Do(ctx, http.MethodPost, "/v1/grants/"+grant.ID+"/revoke", map[string]string{"reason": "purpose fulfilled"}, &revoked); err != nil {
 		t.Fatal(err)
 	}
 	if revoked.EffectiveState != catalog.GrantRevoked || revoked.RevokeReason != "purpose fulfilled" || len(revoked.History) != 2 {
 		t.Fatalf("revoked grant = %+v", revoked)
+	}
+}
+
+// The platform's maximum grant period is configurable, and the configured
+// value is the one enforced.
+func TestMaxGrantPeriodIsConfigurable(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	svc := service.New(f.store, service.WithMaxGrantPeriod(30*24*time.Hour))
+	p := auth.Principal{TokenID: "t", Role: catalog.RolePlatformAdmin}
+	in := f.validRequest()
+	in.ValidUntil = time.Now().Add(60 * 24 * time.Hour) // within the default year
+	_, err := svc.RequestAccess(ctx, p, in)
+	var v *catalog.ValidationError
+	if !errors.As(err, &v) || v.Problems[0].Pointer != "/validUntil" || !strings.Contains(v.Problems[0].Message, "30 days") {
+		t.Fatalf("60 days under a 30-day maximum: %v", err)
+	}
+	in.ValidUntil = time.Now().Add(20 * 24 * time.Hour)
+	if _, err := svc.RequestAccess(ctx, p, in); err != nil {
+		t.Fatalf("20 days under a 30-day maximum: %v", err)
 	}
 }
 

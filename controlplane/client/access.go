@@ -10,10 +10,7 @@ import (
 )
 
 // Grant is a grant with its effective state, as the API shows it.
-type Grant struct {
-	catalog.Grant
-	EffectiveState catalog.GrantState `json:"effectiveState"`
-}
+type Grant = service.GrantView
 
 // RequestAccess files an access request.
 func (c *Client) RequestAccess(ctx context.Context, in service.AccessRequestInput) (*catalog.AccessRequest, error) {

@@ -409,6 +409,18 @@ func (s *Service) RevokeGrant(ctx context.Context, p auth.Principal, grantID, re
 	return out, nil
 }
 
+// GrantView is a grant with its effective state at the time of the answer:
+// expiry is computed, never stored.
+type GrantView struct {
+	catalog.Grant
+	EffectiveState catalog.GrantState `json:"effectiveState"`
+}
+
+// View adds the effective state now.
+func (s *Service) View(g catalog.Grant) GrantView {
+	return GrantView{Grant: g, EffectiveState: g.StateAt(s.Now())}
+}
+
 // AccessRequests lists requests the caller may see: those where its member is
 // consumer or provider (all for platform-admin).
 func (s *Service) AccessRequests(ctx context.Context, p auth.Principal, f catalog.AccessRequestFilter) ([]catalog.AccessRequest, error) {
