@@ -29,23 +29,16 @@ func newASTBuilder() *astBuilder {
 
 // astDocument builds data.lienthong's value.
 func astDocument(pd *PolicyData) ast.Object {
-	return newASTBuilder().document(pd)
-}
-
-// storeDocument is what the engine stores at data.lienthong: the policy data
-// and the index derived from it (FastIndex).
-func storeDocument(pd *PolicyData) ast.Object {
-	doc, _ := storeDocumentAndStrings(pd)
+	doc, _ := astDocumentAndStrings(pd)
 	return doc
 }
 
-// storeDocumentAndStrings is storeDocument that also returns the string terms
-// the document is made of, for inputs to share (termPool).
-func storeDocumentAndStrings(pd *PolicyData) (ast.Object, termPool) {
+// astDocumentAndStrings is astDocument that also returns the string terms
+// the document is made of, for inputs to share (termPool). It is what the
+// engine stores: the data alone, as a bundle's data.json holds it.
+func astDocumentAndStrings(pd *PolicyData) (ast.Object, termPool) {
 	b := newASTBuilder()
-	doc := b.document(pd)
-	doc.Insert(b.str(FastIndex), b.fastIndex(pd, doc))
-	return doc, b.strs
+	return b.document(pd), b.strs
 }
 
 // termPool holds string terms by value. Terms are never changed once built,

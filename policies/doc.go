@@ -4,10 +4,11 @@
 // The rules are Rego modules (rego/exchange.rego, OPA v1 syntax) with their
 // own Rego unit tests (rego/exchange_test.rego, run by RunTests). The Go side
 // builds the policy data from catalog types (BuildData), prepares the query
-// once per revision (Engine.Load), answers decisions with a bounded,
-// time-aware cache (Engine.Decide), lets a provider narrow decisions on its
-// datasets with its own module (CompileAgencyModule), and ships everything to
-// gateways as signed OPA bundles (BuildBundle, LoadBundle).
+// and compiles a native table of the common case once per revision
+// (Engine.Load), answers decisions with a bounded, time-aware cache
+// (Engine.Decide), lets a provider narrow decisions on its datasets with its
+// own module (CompileAgencyModule), and ships everything to gateways as
+// signed OPA bundles (BuildBundle, LoadBundle).
 //
 // # Policy data
 //
@@ -38,12 +39,19 @@
 // a path, so the data holds each once. The rules also accept an answer
 // written inline in place of its id.
 //
-// When it loads a revision the engine adds an index derived from this data,
-// data.lienthong.fast (FastIndex; it is in no bundle): per consumer, dataset,
-// mode and purpose with exactly one grant, everything a decision needs that
-// does not depend on the input. The decision rule answers the common case
-// from it with a few lookups and one merge, and leaves everything else to the
-// general rules, which need only the data above.
+// # Two evaluators, one meaning
+//
+// The common case (the consumer named by its id only, an explicit list of
+// fields, exactly one active grant naming the mode and purpose, within its
+// period and the consumer's assessment) is decided by a native Go evaluator,
+// from a table the engine compiles out of this same data when it loads a
+// revision: which grant applies to each (consumer, dataset, mode, purpose),
+// and each path's answer with and without it, interned and ready to merge.
+// The Rego decides everything else (denials and their reasons, several
+// grants, unknown fields, "everything I may have", what the gateway adds
+// about the consumer) and is the reference: a differential test and a fuzz
+// target hold every native answer deep-equal to the Rego's. Plain OPA,
+// given a bundle, evaluates the Rego alone and decides the same.
 //
 // Per-record projection and masking are not done here: a Decision names the
 // allowed paths and masks, and the gateway applies them.

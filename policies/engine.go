@@ -124,19 +124,28 @@ var ErrNoPolicy = errors.New("policies: no policy revision loaded")
 // strengthen masks. Nothing else the module defines is read, so it can never
 // add a field, lift a mask or allow what the base denied; output of the wrong
 // shape denies (agency_policy_invalid).
+//
+// The common case (the consumer named by its id, an explicit list of fields,
+// one grant naming the mode and purpose) is decided natively, from a table
+// compiled out of the same data when a revision is loaded (nativeTable); the
+// Rego decides everything else and is the reference the native answers are
+// held equal to.
 type Engine struct {
 	loadMu    sync.Mutex
 	cur       atomic.Pointer[loaded]
 	cacheSize int
 	clock     func() time.Time
 	maxStale  time.Duration
+	// regoOnly makes every decision evaluate the Rego (tests compare the
+	// native answers with it; the benchmark measures both).
+	regoOnly bool
 }
 
 // Option configures an Engine.
 type Option func(*Engine)
 
 // WithCacheSize bounds the decision cache to about n entries; 0 disables it
-// (the benchmark measures the prepared query that way). Default 10,000.
+// (the benchmark measures uncached decisions that way). Default 10,000.
 func WithCacheSize(n int) Option { return func(e *Engine) { e.cacheSize = max(n, 0) } }
 
 // WithClock sets the time used when an Input has none (tests move it).
@@ -164,6 +173,8 @@ type loaded struct {
 	issuedAt time.Time
 	// bounds gives each decision its expiry.
 	bounds *boundaries
+	// native decides the common case without evaluating query.
+	native *nativeTable
 	query  rego.PreparedEvalQuery
 	// agency holds one prepared query per provider module, by dataset ref,
 	// evaluated only when the base decision allows.
@@ -206,10 +217,11 @@ func agencyQuery(key string) string {
 }
 
 // Load prepares snap (compiles the modules, builds the data as an in-memory
-// AST store, prepares the queries) and, only if that succeeds, makes it the
-// revision that decides. The previous revision keeps answering meanwhile; its
-// cache goes with it. Loading the revision already loaded does nothing, so a
-// gateway may hand every fetched bundle to Load: a revision names content.
+// AST store, prepares the queries, compiles the native table of the common
+// case) and, only if that succeeds, makes it the revision that decides. The
+// previous revision keeps answering meanwhile; its cache goes with it.
+// Loading the revision already loaded does nothing, so a gateway may hand
+// every fetched bundle to Load: a revision names content.
 func (e *Engine) Load(ctx context.Context, snap *Snapshot) error {
 	if snap == nil || snap.Data == nil {
 		return errors.New("policies: load: snapshot has no data")
@@ -261,7 +273,7 @@ func (e *Engine) Load(ctx context.Context, snap *Snapshot) error {
 		return fmt.Errorf("policies: load revision %s: %w", snap.Revision, moduleError("", compiler.Errors))
 	}
 
-	doc, strs := storeDocumentAndStrings(snap.Data)
+	doc, strs := astDocumentAndStrings(snap.Data)
 	st.strs = strs
 	store := inmem.NewFromASTObject(ast.NewObject([2]*ast.Term{ast.StringTerm(Root), ast.NewTerm(doc)}))
 	prepare := func(query string, gen func(*ast.Term, *rego.EvalContext) (any, error)) (rego.PreparedEvalQuery, error) {
@@ -280,6 +292,7 @@ func (e *Engine) Load(ctx context.Context, snap *Snapshot) error {
 		return fmt.Errorf("policies: load revision %s: prepare: %w", snap.Revision, err)
 	}
 	st.bounds = newBoundaries(snap.Data)
+	st.native = newNativeTable(snap.Data)
 	st.agency = map[string]rego.PreparedEvalQuery{}
 	agencyQueries := map[string]rego.PreparedEvalQuery{}
 	for key := range timeDep {
@@ -337,7 +350,9 @@ func dataDocument(pd *PolicyData) (any, error) {
 // Decide answers one exchange. It never returns an allowing decision with an
 // error; on any failure the decision denies (policy_error, no_policy) and the
 // error says why. Cached answers are used only within the revision that made
-// them and before their Expires.
+// them and before their Expires. The common case is answered by the native
+// table, everything else by the Rego; a provider's module then narrows an
+// allowing answer either way.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	st := e.cur.Load()
 	if st == nil {
@@ -366,25 +381,35 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		}
 	}
 
-	input := st.strs.input(&in, fields, nowNS)
-	rs, err := eval(ctx, st.query, input)
-	if err != nil {
-		d := deny("policy_error", "the policy could not be evaluated")
-		d.Revision = st.revision
-		return d, fmt.Errorf("policies: decide on revision %s: %w", st.revision, err)
+	var input ast.Value
+	d, native := Decision{}, false
+	if !e.regoOnly {
+		d, native = st.native.decide(&in, ref, fields, nowNS)
 	}
-	var dp *Decision
-	if len(rs) == 1 && len(rs[0].Expressions) == 1 {
-		dp, _ = rs[0].Expressions[0].Value.(*Decision)
+	if !native {
+		input = st.strs.input(&in, fields, nowNS)
+		rs, err := eval(ctx, st.query, input)
+		if err != nil {
+			d := deny("policy_error", "the policy could not be evaluated")
+			d.Revision = st.revision
+			return d, fmt.Errorf("policies: decide on revision %s: %w", st.revision, err)
+		}
+		var dp *Decision
+		if len(rs) == 1 && len(rs[0].Expressions) == 1 {
+			dp, _ = rs[0].Expressions[0].Value.(*Decision)
+		}
+		if dp == nil {
+			d := deny("policy_error", "the policy gave no decision")
+			d.Revision = st.revision
+			return d, fmt.Errorf("policies: decide on revision %s: query %s was undefined", st.revision, decisionQuery)
+		}
+		d = *dp
+		d.Expires = st.bounds.expiresAt(&in, ref, nowNS)
 	}
-	if dp == nil {
-		d := deny("policy_error", "the policy gave no decision")
-		d.Revision = st.revision
-		return d, fmt.Errorf("policies: decide on revision %s: query %s was undefined", st.revision, decisionQuery)
-	}
-	d := *dp
-	d.Expires = st.bounds.expiresAt(&in, ref, nowNS)
 	if aq, ok := st.agency[ref]; ok && d.Allow {
+		if input == nil {
+			input = st.strs.input(&in, fields, nowNS)
+		}
 		out, err := evalAgency(ctx, aq, input)
 		if err != nil {
 			d := deny("policy_error", "the provider's policy module could not be evaluated")

@@ -468,3 +468,18 @@ func TestJSONFormsMatchTheRego(t *testing.T) {
 		}
 	}
 }
+
+// TestInputSharesDataStrings checks that inputs reuse the data's string terms
+// and build the same value as without them.
+func TestInputSharesDataStrings(t *testing.T) {
+	snap := fixtureSnapshot(t, "r1", fixtureGrants(), nil)
+	_, pool := astDocumentAndStrings(snap.Data)
+	in := ask(nil)
+	shared := pool.input(&in, in.Fields, t0.UnixNano())
+	if shared.Compare(inputValue(&in, in.Fields, t0.UnixNano())) != 0 {
+		t.Fatal("shared input differs")
+	}
+	if shared.(ast.Object).Get(ast.StringTerm("consumer")).Value.(ast.Object).Get(ast.StringTerm("id")) != pool[bhxh] {
+		t.Error("consumer id not shared")
+	}
+}

@@ -10,11 +10,14 @@
 # its cost does not grow with the number of grants. Per-record projection and
 # masking are the gateway's job; this module only names paths.
 #
-# Written for speed: OPA charges for every rule and expression it evaluates,
-# so the common case (one usable grant, an explicit list of fields) is one
-# rule body with positive checks and object.get (decision, at the end), and
-# the general rules, which explain denials and handle the rarer cases, run
-# only when that body does not apply.
+# This module is the reference for every decision. The Go engine (package
+# policies) answers the common case (the consumer named by its id, an
+# explicit list of fields, exactly one grant naming the mode and purpose)
+# natively, from a table it compiles out of the same data when it loads a
+# revision, and evaluates this module for everything else; a differential
+# test holds the native answers equal to this module's. Plain OPA (next to
+# Envoy, or `opa eval` on a bundle) evaluates this module alone and decides
+# the same.
 package lienthong.exchange
 
 # --- the exchange as asked ---------------------------------------------------
@@ -302,45 +305,7 @@ grant_problem(id, g) := {"code": "grant_revoked", "message": concat("", ["grant 
 
 # The engine adds when the decision expires (the next grant or assessment
 # boundary) from the same data.
-#
-# decision first tries the common case, indexed by the engine when it loads
-# a revision (data.lienthong.fast, see policies.FastIndex): the input names
-# only the consumer's id, an explicit list of fields the dataset has, and
-# exactly one grant names the mode and purpose. Everything that does not
-# depend on the input (the consumer connected at the dataset's level, which
-# grant applies, each path's answer with and without it) is looked up, so
-# the body is a few lookups, two time comparisons and one merge of the asked
-# paths' answers. It computes exactly what general_decision would (a test
-# checks the two agree); everything else (denials, several grants, unknown
-# fields, "everything I may have", data without the index) takes the
-# general rules below, which are easier to read but cost more to evaluate.
-decision := d if {
-	count(input.consumer) == 1
-
-	# [from, until, view, fallback, use]
-	e := data.lienthong.fast.entries[concat("", [input.consumer.id, "\u0000", input.provider, "/", input.dataset, "\u0000", input.mode, "\u0000", input.purpose])]
-	e[0] <= input.time
-	input.time < e[1]
-	is_array(input.fields)
-
-	# each asked path's answer; a path the dataset lacks has none
-	answers := [a | some p in input.fields; a := data.lienthong.fast.answers[object.get(e[2], p, e[3][p])]]
-	count(answers) == count(input.fields)
-	m := object.union_n(answers)
-	count(m.f) > 0
-	u := e[4][object.get(m, "g", false)]
-	d := {
-		"allow": true,
-		"fields": object.keys(m.f),
-		"masks": m.m,
-		"row_scope": u.row_scope,
-		"grant_id": u.grant_id,
-		"reasons": object.keys(object.union(m.r, u.r)),
-	}
-} else := general_decision
-
-# The general rules' decision: every case, with the reason for a denial.
-default general_decision := {
+default decision := {
 	"allow": false,
 	"fields": [],
 	"masks": {},
@@ -349,7 +314,7 @@ default general_decision := {
 	"reasons": [{"code": "denied_by_default", "message": "no rule allowed this exchange"}],
 }
 
-general_decision := {
+decision := {
 	"allow": true,
 	"fields": allowed,
 	"masks": masks,
@@ -361,7 +326,7 @@ general_decision := {
 	count(allowed) > 0
 }
 
-general_decision := {
+decision := {
 	"allow": false,
 	"fields": [],
 	"masks": {},
@@ -373,7 +338,7 @@ general_decision := {
 	count(allowed) == 0
 }
 
-general_decision := {
+decision := {
 	"allow": false,
 	"fields": [],
 	"masks": {},

@@ -488,33 +488,7 @@ test_best_covering_grant_chosen if {
 	tie.grant_id == "g-a"
 }
 
-# --- the fast path agrees with the general rules ---------------------------------
-
-test_fast_path_agrees_with_general_rules if {
-	inputs := [
-		ask({}),
-		ask({"fields": ["fullName", "personalId", "permanentResidence", "shoeSize", "nationality", "ethnicity"]}),
-		ask({"fields": ["permanentResidence.street", "permanentResidence"]}),
-		ask({"consumer": {"id": portal}, "fields": ["fullName", "ethnicity", "health", "health.insuranceNo", "nationality"]}),
-		ask({"consumer": {"id": portal}, "purpose": "2.000004", "fields": ["permanentResidence", "administrativeUnit", "administrativeUnit.code"]}),
-		ask({"mode": "verify", "fields": ["fullName", "nationality"]}),
-		ask({"fields": ["ethnicity"]}),
-		ask({"fields": ["fullName", 7]}),
-	]
-	every inp in inputs {
-		fast := exchange.decision with input as inp
-			with data.lienthong.systems as systems
-			with data.lienthong.datasets as datasets
-			with data.lienthong.grants as grants
-		general := exchange.general_decision with input as inp
-			with data.lienthong.systems as systems
-			with data.lienthong.datasets as datasets
-			with data.lienthong.grants as grants
-		fast == general
-	}
-}
-
-# --- answers shared by id and the engine's index -----------------------------------
+# --- answers shared by id -------------------------------------------------------
 
 # BuildData writes each answer once, in data.lienthong.views, and grants and
 # fallbacks name it by id; the rules read both forms alike.
@@ -530,37 +504,4 @@ test_answers_by_id if {
 	d.allow
 	paths(d) == {"fullName"}
 	codes(d) == {"granted", "field_not_granted"}
-}
-
-# The engine's index (policies.FastIndex) answers the common case in one rule
-# body; the answer is the one the general rules give.
-test_fast_index_answers_as_general_rules if {
-	key := concat("", [bhxh, "\u0000", ref, "\u0000", "query", "\u0000", "1.001234"])
-	used := {"grant_id": "g-bhxh", "row_scope": null, "r": {{"code": "granted", "message": "grant g-bhxh allows the exchange"}: true}}
-	unused := {"grant_id": "", "row_scope": null, "r": {}}
-	fast := {
-		"entries": {key: [t0 - day, t0 + day, {"fullName": "a-full"}, {"fullName": "a-no", "dateOfBirth": "a-no-dob"}, {true: used, false: unused}]},
-		"answers": {
-			"a-full": {"f": {"fullName": true}, "m": {}, "r": {}, "g": true},
-			"a-no-dob": {"f": {}, "m": {}, "r": {{"code": "field_not_granted", "field": "dateOfBirth", "message": "not granted"}: true}},
-		},
-	}
-	d := exchange.decision with input as ask({})
-		with data.lienthong.fast as fast
-		with data.lienthong.exchange.general_decision as "general"
-	d.allow
-	paths(d) == {"fullName"}
-	d.grant_id == "g-bhxh"
-	codes(d) == {"granted", "field_not_granted"}
-
-	# outside the entry's window, or with more than the consumer's id, the
-	# general rules decide
-	late := exchange.decision with input as ask({"time": t0 + day})
-		with data.lienthong.fast as fast
-		with data.lienthong.exchange.general_decision as "general"
-	late == "general"
-	member := exchange.decision with input as ask({"consumer": {"id": bhxh, "member": "x"}})
-		with data.lienthong.fast as fast
-		with data.lienthong.exchange.general_decision as "general"
-	member == "general"
 }
