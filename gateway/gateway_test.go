@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,9 +9,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"math/big"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -204,6 +208,53 @@ func TestStaleConfigurationDenies(t *testing.T) {
 	f.clock.Store(0)
 	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusOK {
 		t.Fatalf("fresh again: %d", a.status)
+	}
+}
+
+// While the configuration is unchanged, a poll gets the control plane's
+// signed statement that it is current instead of the configuration, and
+// that statement renews freshness: a gateway that would be stale is fresh
+// again without downloading anything. The statement is kept, so it also
+// counts after a restart.
+func TestUnchangedConfigurationRenewsFreshness(t *testing.T) {
+	f := newFederation(t)
+	ctx := context.Background()
+	c := f.systemClient(insurance)
+	state := filepath.Join(f.dir, vss, "state")
+	if err := f.consumer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(filepath.Join(state, "gateway-config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	// 10 minutes minus a second from now: the last statement (1.5 s old)
+	// is past the limit, a new one is not.
+	f.clock.Store(int64(10*time.Minute - time.Second))
+	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusServiceUnavailable || !strings.Contains(a.raw, "stale") {
+		t.Fatalf("before renewal: %d %s", a.status, a.raw)
+	}
+	if err := f.consumer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusOK {
+		t.Fatalf("after renewal: %d %s", a.status, a.raw)
+	}
+	after, err := os.ReadFile(filepath.Join(state, "gateway-config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		ETag    string    `json:"etag"`
+		FreshAt time.Time `json:"freshAt"`
+	}
+	raw, err := os.ReadFile(filepath.Join(state, "gateway-config.meta.json"))
+	if err != nil || json.Unmarshal(raw, &meta) != nil {
+		t.Fatalf("freshness statement not kept: %v %s", err, raw)
+	}
+	if !bytes.Equal(body, after) || meta.ETag == "" || time.Since(meta.FreshAt) > time.Second {
+		t.Fatalf("renewal downloaded the configuration again (changed %v) or kept no fresh statement: %+v", !bytes.Equal(body, after), meta)
 	}
 }
 
