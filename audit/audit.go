@@ -1,11 +1,32 @@
-// Package audit records exchanges. Both gateways of an exchange write a
-// record, allowed or denied, before the response is sent: a response is only
-// released once its record is accepted by the sink.
+// Package audit records exchanges. Both gateways of an exchange write records,
+// allowed or denied, and release an answer only once the exchange is durably
+// in their log.
+//
+// An exchange that reaches a backend or a peer gateway is written twice. Its
+// intent record (who asks whom for which fields of which subject, why, under
+// which grant, bound by the request hash) is submitted before the gateway
+// acts, so its write overlaps the work, and the answer waits until it is
+// durable. Its outcome record (status, fields returned, bytes, latency) is
+// accepted by the sink before the answer is released and is made durable by
+// the sink's next commit. An exchange refused before that point has only an
+// outcome record, and the answer waits until it is durable. So every answered
+// exchange is in the log; after a crash, an intent without an outcome is an
+// exchange whose answer may have been released, with its outcome unknown.
 package audit
 
 import (
 	"context"
 	"time"
+)
+
+// Phase says which of an exchange's records a Record is.
+type Phase string
+
+const (
+	// Intent is written before a gateway acts on an exchange.
+	Intent Phase = "intent"
+	// Outcome is the exchange's final record.
+	Outcome Phase = "outcome"
 )
 
 // Record is one exchange as one gateway saw it. It names fields, never their
@@ -14,7 +35,9 @@ type Record struct {
 	Time       time.Time `json:"time"`
 	ExchangeID string    `json:"exchangeId"`
 	// Side is "consumer" or "provider": which gateway wrote the record.
-	Side     string `json:"side"`
+	Side  string `json:"side"`
+	Phase Phase  `json:"phase"`
+	// Consumer, Provider are system ids; Dataset is the dataset code.
 	Consumer string `json:"consumer"`
 	Provider string `json:"provider"`
 	Dataset  string `json:"dataset"`
@@ -22,21 +45,91 @@ type Record struct {
 	Purpose  string `json:"purpose"`
 	Case     string `json:"case,omitempty"`
 	// Subject is HMAC-SHA-256 of the record id asked for, keyed per provider.
-	Subject string   `json:"subject,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// Fields are, in an intent, the fields the decision allowed; in an
+	// outcome, the fields returned.
 	Fields  []string `json:"fields,omitempty"`
 	GrantID string   `json:"grantId,omitempty"`
 	// Reasons are the decision's reason codes.
-	Reasons     []string `json:"reasons,omitempty"`
-	Status      int      `json:"status"`
-	LatencyMS   float64  `json:"latencyMs"`
-	Bytes       int64    `json:"bytes"`
-	RequestHash string   `json:"requestHash,omitempty"`
+	Reasons []string `json:"reasons,omitempty"`
+	// Status is the HTTP status answered (0 in an intent).
+	Status      int     `json:"status"`
+	LatencyMS   float64 `json:"latencyMs"`
+	Bytes       int64   `json:"bytes"`
+	RequestHash string  `json:"requestHash,omitempty"`
 	// PolicyRevision is the bundle revision that decided.
 	PolicyRevision string `json:"policyRevision,omitempty"`
 }
 
-// Sink accepts audit records. Write returns only once the record is durable
-// as far as the sink promises; an error means the exchange must fail.
+// Commit says how soon a submitted record must reach the disk.
+type Commit int
+
+const (
+	// CommitNow records are made durable at once, since someone waits for
+	// them (group-committed with whatever else is queued).
+	CommitNow Commit = iota
+	// CommitSoon records ride the next commit, or are made durable within
+	// the sink's commit delay when none comes: an exchange's outcome, once
+	// its intent is durable, needs no disk flush of its own.
+	CommitSoon
+)
+
+// Sink accepts audit records.
 type Sink interface {
-	Write(ctx context.Context, r *Record) error
+	// Submit accepts r without waiting for I/O: the sink copies what it
+	// needs, so the caller may change r afterwards. The receipt reports when
+	// r is durable, or that it was refused or lost.
+	Submit(r *Record, c Commit) *Receipt
+}
+
+// Receipt reports the fate of one submitted record.
+type Receipt struct {
+	done chan struct{}
+	err  error
+}
+
+// NewReceipt returns a receipt its sink settles with Settle.
+func NewReceipt() *Receipt { return &Receipt{done: make(chan struct{})} }
+
+// Refused returns a receipt already settled with err: the sink did not
+// accept the record.
+func Refused(err error) *Receipt {
+	r := NewReceipt()
+	r.Settle(err)
+	return r
+}
+
+// Settle records the outcome of the write (nil: durable). A sink calls it
+// exactly once.
+func (r *Receipt) Settle(err error) {
+	r.err = err
+	close(r.done)
+}
+
+// Wait returns once the record is durable (nil) or lost (the error), or when
+// ctx ends. It may be called any number of times.
+func (r *Receipt) Wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Failed returns the error if the record is already known to be refused or
+// lost, and nil while its write is pending or once it is durable: a caller
+// that does not wait can still tell a sink that turned it away.
+func (r *Receipt) Failed() error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Write submits r and waits until it is durable.
+func Write(ctx context.Context, s Sink, r *Record) error {
+	return s.Submit(r, CommitNow).Wait(ctx)
 }

@@ -1,11 +1,11 @@
 package audit
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +21,7 @@ func TestFileSinkAppendsWholeLines(t *testing.T) {
 	for i := range 50 {
 		wg.Go(func() {
 			r := &Record{Time: time.Now(), ExchangeID: "x" + string(rune('a'+i%26)), Side: "provider", Fields: []string{"fullName"}, Status: 200}
-			if err := s.Write(context.Background(), r); err != nil {
+			if err := Write(context.Background(), s, r); err != nil {
 				t.Error(err)
 			}
 		})
@@ -35,29 +35,201 @@ func TestFileSinkAppendsWholeLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(context.Background(), &Record{ExchangeID: "last"}); err != nil {
+	if err := Write(context.Background(), s, &Record{ExchangeID: "last"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 
-	f, _ := os.Open(path)
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var r Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("line %d is not a whole record: %v", n+1, err)
-		}
-		n++
+	recs, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n != 51 {
-		t.Fatalf("%d records, want 51", n)
+	if len(recs) != 51 || recs[50].ExchangeID != "last" {
+		t.Fatalf("%d records, want 51 ending with the one written after reopening", len(recs))
 	}
 	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
 		t.Errorf("audit file mode %v, want 0600", info.Mode().Perm())
 	}
-	if err := s.Write(context.Background(), &Record{}); err == nil {
+	if err := Write(context.Background(), s, &Record{}); err == nil {
 		t.Error("write after close succeeded")
+	}
+}
+
+// A failed write settles the records of its round with the error and
+// refuses every later one: after a failed sync nothing may be reported
+// durable again. /dev/full fails every write (ENOSPC) and allocation, as a full disk does.
+func TestFileSinkFailureIsFinal(t *testing.T) {
+	s, err := OpenFile("/dev/full")
+	if err != nil {
+		t.Skipf("no /dev/full here: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	first := s.Submit(&Record{ExchangeID: "a", Phase: Intent}, CommitNow)
+	if err := first.Wait(ctx); err == nil {
+		t.Fatal("a write to a full disk was reported durable")
+	}
+	// Waiting again gives the same answer.
+	if err := first.Wait(ctx); err == nil {
+		t.Fatal("second Wait reported the lost record durable")
+	}
+	if err := Write(ctx, s, &Record{ExchangeID: "b"}); err == nil || err.Error() != first.Wait(ctx).Error() {
+		t.Fatalf("record after a failed write: %v, want the write's error %v", err, first.Wait(ctx))
+	}
+}
+
+// Submit does not wait for the disk; the receipt settles once the record is
+// synced, and the caller may reuse its Record at once.
+func TestFileSinkSubmitCopiesAndSettles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Record{ExchangeID: "x1", Phase: Intent}
+	rc := s.Submit(r, CommitNow)
+	r.ExchangeID, r.Phase = "x1-changed", Outcome
+	if err := rc.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	recs, err := ReadFile(path)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	if got := recs[0]; got.ExchangeID != "x1" || got.Phase != Intent {
+		t.Fatalf("the sink wrote %+v, not the record as submitted", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := NewReceipt().Wait(ctx); err != context.Canceled {
+		t.Fatalf("Wait on an unsettled receipt with a cancelled context: %v", err)
+	}
+}
+
+// A CommitSoon record alone is synced within the commit delay; one that
+// arrives with a CommitNow record rides its sync; Close syncs what is left.
+func TestFileSinkCommitSoon(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alone := s.Submit(&Record{ExchangeID: "soon", Phase: Outcome}, CommitSoon)
+	if err := alone.Wait(ctx); err != nil {
+		t.Fatalf("a CommitSoon record was never synced: %v", err)
+	}
+	soon := s.Submit(&Record{ExchangeID: "soon2", Phase: Outcome}, CommitSoon)
+	if err := Write(ctx, s, &Record{ExchangeID: "now", Phase: Intent}); err != nil {
+		t.Fatal(err)
+	}
+	if soon.Failed() != nil {
+		t.Fatal(soon.Failed())
+	}
+	select {
+	case <-soon.done:
+	default:
+		t.Error("a CommitSoon record queued before a CommitNow one did not ride its sync")
+	}
+	last := s.Submit(&Record{ExchangeID: "last", Phase: Outcome}, CommitSoon)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-last.done:
+	default:
+		t.Fatal("Close left a queued record unsynced")
+	}
+	if recs, err := ReadFile(path); err != nil || len(recs) != 4 {
+		t.Fatalf("%d records (%v), want 4", len(recs), err)
+	}
+}
+
+// A crash can leave a record half written after the last whole one (its
+// receipt never settled, so no answer depended on it). Reopening zeroes the
+// torn bytes, and the records after it are whole; the file keeps growing in
+// zeroed chunks, so a sync flushes data only.
+func TestFileSinkRecoversFromATornWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if err := Write(ctx, s, &Record{ExchangeID: id, Phase: Outcome}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := s.end
+	s.Close()
+	if info, _ := os.Stat(path); info.Size() != chunk {
+		t.Fatalf("file size %d, want one chunk of %d", info.Size(), chunk)
+	}
+	// The crash: part of a record lands after the last whole one.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(`{"exchangeId":"torn","side":"prov`), end); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	s, err = OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.end != end {
+		t.Fatalf("records end at %d after reopening, want %d", s.end, end)
+	}
+	if err := Write(ctx, s, &Record{ExchangeID: "c", Phase: Outcome}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	recs, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range recs {
+		ids = append(ids, r.ExchangeID)
+	}
+	if strings.Join(ids, ",") != "a,b,c" {
+		t.Fatalf("records after recovery: %v, want a,b,c", ids)
+	}
+	bs, _ := os.ReadFile(path)
+	if strings.Contains(string(bs), "torn") {
+		t.Fatal("the torn record's bytes are still in the file")
+	}
+}
+
+// Records larger than a chunk, and enough records to cross several chunks,
+// are written whole.
+func TestFileSinkGrowsAcrossChunks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("f", chunk+100)
+	ctx := context.Background()
+	if err := Write(ctx, s, &Record{ExchangeID: "big", Fields: []string{big}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := Write(ctx, s, &Record{ExchangeID: "after" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	recs, err := ReadFile(path)
+	if err != nil || len(recs) != 4 || recs[0].Fields[0] != big || recs[3].ExchangeID != "after2" {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	if info, _ := os.Stat(path); info.Size()%chunk != 0 || info.Size() < 2*chunk {
+		t.Fatalf("file size %d, want whole chunks", info.Size())
 	}
 }

@@ -92,6 +92,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		out.Header.Set("Content-Type", "application/json")
 	}
+	// The intent is written while the provider's gateway works.
+	g.begin(r, x, nil)
 	resp, err := g.peerClient(peer.System).Do(out)
 	if err != nil {
 		status, kind := http.StatusBadGateway, "provider-unreachable"
@@ -115,8 +117,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, x, http.StatusBadGateway, "bad-provider-answer", "the provider's answer could not be read or exceeds the limit")
 		return
 	}
-	want := RequestHash(r.Method, r.URL.Path, r.URL.Query(), caller, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, body)
-	if resp.Header.Get(HeaderHash) != want || resp.Header.Get(HeaderExchangeID) != x.rec.ExchangeID {
+	if resp.Header.Get(HeaderHash) != x.rec.RequestHash || resp.Header.Get(HeaderExchangeID) != x.rec.ExchangeID {
 		g.refuse(w, r, x, http.StatusBadGateway, "unbound-answer", "the provider's answer is not bound to this request; it was not passed on")
 		return
 	}

@@ -95,6 +95,12 @@ func newFederationWith(t *testing.T, tweakProvider func(*gateway.Config), provid
 // plane issues (0: the default 72 hours).
 func newFederationTTL(t *testing.T, certTTL time.Duration, tweakProvider func(*gateway.Config), providerOpts ...gateway.Option) *federation {
 	t.Helper()
+	return newFederationFull(t, certTTL, tweakProvider, providerOpts, nil)
+}
+
+// newFederationFull also takes options for the consumer gateway.
+func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*gateway.Config), providerOpts, consumerOpts []gateway.Option) *federation {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	f := &federation{t: t, dir: dir, auditFile: map[string]string{}}
@@ -176,9 +182,9 @@ func newFederationTTL(t *testing.T, certTTL time.Duration, tweakProvider func(*g
 	}, "", inbound, providerOpts, tweakProvider)
 	f.inbound = inbound
 	f.outbound = freeAddr(t)
-	f.consumer = f.startGateway(vss, vssGW, cpCA, cp.URL, nil, f.outbound, "", []gateway.Option{
+	f.consumer = f.startGateway(vss, vssGW, cpCA, cp.URL, nil, f.outbound, "", append([]gateway.Option{
 		gateway.WithClock(func() time.Time { return time.Now().Add(time.Duration(f.clock.Load())) }),
-	}, nil)
+	}, consumerOpts...), nil)
 	trust, err := f.svc.Trust(ctx)
 	if err != nil {
 		t.Fatal(err)

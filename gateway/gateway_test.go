@@ -1,7 +1,7 @@
 package gateway_test
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -210,36 +211,50 @@ func TestStaleConfigurationDenies(t *testing.T) {
 	}
 }
 
-func TestBothGatewaysAuditEveryExchange(t *testing.T) {
+// While the configuration is unchanged, a poll gets the control plane's
+// signed statement that it is current instead of the configuration, and
+// that statement renews freshness: a gateway that would be stale is fresh
+// again without downloading anything. The statement is kept, so it also
+// counts after a restart.
+func TestUnchangedConfigurationRenewsFreshness(t *testing.T) {
 	f := newFederation(t)
+	ctx := context.Background()
 	c := f.systemClient(insurance)
-	ok := f.get(c, recordPath+citizenID, purposeHeader())
-	denied := f.get(c, recordPath+citizenID+"?fields=religion", purposeHeader())
-	for member, file := range f.auditFile {
-		fh, err := os.Open(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var recs []map[string]any
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			var r map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("%s audit line: %v", member, err)
-			}
-			recs = append(recs, r)
-			if strings.Contains(sc.Text(), citizenID) || strings.Contains(sc.Text(), "Nguyễn") {
-				t.Errorf("%s audit record holds a clear id or value: %s", member, sc.Text())
-			}
-		}
-		fh.Close()
-		ids := map[string]float64{}
-		for _, r := range recs {
-			ids[r["exchangeId"].(string)] = r["status"].(float64)
-		}
-		if ids[ok.header.Get(gateway.HeaderExchangeID)] != 200 || ids[denied.header.Get(gateway.HeaderExchangeID)] != 403 {
-			t.Errorf("%s audit lacks the exchanges: %v", member, ids)
-		}
+	state := filepath.Join(f.dir, vss, "state")
+	if err := f.consumer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(filepath.Join(state, "gateway-config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	// 10 minutes minus a second from now: the last statement (1.5 s old)
+	// is past the limit, a new one is not.
+	f.clock.Store(int64(10*time.Minute - time.Second))
+	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusServiceUnavailable || !strings.Contains(a.raw, "stale") {
+		t.Fatalf("before renewal: %d %s", a.status, a.raw)
+	}
+	if err := f.consumer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.get(c, recordPath+citizenID, purposeHeader()); a.status != http.StatusOK {
+		t.Fatalf("after renewal: %d %s", a.status, a.raw)
+	}
+	after, err := os.ReadFile(filepath.Join(state, "gateway-config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		ETag    string    `json:"etag"`
+		FreshAt time.Time `json:"freshAt"`
+	}
+	raw, err := os.ReadFile(filepath.Join(state, "gateway-config.meta.json"))
+	if err != nil || json.Unmarshal(raw, &meta) != nil {
+		t.Fatalf("freshness statement not kept: %v %s", err, raw)
+	}
+	if !bytes.Equal(body, after) || meta.ETag == "" || time.Since(meta.FreshAt) > time.Second {
+		t.Fatalf("renewal downloaded the configuration again (changed %v) or kept no fresh statement: %+v", !bytes.Equal(body, after), meta)
 	}
 }
 

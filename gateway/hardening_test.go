@@ -99,9 +99,9 @@ func TestInboundPeerBinding(t *testing.T) {
 
 type failingSink struct{ calls atomic.Int64 }
 
-func (s *failingSink) Write(context.Context, *audit.Record) error {
+func (s *failingSink) Submit(*audit.Record, audit.Commit) *audit.Receipt {
 	s.calls.Add(1)
-	return errors.New("disk full")
+	return audit.Refused(errors.New("disk full"))
 }
 
 // No answer leaves a gateway whose audit sink refuses the record.

@@ -32,6 +32,8 @@ type exchange struct {
 	// body is the request body as received (verify mode), bound into the
 	// request hash.
 	body []byte
+	// intent is the write of the exchange's intent record, once begun.
+	intent *audit.Receipt
 }
 
 // providerHandler serves peer gateways: /r/ queries and /v/ verifications.
@@ -219,6 +221,7 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.rec.Subject = g.subject(path)
+	g.begin(r, x, d.Fields)
 	out, _, ok := g.fetch(w, r, x, ds, d, adapters.Request{Path: path, Query: query}, g.masker)
 	if !ok {
 		return
@@ -335,6 +338,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.rec.Subject = g.subject(record)
+	g.begin(r, x, fields)
 	path := strings.ReplaceAll(g.recordPath(ds), "{id}", url.PathEscape(record))
 	out, records, ok := g.fetch(w, r, x, ds, d, adapters.Request{Path: path}, nil)
 	if !ok {
@@ -363,14 +367,30 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	g.answer(w, r, x, http.StatusOK, "application/json", answerBody)
 }
 
-// answer writes the audit record, then the response: nothing leaves unless
-// the record is accepted.
+// begin submits the exchange's intent record before the gateway acts on it
+// (calls the backend, or forwards to the provider's gateway), so the record's
+// write overlaps that work; fields are the fields the decision allowed, if
+// any. answer and refuse wait for it before releasing anything.
+func (g *Gateway) begin(r *http.Request, x *exchange, fields []string) {
+	x.rec.Time = time.Now().UTC()
+	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, x.body)
+	intent := x.rec
+	intent.Phase, intent.Fields = audit.Intent, fields
+	intent.LatencyMS = float64(time.Since(x.start).Microseconds()) / 1000
+	x.intent = g.sink.Submit(&intent, audit.CommitNow)
+}
+
+// answer records the outcome, then sends the response: nothing leaves unless
+// the exchange is durably in the log (see recorded).
 func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, x *exchange, status int, contentType string, body []byte) {
 	x.rec.Status, x.rec.Bytes = status, int64(len(body))
-	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, x.body)
-	if !g.audit(r.Context(), x) {
-		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "audit-unavailable", "the exchange could not be recorded, so it was not completed"))
-		return
+	if !g.recorded(r, x) {
+		// Bound to the request like any answer, so the consumer's gateway
+		// passes the reason on rather than suspecting a forgery.
+		p := problem.New(http.StatusServiceUnavailable, "audit-unavailable", "the exchange could not be recorded, so it was not completed")
+		p.Instance = r.URL.Path
+		status, contentType = http.StatusServiceUnavailable, problem.ContentType
+		body, _ = json.Marshal(p)
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
@@ -381,18 +401,14 @@ func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, x *exchange, st
 	_, _ = w.Write(body)
 }
 
-// refuse answers with a problem, audited like any answer. Details name rules
+// refuse answers with a problem, recorded like any answer. Details name rules
 // and fields, never values.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, x *exchange, status int, kind, detail string) {
 	p := problem.New(status, kind, detail)
 	p.Instance = r.URL.Path
 	body, _ := json.Marshal(p)
 	x.rec.Status = status
-	if x.rec.Time.IsZero() {
-		x.rec.Time = time.Now().UTC()
-	}
-	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, x.body)
-	if !g.audit(r.Context(), x) && status < 500 {
+	if !g.recorded(r, x) && status < 500 {
 		status = http.StatusServiceUnavailable
 		p = problem.New(status, "audit-unavailable", "the exchange could not be recorded")
 		body, _ = json.Marshal(p)
@@ -407,12 +423,30 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, x *exchange, st
 	_, _ = w.Write(body)
 }
 
-func (g *Gateway) audit(ctx context.Context, x *exchange) bool {
+// recorded submits the exchange's outcome record and reports whether the
+// answer may be released. With an intent record, the intent must be durable
+// and the outcome accepted (it is made durable by the sink's next commit, so
+// the intent's write overlapped the work and the outcome's costs the caller
+// no wait); without one, the outcome itself must be durable.
+func (g *Gateway) recorded(r *http.Request, x *exchange) bool {
+	ctx := context.WithoutCancel(r.Context())
 	if x.rec.Time.IsZero() {
 		x.rec.Time = time.Now().UTC()
 	}
+	if x.rec.RequestHash == "" {
+		x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, x.body)
+	}
+	x.rec.Phase = audit.Outcome
 	x.rec.LatencyMS = float64(time.Since(x.start).Microseconds()) / 1000
-	if err := g.sink.Write(context.WithoutCancel(ctx), &x.rec); err != nil {
+	var err error
+	if x.intent != nil {
+		if err = x.intent.Wait(ctx); err == nil {
+			err = g.sink.Submit(&x.rec, audit.CommitSoon).Failed()
+		}
+	} else {
+		err = audit.Write(ctx, g.sink, &x.rec)
+	}
+	if err != nil {
 		g.log.Error("audit record refused", "exchange", x.rec.ExchangeID, "error", err.Error())
 		return false
 	}

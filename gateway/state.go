@@ -60,6 +60,21 @@ type syncer struct {
 	current    atomic.Pointer[state]
 	bundleETag string
 	bundle     []byte
+	// configETag names the content of configBody, the configuration in
+	// force, so a poll can ask whether it changed.
+	configETag string
+	configBody []byte
+}
+
+// configMeta is kept next to the stored configuration: its ETag and the
+// newest signed statement that it is current, so a restart keeps the
+// freshness the gateway had.
+type configMeta struct {
+	ETag string `json:"etag"`
+	// Body is the SHA-256 (hex) of the configuration this is about.
+	Body           string    `json:"body"`
+	FreshAt        time.Time `json:"freshAt,omitzero"`
+	FreshSignature string    `json:"freshSignature,omitempty"`
 }
 
 // Files in the state directory.
@@ -67,6 +82,7 @@ const (
 	fileVerificationKey = "verification-key.json"
 	fileConfig          = "gateway-config.json"
 	fileConfigSignature = "gateway-config.sig"
+	fileConfigMeta      = "gateway-config.meta.json"
 	fileBundle          = "policy-bundle.tar.gz"
 )
 
@@ -153,40 +169,100 @@ func (s *syncer) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.install(ctx, body, bundle, false)
+	// A freshness statement counts only if it is about this body and its
+	// signature verifies.
+	var meta configMeta
+	var freshAt time.Time
+	if raw, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileConfigMeta)); err == nil && json.Unmarshal(raw, &meta) == nil && meta.Body == sha256Hex(body) {
+		if !meta.FreshAt.IsZero() && client.VerifyGatewayConfig(s.key, service.FreshnessMessage(meta.ETag, meta.FreshAt), meta.FreshSignature) == nil {
+			freshAt = meta.FreshAt
+		}
+	} else {
+		meta = configMeta{}
+	}
+	if err := s.install(ctx, body, bundle, false, freshAt); err != nil {
+		return err
+	}
+	s.configETag, s.configBody = meta.ETag, body
+	return nil
 }
 
-// pull fetches the configuration and (if changed) the bundle, verifies
-// both, and installs them. A failure keeps the previous state.
+// pull fetches the configuration and the bundle if they changed, verifies
+// both, and installs them. While neither changed, the control plane's signed
+// statement that the configuration is current renews the gateway's
+// freshness without a download. A failure keeps the previous state.
 func (s *syncer) pull(ctx context.Context) error {
-	body, sig, err := s.cp.GatewayConfigSigned(ctx, s.key)
+	got, err := s.cp.GatewayConfigIfChanged(ctx, s.key, s.configETag)
 	if err != nil {
 		return err
 	}
-	archive, etag, notModified, err := s.cp.PolicyBundleIfChanged(ctx, s.bundleETag)
+	archive, etag, bundleSame, err := s.cp.PolicyBundleIfChanged(ctx, s.bundleETag)
 	if err != nil {
 		return err
 	}
-	if notModified {
+	if bundleSame {
 		archive = s.bundle
 	}
-	if err := s.install(ctx, body, archive, true); err != nil {
+	body, freshAt := got.Body, time.Time{}
+	if got.NotModified {
+		body, freshAt = s.configBody, got.FreshAt
+		if bundleSame {
+			return s.renew(got)
+		}
+	}
+	if err := s.install(ctx, body, archive, true, freshAt); err != nil {
 		return err
 	}
-	s.bundleETag = etag
-	for name, data := range map[string][]byte{fileConfig: body, fileConfigSignature: []byte(sig), fileBundle: archive} {
+	s.bundleETag, s.configETag, s.configBody = etag, got.ETag, body
+	files := map[string][]byte{fileConfig: body, fileBundle: archive}
+	if !got.NotModified {
+		files[fileConfigSignature] = []byte(got.Signature)
+	}
+	for name, data := range files {
 		if err := writeFileAtomic(filepath.Join(s.cfg.StateDir, name), data); err != nil {
 			return fmt.Errorf("keep last good configuration: %w", err)
 		}
+	}
+	return s.keepMeta(got)
+}
+
+// renew extends the freshness of the state in force with a verified
+// statement that its configuration is still current. A statement older than
+// the freshness in force is refused, as an older configuration would be.
+func (s *syncer) renew(got *service.SignedGatewayConfig) error {
+	prev := s.current.Load()
+	if prev == nil {
+		return errors.New("gateway configuration: not modified, but none is in force")
+	}
+	if got.FreshAt.Before(prev.syncedAt) {
+		return fmt.Errorf("gateway configuration: statement of %s is older than the freshness in force (%s); refused", got.FreshAt.Format(time.RFC3339), prev.syncedAt.Format(time.RFC3339))
+	}
+	st := *prev
+	st.syncedAt = got.FreshAt
+	s.current.Store(&st)
+	return s.keepMeta(got)
+}
+
+// keepMeta stores the ETag of the configuration in force and, after a
+// not-modified answer, the freshness statement.
+func (s *syncer) keepMeta(got *service.SignedGatewayConfig) error {
+	meta := configMeta{ETag: got.ETag, Body: sha256Hex(s.configBody)}
+	if got.NotModified {
+		meta.FreshAt, meta.FreshSignature = got.FreshAt, got.Signature
+	}
+	raw, _ := json.Marshal(meta)
+	if err := writeFileAtomic(filepath.Join(s.cfg.StateDir, fileConfigMeta), raw); err != nil {
+		return fmt.Errorf("keep last good configuration: %w", err)
 	}
 	return nil
 }
 
 // install verifies and activates one configuration and bundle. Freshness is
-// the configuration's signed issue time, not when it reached us, and
+// the configuration's signed issue time, or freshAt (a verified statement
+// that it is still current) when later, never when it reached us, and
 // neither the configuration nor the bundle may go back to an older revision:
 // a replayed copy from before a revocation is refused.
-func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bool) error {
+func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bool, freshAt time.Time) error {
 	var cfg service.GatewayConfig
 	if err := json.Unmarshal(body, &cfg); err != nil {
 		return fmt.Errorf("gateway configuration: %w", err)
@@ -205,6 +281,12 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bo
 		}
 	}
 	syncedAt := cfg.IssuedAt
+	if freshAt.After(syncedAt) {
+		syncedAt = freshAt
+	}
+	if prev != nil && syncedAt.Before(prev.syncedAt) && cfg.Revision == prev.config.Revision {
+		syncedAt = prev.syncedAt // the same configuration, with a new bundle
+	}
 	engine := policies.NewEngine(policies.WithClock(s.now))
 	if prev != nil && prev.engine.Revision() == snap.Revision {
 		engine = prev.engine

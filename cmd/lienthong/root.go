@@ -60,6 +60,7 @@ management API. API commands read LIENTHONG_URL, LIENTHONG_TOKEN and LIENTHONG_C
 		newTrailCommand(g),
 		newCertCommand(g),
 		newCACommand(g),
+		newAuditCommand(g),
 	)
 	return root
 }

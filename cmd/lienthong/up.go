@@ -295,7 +295,7 @@ func printUp(out io.Writer, cp controlplane.Ready, dir string, o upOptions, samp
   control plane        %s   (export LIENTHONG_URL=%s LIENTHONG_CA_FILE=%s LIENTHONG_TOKEN=%s)
   Social Security GW   %s   outbound, for system %s
   Public Security GW   %s   inbound, population database of %d synthetic citizens behind it
-  audit logs           %s/*/audit.jsonl
+  audit logs           lienthong audit read %s/<member code>/audit.jsonl
 
 Granted read (fullName, dateOfBirth, sex):
   %s '%s?fields=fullName,dateOfBirth,sex'

@@ -96,4 +96,25 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	if out := run(curls[3]); !strings.Contains(out, `"status":403`) || !strings.Contains(out, "religion") {
 		t.Errorf("refused read: %s", out)
 	}
+	// Both gateways' logs hold the granted read, intent then outcome; the
+	// outcome is synced a moment after the answer, so allow for that.
+	for _, member := range []string{"000.00.00.G01", "000.00.00.G14"} {
+		file := filepath.Join(dir, "federation", member, "audit.jsonl")
+		var out []byte
+		for end := time.Now().Add(5 * time.Second); ; {
+			if out, err = exec.Command(binary, "audit", "read", "-o", "json", file).CombinedOutput(); err != nil {
+				t.Fatalf("audit read %s: %v\n%s", file, err, out)
+			}
+			if strings.Count(string(out), `"phase":"outcome"`) >= 4 || time.Now().After(end) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := strings.Count(string(out), `"phase":"outcome"`); n < 4 {
+			t.Errorf("%s: %d outcome records for the 4 exchanges:\n%s", file, n, out)
+		}
+		if !strings.Contains(string(out), `"phase":"intent"`) || strings.Contains(string(out), "\x00") {
+			t.Errorf("%s: no intent record, or NUL bytes in the output:\n%s", file, out)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auth"
@@ -46,18 +47,27 @@ func (s *Server) registerGateway(w http.ResponseWriter, r *http.Request, p auth.
 }
 
 // gatewayConfig serves the signed configuration every gateway pulls. The
-// signature travels in X-LT-Signature so the body stays the exact bytes signed.
+// signature travels in X-LT-Signature so the body stays the exact bytes
+// signed. With If-None-Match naming the current content, the answer is 304
+// with X-LT-Fresh-At and a signature over service.FreshnessMessage instead.
 func (s *Server) gatewayConfig(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	if err := service.RequireGateway(p, "pull the gateway configuration"); err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
-	body, sig, err := s.svc.SignedGatewayConfig(r.Context())
+	cfg, err := s.svc.GatewayConfig(r.Context(), r.Header.Get("If-None-Match"))
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-LT-Signature", sig)
-	_, _ = w.Write(body)
+	h := w.Header()
+	h.Set("ETag", cfg.ETag)
+	h.Set("X-LT-Signature", cfg.Signature)
+	if cfg.NotModified {
+		h.Set("X-LT-Fresh-At", cfg.FreshAt.UTC().Format(time.RFC3339Nano))
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	_, _ = w.Write(cfg.Body)
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/bundles"
@@ -78,4 +80,57 @@ func mustOtherKey(t *testing.T) any {
 		t.Fatal(err)
 	}
 	return k.Key.Public()
+}
+
+// An unchanged configuration is answered with 304 and a signed statement that
+// it is current, which only the control plane's key can make; a change gives
+// the new configuration under a new ETag.
+func TestGatewayConfigNotModifiedIsSignedFresh(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	mpsAdmin := f.token(catalog.RoleMemberAdmin, mps)
+	key, err := mpsAdmin.VerificationKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := mpsAdmin.GatewayConfigIfChanged(ctx, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg service.GatewayConfig
+	if err := json.Unmarshal(first.Body, &cfg); err != nil || first.ETag == "" || first.NotModified {
+		t.Fatalf("first pull: %+v, %v", first, err)
+	}
+	again, err := mpsAdmin.GatewayConfigIfChanged(ctx, key, first.ETag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.NotModified || len(again.Body) != 0 || again.ETag != first.ETag || again.FreshAt.Before(cfg.IssuedAt) {
+		t.Fatalf("unchanged pull: not modified %v, etag %s (first %s), fresh at %s (issued %s)", again.NotModified, again.ETag, first.ETag, again.FreshAt, cfg.IssuedAt)
+	}
+	// The statement binds the ETag and the time: moved either way, it fails.
+	for _, msg := range [][]byte{
+		service.FreshnessMessage(again.ETag, again.FreshAt.Add(time.Hour)),
+		service.FreshnessMessage(`"0000"`, again.FreshAt),
+		first.Body,
+	} {
+		if err := client.VerifyGatewayConfig(key, msg, again.Signature); !errors.Is(err, client.ErrBadSignature) {
+			t.Fatalf("freshness signature verified over %q: %v", msg, err)
+		}
+	}
+	// A stale ETag gets the whole configuration.
+	if got, err := mpsAdmin.GatewayConfigIfChanged(ctx, key, `"stale"`); err != nil || got.NotModified || got.ETag != first.ETag {
+		t.Fatalf("pull with an unknown ETag: %+v, %v", got, err)
+	}
+	// A change (a gateway registered) is a new ETag and a new body.
+	if _, err := mpsAdmin.RegisterGateway(ctx, mps, population, "127.0.0.1:9444"); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := mpsAdmin.GatewayConfigIfChanged(ctx, key, first.ETag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed.NotModified || changed.ETag == first.ETag || !strings.Contains(string(changed.Body), "127.0.0.1:9444") {
+		t.Fatalf("after a change: not modified %v, etag %s", changed.NotModified, changed.ETag)
+	}
 }

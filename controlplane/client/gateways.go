@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/problem"
 	"github.com/lienthong/lienthong/policies"
 )
@@ -49,39 +51,61 @@ var ErrBadSignature = errors.New("signature does not verify")
 // GatewayConfig fetches the signed gateway configuration and returns its
 // body only after the signature verifies with key.
 func (c *Client) GatewayConfig(ctx context.Context, key policies.VerificationKey) ([]byte, error) {
-	body, _, err := c.GatewayConfigSigned(ctx, key)
-	return body, err
+	cfg, err := c.GatewayConfigIfChanged(ctx, key, "")
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Body, nil
 }
 
-// GatewayConfigSigned is GatewayConfig returning the signature too, so a
-// gateway can keep both and verify its stored copy again after a restart.
-func (c *Client) GatewayConfigSigned(ctx context.Context, key policies.VerificationKey) (body []byte, signature string, err error) {
+// GatewayConfigIfChanged fetches the signed gateway configuration unless etag
+// names its current content; then the answer is NotModified, with the
+// control plane's signed statement that the content is current at FreshAt.
+// Either signature is verified with key before anything is returned.
+func (c *Client) GatewayConfigIfChanged(ctx context.Context, key policies.VerificationKey, etag string) (*service.SignedGatewayConfig, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/gateway-config", nil)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, "", fmt.Errorf("gateway config: %w", err)
+		return nil, fmt.Errorf("gateway config: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err = io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
-		return nil, "", fmt.Errorf("gateway config: %w", err)
+		return nil, fmt.Errorf("gateway config: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", problem.Read(resp, body)
+	out := &service.SignedGatewayConfig{ETag: resp.Header.Get("ETag"), Signature: resp.Header.Get("X-LT-Signature")}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		out.Body = body
+		if err := VerifyGatewayConfig(key, body, out.Signature); err != nil {
+			return nil, fmt.Errorf("gateway config: %w", err)
+		}
+		return out, nil
+	case http.StatusNotModified:
+		out.NotModified = true
+		if out.ETag != etag {
+			return nil, fmt.Errorf("gateway config: not modified, but for ETag %s, not %s", out.ETag, etag)
+		}
+		if out.FreshAt, err = time.Parse(time.RFC3339Nano, resp.Header.Get("X-LT-Fresh-At")); err != nil {
+			return nil, fmt.Errorf("gateway config: not modified without a valid X-LT-Fresh-At: %w", err)
+		}
+		if err := VerifyGatewayConfig(key, service.FreshnessMessage(out.ETag, out.FreshAt), out.Signature); err != nil {
+			return nil, fmt.Errorf("gateway config freshness: %w", err)
+		}
+		return out, nil
 	}
-	signature = resp.Header.Get("X-LT-Signature")
-	if err := VerifyGatewayConfig(key, body, signature); err != nil {
-		return nil, "", fmt.Errorf("gateway config: %w", err)
-	}
-	return body, signature, nil
+	return nil, problem.Read(resp, body)
 }
 
 // VerifyGatewayConfig checks a signature "<key id>.<base64url signature>"
-// over SHA-256 of body.
+// over SHA-256 of body (a configuration, or a freshness statement).
 func VerifyGatewayConfig(key policies.VerificationKey, body []byte, signature string) error {
 	keyID, sig, ok := strings.Cut(signature, ".")
 	if !ok || keyID != key.KeyID {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,41 +104,83 @@ func RequireGateway(p auth.Principal, action string) error {
 	return p.RequireMemberAdmin(action, p.Member)
 }
 
-// SignedGatewayConfig returns the gateway configuration as JSON and its
-// signature: "<key id>.<base64url ECDSA/RSA signature over SHA-256(body)>",
-// made with the policy bundle key, so gateways need one verification key.
-func (s *Service) SignedGatewayConfig(ctx context.Context) (body []byte, signature string, err error) {
+// SignedGatewayConfig is the gateway configuration as served: the signed
+// body, or, when the gateway already holds the current content, a signed
+// statement that its copy is still current. Gateways poll every few seconds;
+// the statement spares them downloading, parsing and storing an unchanged
+// configuration while it still renews their freshness, which is what keeps
+// them answering (a gateway past its staleness limit denies).
+type SignedGatewayConfig struct {
+	// Body is the configuration as JSON (empty when NotModified).
+	Body []byte
+	// Signature is "<key id>.<base64url signature over SHA-256(message)>",
+	// made with the policy bundle key, so gateways need one verification
+	// key. The message is Body, or FreshnessMessage(ETag, FreshAt) when
+	// NotModified.
+	Signature string
+	// ETag names the content apart from its issue time.
+	ETag string
+	// NotModified says the ETag asked for is current; FreshAt is when.
+	NotModified bool
+	FreshAt     time.Time
+}
+
+// FreshnessMessage is what a not-modified answer signs: that the
+// configuration named by etag is current at time at. Its prefix keeps it from
+// ever being read as a configuration body.
+func FreshnessMessage(etag string, at time.Time) []byte {
+	return []byte("lienthong gateway-config current\n" + etag + "\n" + at.UTC().Format(time.RFC3339Nano))
+}
+
+// GatewayConfig returns the gateway configuration, or, when ifNoneMatch names
+// its current content, a signed statement that it is current.
+func (s *Service) GatewayConfig(ctx context.Context, ifNoneMatch string) (*SignedGatewayConfig, error) {
 	if s.bundleKey == nil {
-		return nil, "", errNoBundles
+		return nil, errNoBundles
 	}
 	rev, err := s.store.Revision(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	gws, err := s.store.ListGateways(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	ds, err := s.store.ListDatasets(ctx, catalog.DatasetFilter{})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	trust, err := s.Trust(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	cfg := GatewayConfig{Revision: rev, IssuedAt: s.Now(), Gateways: gws, Datasets: make([]GatewayDataset, len(ds)), Trust: trust}
+	cfg := GatewayConfig{Revision: rev, Gateways: gws, Datasets: make([]GatewayDataset, len(ds)), Trust: trust}
 	for i, d := range ds {
 		cfg.Datasets[i] = GatewayDataset{Provider: d.System, Code: d.Code, Version: d.Version, Digest: d.Digest, RecordSchema: d.RecordSchema}
 	}
-	body, err = json.Marshal(cfg)
+	// The content without its issue time names the configuration.
+	content, err := json.Marshal(cfg)
 	if err != nil {
-		return nil, "", fmt.Errorf("gateway config: %w", err)
+		return nil, fmt.Errorf("gateway config: %w", err)
 	}
-	sum := sha256.Sum256(body)
-	sig, err := s.bundleKey.Key.Sign(rand.Reader, sum[:], crypto.SHA256)
+	sum := sha256.Sum256(content)
+	out := &SignedGatewayConfig{ETag: `"` + hex.EncodeToString(sum[:16]) + `"`, FreshAt: s.Now()}
+	var msg []byte
+	if ifNoneMatch != "" && ifNoneMatch == out.ETag {
+		out.NotModified = true
+		msg = FreshnessMessage(out.ETag, out.FreshAt)
+	} else {
+		cfg.IssuedAt = out.FreshAt
+		if out.Body, err = json.Marshal(cfg); err != nil {
+			return nil, fmt.Errorf("gateway config: %w", err)
+		}
+		msg = out.Body
+	}
+	digest := sha256.Sum256(msg)
+	sig, err := s.bundleKey.Key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil {
-		return nil, "", fmt.Errorf("sign gateway config: %w", err)
+		return nil, fmt.Errorf("sign gateway config: %w", err)
 	}
-	return body, s.bundleKey.KeyID + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	out.Signature = s.bundleKey.KeyID + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return out, nil
 }

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package audit
+
+import "os"
+
+// syncData flushes a file to the disk; without fdatasync, a full sync.
+func syncData(f *os.File) error { return f.Sync() }
+
+// allocate extends f by n bytes of zeros from off.
+func allocate(f *os.File, off, n int64) error { return writeZeros(f, off, n) }
