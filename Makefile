@@ -37,6 +37,9 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoadDocument -fuzztime $(FUZZTIME) ./catalog/
 	$(GO) test -run '^$$' -fuzz FuzzValidateCSR -fuzztime $(FUZZTIME) ./certs/
+	$(GO) test -run '^$$' -fuzz FuzzProjectNeverLeaks -fuzztime $(FUZZTIME) ./gateway/projection/
+	$(GO) test -run '^$$' -fuzz FuzzDecoderAgreesWithEncodingJSON -fuzztime $(FUZZTIME) ./gateway/projection/
+	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithRego -fuzztime $(FUZZTIME) ./policies/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -231,5 +232,63 @@ func TestFileSinkGrowsAcrossChunks(t *testing.T) {
 	}
 	if info, _ := os.Stat(path); info.Size()%chunk != 0 || info.Size() < 2*chunk {
 		t.Fatalf("file size %d, want whole chunks", info.Size())
+	}
+}
+
+// A crash can cut a group commit's write anywhere. Whatever the cut, reopening
+// keeps exactly the records written whole before it, and records written
+// after reopening follow them.
+func TestFileSinkRecoversFromACutAnywhere(t *testing.T) {
+	var batch []byte
+	for _, id := range []string{"b1", "b2", "b3"} {
+		line, _ := json.Marshal(&Record{ExchangeID: id, Phase: Outcome, Fields: []string{"fullName", "dateOfBirth"}})
+		batch = append(append(batch, line...), '\n')
+	}
+	ctx := context.Background()
+	for cut := 0; cut <= len(batch); cut += 9 {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		s, err := OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Write(ctx, s, &Record{ExchangeID: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		end := s.end
+		s.Close()
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(batch[:cut], end); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+
+		want := []string{"a"}
+		for i, id := range []string{"b1", "b2", "b3"} {
+			if strings.Count(string(batch[:cut]), "\n") > i {
+				want = append(want, id)
+			}
+		}
+		s, err = OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Write(ctx, s, &Record{ExchangeID: "z"}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		recs, err := ReadFile(path)
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.ExchangeID)
+		}
+		if strings.Join(got, ",") != strings.Join(append(want, "z"), ",") {
+			t.Fatalf("cut at %d: records %v, want %v", cut, got, append(want, "z"))
+		}
 	}
 }
