@@ -1,10 +1,12 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -28,14 +30,15 @@ const chunk = 4 << 20
 // Under load that halves the syncs, so a waiting record rarely finds the
 // disk busy with one it does not need.
 //
-// The file grows in chunks of zeros (allocated, not written, where the
-// filesystem can), synced when they are added, and records overwrite the
-// zeros: a record's sync then flushes only its data
-// (fdatasync), not the file's size and block map through the filesystem's
-// journal, which costs more and makes the syncs of every file on the disk
-// wait for each other. Records end at the first NUL byte (ReadFile); on
-// open, a torn record after the last whole line (written, never
-// acknowledged) is zeroed.
+// The file grows in 4 MiB chunks, allocated ahead (fallocate; zeros written
+// where the filesystem cannot) and synced when they are added, and records
+// overwrite the zeros, so a record's sync never has to extend the file.
+// Measured on ext4 under the gateways' load, that halved the mean sync time
+// against appending. Records end at the first NUL byte (ReadFile); on open
+// the log is read forward and ends at the first byte that is not part of a
+// whole record, and anything after it is zeroed (see recover). The sink
+// holds an exclusive lock on the file; rotate logs by renaming, never by
+// copying and truncating.
 //
 // A failed write or sync is final: every later record is refused with the
 // same error. After a failed fsync the kernel may have dropped the dirty
@@ -75,6 +78,10 @@ func OpenFile(path string) (*FileSink, error) {
 	}
 	s := &FileSink{file: f, delay: DefaultCommitDelay}
 	s.idle = sync.NewCond(&s.mu)
+	if err := lock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audit file %s: %w", path, err)
+	}
 	if err := s.recover(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open audit file %s: %w", path, err)
@@ -82,47 +89,71 @@ func OpenFile(path string) (*FileSink, error) {
 	return s, nil
 }
 
-// recover finds the end of the last whole record and zeroes anything after
-// it: the tail of a record whose write a crash cut short.
+// recover finds where the whole records end and zeroes anything after it.
+//
+// Records are read forward from the start: the log ends at the first zero
+// byte or the first line that is not a whole JSON record. What follows was
+// written by a group commit whose sync never completed (a crash can leave
+// any of its pages on disk, in any order, the rest reading as zeros), so no
+// answer depended on it; it is zeroed, so later records follow the whole
+// ones without a gap.
 func (s *FileSink) recover() error {
 	info, err := s.file.Stat()
 	if err != nil {
 		return err
 	}
 	s.size = info.Size()
+	s.end = 0
+	r := bufio.NewReaderSize(io.NewSectionReader(s.file, 0, s.size), 256<<10)
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: gather it.
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil || bytes.IndexByte(line, 0) >= 0 || !json.Valid(line) {
+			break // io.EOF (a last line without its newline is torn too), or the end
+		}
+		s.end += int64(len(line))
+	}
 	// Scan back over the zeros to the last byte written.
 	last := s.size
 	buf := make([]byte, 64<<10)
-	for last > 0 {
-		n := min(int64(len(buf)), last)
+	for last > s.end {
+		n := min(int64(len(buf)), last-s.end)
 		if _, err := s.file.ReadAt(buf[:n], last-n); err != nil {
 			return err
 		}
-		i := int64(len(bytes.TrimRight(buf[:n], "\x00")))
-		if i > 0 {
+		if i := int64(len(bytes.TrimRight(buf[:n], "\x00"))); i > 0 {
 			last = last - n + i
 			break
 		}
 		last -= n
 	}
-	// The records end after the last newline at or before it.
-	s.end = last
-	for s.end > 0 {
-		n := min(int64(len(buf)), s.end)
-		if _, err := s.file.ReadAt(buf[:n], s.end-n); err != nil {
-			return err
-		}
-		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			s.end = s.end - n + int64(i) + 1
-			break
-		}
-		s.end -= n
-	}
-	if torn := last - s.end; torn > 0 {
-		if _, err := s.file.WriteAt(make([]byte, torn), s.end); err != nil {
+	if last > s.end {
+		if err := writeZeros(s.file, s.end, last-s.end); err != nil {
 			return err
 		}
 		return s.file.Sync()
+	}
+	return nil
+}
+
+// checkSize fails if the file is shorter than the sink made it: something
+// else truncated it (log rotation by copy and truncate is not supported), and
+// writing on at the sink's offset would leave a gap the records end at.
+func (s *FileSink) checkSize() error {
+	info, err := s.file.Stat()
+	if err != nil {
+		return err
+	}
+	if info.Size() < s.size {
+		return fmt.Errorf("the file was truncated to %d bytes by something else (it had %d)", info.Size(), s.size)
 	}
 	return nil
 }
@@ -219,9 +250,17 @@ func (s *FileSink) flush() {
 			for _, p := range batch {
 				buf = append(buf, p.line...)
 			}
-			if err = s.grow(int64(len(buf))); err == nil {
+			if err = s.checkSize(); err == nil {
+				err = s.grow(int64(len(buf)))
+			}
+			if err == nil {
 				if _, err = s.file.WriteAt(buf, s.end); err == nil {
 					err = syncData(s.file)
+				}
+				if err != nil {
+					// Best effort: do not leave records that were reported
+					// lost to be read as written.
+					_ = writeZeros(s.file, s.end, int64(len(buf)))
 				}
 			}
 			if err == nil {

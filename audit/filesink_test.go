@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -290,5 +291,85 @@ func TestFileSinkRecoversFromACutAnywhere(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(append(want, "z"), ",") {
 			t.Fatalf("cut at %d: records %v, want %v", cut, got, append(want, "z"))
 		}
+	}
+}
+
+// A crash can leave an unsynced group commit's pages on disk in any order,
+// the rest reading as zeros: a later record (or the end of one) after a gap.
+// Recovery ends the log at the gap and zeroes what follows, so records
+// written after reopening are read after the whole ones, not lost behind it.
+func TestFileSinkRecoversFromPagesOutOfOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tail string // written right after the whole records; NUL is a lost page
+	}{
+		{"record after a gap", strings.Repeat("\x00", 4096) + `{"exchangeId":"C"}` + "\n"},
+		{"torn record, gap, end of the next", `{"exchangeId":"B","si` + strings.Repeat("\x00", 4096) + `de":"x"}` + "\n" + `{"exchangeId":"D"}` + "\n"},
+		{"last line without its newline", `{"exchangeId":"E"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			s, err := OpenFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := Write(ctx, s, &Record{ExchangeID: "a"}); err != nil {
+				t.Fatal(err)
+			}
+			end := s.end
+			s.Close()
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte(tc.tail), end); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			s, err = OpenFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Write(ctx, s, &Record{ExchangeID: "z"}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			recs, err := ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != 2 || recs[0].ExchangeID != "a" || recs[1].ExchangeID != "z" {
+				t.Fatalf("records after recovery: %+v, want a then z", recs)
+			}
+		})
+	}
+}
+
+// Two sinks never write one file (they would overwrite each other's
+// records), and a file truncated under the sink stops it rather than leave
+// a gap its records end at.
+func TestFileSinkIsTheOnlyWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if second, err := OpenFile(path); err == nil {
+		second.Close()
+		if runtime.GOOS == "linux" {
+			t.Fatal("a second sink opened a file the first one writes")
+		}
+	}
+	ctx := context.Background()
+	if err := Write(ctx, s, &Record{ExchangeID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(ctx, s, &Record{ExchangeID: "b"}); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("write after the file was truncated: %v", err)
 	}
 }

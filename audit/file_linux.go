@@ -35,3 +35,16 @@ func allocate(f *os.File, off, n int64) error {
 		}
 	}
 }
+
+// lock takes an exclusive advisory lock on f, or fails at once if another
+// process (or another sink in this one) holds it: records are written at an
+// offset the sink keeps, so two writers would overwrite each other's.
+func lock(f *os.File) error {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return errors.New("another process has the audit file open for writing")
+		}
+		return err
+	}
+	return nil
+}
