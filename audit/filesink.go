@@ -107,10 +107,11 @@ func (s *FileSink) recover() error {
 	r := bufio.NewReaderSize(io.NewSectionReader(s.file, 0, s.size), 256<<10)
 	for {
 		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: gather it.
+		if errors.Is(err, bufio.ErrBufferFull) && bytes.IndexByte(line, 0) < 0 {
+			// A line longer than the buffer: gather it, unless it runs
+			// into the zeros.
 			long := append([]byte(nil), line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
+			for errors.Is(err, bufio.ErrBufferFull) && bytes.IndexByte(line, 0) < 0 {
 				line, err = r.ReadSlice('\n')
 				long = append(long, line...)
 			}

@@ -24,9 +24,9 @@ type heldSink struct {
 	records []audit.Record
 	release chan struct{}
 	loseAll error
-	// refuseOutcomes turns outcome records away at once, as a closed or
-	// failed sink does.
-	refuseOutcomes bool
+	// refuseOutcomes and refuseIntents turn those records away at once, as
+	// a closed or failed sink does.
+	refuseOutcomes, refuseIntents bool
 }
 
 func newHeldSink() *heldSink { return &heldSink{release: make(chan struct{})} }
@@ -35,6 +35,9 @@ func (s *heldSink) Submit(r *audit.Record, _ audit.Commit) *audit.Receipt {
 	s.mu.Lock()
 	s.records = append(s.records, *r)
 	s.mu.Unlock()
+	if r.Phase == audit.Intent && s.refuseIntents {
+		return audit.Refused(errors.New("sink failed"))
+	}
 	rc := audit.NewReceipt()
 	if r.Phase != audit.Intent {
 		if s.refuseOutcomes {
@@ -109,6 +112,7 @@ func TestLostRecordStopsTheAnswer(t *testing.T) {
 	}{
 		{"intent lost", func(s *heldSink) { s.loseAll = errors.New("I/O error") }},
 		{"outcome refused", func(s *heldSink) { s.refuseOutcomes = true }},
+		{"intent refused", func(s *heldSink) { s.refuseIntents = true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := newHeldSink()
@@ -118,6 +122,11 @@ func TestLostRecordStopsTheAnswer(t *testing.T) {
 			a := f.get(f.systemClient(insurance), recordPath+citizenID, purposeHeader())
 			if a.status != http.StatusServiceUnavailable || strings.Contains(a.raw, "Nguyễn") || !strings.Contains(a.raw, "audit-unavailable") {
 				t.Fatalf("answer whose record was lost: %d %s", a.status, a.raw)
+			}
+			// A log that refuses intents at once stops the exchange before
+			// anything is forwarded or fetched.
+			if n := f.backendCalls.Load(); sink.refuseIntents && n != 0 {
+				t.Fatalf("the backend was called %d times with the log refusing records", n)
 			}
 		})
 	}

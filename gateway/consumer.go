@@ -93,7 +93,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 		out.Header.Set("Content-Type", "application/json")
 	}
 	// The intent is written while the provider's gateway works.
-	g.begin(r, x, nil)
+	if !g.begin(w, r, x, nil) {
+		return
+	}
 	resp, err := g.peerClient(peer.System).Do(out)
 	if err != nil {
 		status, kind := http.StatusBadGateway, "provider-unreachable"

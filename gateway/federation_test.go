@@ -71,6 +71,8 @@ type federation struct {
 	freshMu   sync.Mutex
 	fresh     map[int]freshClient
 	auditFile map[string]string
+	// backendCalls counts requests the REST backend received.
+	backendCalls atomic.Int64
 }
 
 func freeAddr(t *testing.T) string {
@@ -163,6 +165,7 @@ func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*
 	f.grantID = g.ID
 
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.backendCalls.Add(1)
 		rec, ok := citizens[strings.TrimPrefix(r.URL.Path, "/citizens/")]
 		if !ok {
 			http.NotFound(w, r)

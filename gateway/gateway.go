@@ -284,6 +284,17 @@ func (g *Gateway) retireConnections(ctx context.Context) {
 // (operators use it after an urgent revocation; tests, to avoid sleeping).
 func (g *Gateway) Sync(ctx context.Context) error { return g.sync.pull(ctx) }
 
+// FreshAsOf is the newest signed time the gateway holds for its
+// configuration (its issue time, or the control plane's latest statement
+// that it is still current); past it by more than maxStaleness the gateway
+// denies. Zero before any configuration.
+func (g *Gateway) FreshAsOf() time.Time {
+	if st := g.sync.current.Load(); st != nil {
+		return st.syncedAt
+	}
+	return time.Time{}
+}
+
 // PolicyRevision is the revision of the policy the gateway decides with.
 func (g *Gateway) PolicyRevision() string {
 	if st := g.sync.current.Load(); st != nil {

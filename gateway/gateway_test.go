@@ -6,10 +6,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -22,6 +27,7 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
+	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/gateway"
 )
 
@@ -246,14 +252,13 @@ func TestUnchangedConfigurationRenewsFreshness(t *testing.T) {
 		t.Fatal(err)
 	}
 	var meta struct {
-		ETag    string    `json:"etag"`
 		FreshAt time.Time `json:"freshAt"`
 	}
 	raw, err := os.ReadFile(filepath.Join(state, "gateway-config.meta.json"))
 	if err != nil || json.Unmarshal(raw, &meta) != nil {
 		t.Fatalf("freshness statement not kept: %v %s", err, raw)
 	}
-	if !bytes.Equal(body, after) || meta.ETag == "" || time.Since(meta.FreshAt) > time.Second {
+	if !bytes.Equal(body, after) || time.Since(meta.FreshAt) > time.Second {
 		t.Fatalf("renewal downloaded the configuration again (changed %v) or kept no fresh statement: %+v", !bytes.Equal(body, after), meta)
 	}
 }
@@ -282,4 +287,100 @@ func TestRateLimitPerConsumer(t *testing.T) {
 	if !slices.Equal(statuses, []int{200, 200, 429, 429}) {
 		t.Fatalf("statuses = %v, want two served then 429", statuses)
 	}
+}
+
+// After a restart with the control plane out of reach, the stored freshness
+// statement counts only if it verifies for the ETag the stored configuration
+// itself names: a genuine statement about a newer configuration cannot keep
+// an older one (without the newer revocations) fresh.
+func TestRestoredFreshnessIsBoundToTheStoredConfiguration(t *testing.T) {
+	f := newFederation(t)
+	ctx := context.Background()
+	if err := f.consumer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(f.dir, vss)
+	body, err := os.ReadFile(filepath.Join(src, "state", "gateway-config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored service.GatewayConfig
+	if err := json.Unmarshal(body, &stored); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	same, err := f.svc.GatewayConfig(ctx, service.ETag(stored.Content))
+	if err != nil || !same.NotModified {
+		t.Fatalf("statement for the stored configuration: %+v %v", same, err)
+	}
+	// A newer configuration (a system revoked) and a genuine statement
+	// about it.
+	if _, err := f.svc.RevokeSystem(ctx, f.admin, insurance, "compromised"); err != nil {
+		t.Fatal(err)
+	}
+	newer, err := f.svc.GatewayConfig(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	other, err := f.svc.GatewayConfig(ctx, newer.ETag)
+	if err != nil || !other.NotModified || other.ETag == service.ETag(stored.Content) {
+		t.Fatalf("statement for the newer configuration: %+v %v", other, err)
+	}
+
+	for _, tc := range []struct {
+		name      string
+		statement *service.SignedGatewayConfig
+		want      time.Time
+	}{
+		{"statement about the stored configuration", same, same.FreshAt},
+		{"statement about another configuration", other, stored.IssuedAt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, src, dir)
+			meta, _ := json.Marshal(map[string]any{"body": sha256Hex(body), "freshAt": tc.statement.FreshAt, "freshSignature": tc.statement.Signature})
+			writeFile(t, filepath.Join(dir, "state", "gateway-config.meta.json"), meta)
+			cfg := &gateway.Config{Member: vss, System: vssGW, StateDir: filepath.Join(dir, "state"),
+				MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl")}
+			cfg.Identity.KeyFile, cfg.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+			cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, cfg.ControlPlane.TokenFile = "https://127.0.0.1:1", filepath.Join(f.dir, "cp-ca.pem"), filepath.Join(dir, "token")
+			gw, err := gateway.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gw.FreshAsOf(); !got.Equal(tc.want) {
+				t.Fatalf("fresh as of %s, want %s", got.Format(time.RFC3339Nano), tc.want.Format(time.RFC3339Nano))
+			}
+		})
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		if strings.HasSuffix(path, "audit.jsonl") {
+			return nil // the running gateway holds it
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), data, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -221,7 +221,9 @@ func (g *Gateway) serveQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.rec.Subject = g.subject(path)
-	g.begin(r, x, d.Fields)
+	if !g.begin(w, r, x, d.Fields) {
+		return
+	}
 	out, _, ok := g.fetch(w, r, x, ds, d, adapters.Request{Path: path, Query: query}, g.masker)
 	if !ok {
 		return
@@ -338,7 +340,9 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.rec.Subject = g.subject(record)
-	g.begin(r, x, fields)
+	if !g.begin(w, r, x, fields) {
+		return
+	}
 	path := strings.ReplaceAll(g.recordPath(ds), "{id}", url.PathEscape(record))
 	out, records, ok := g.fetch(w, r, x, ds, d, adapters.Request{Path: path}, nil)
 	if !ok {
@@ -370,14 +374,21 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 // begin submits the exchange's intent record before the gateway acts on it
 // (calls the backend, or forwards to the provider's gateway), so the record's
 // write overlaps that work; fields are the fields the decision allowed, if
-// any. answer and refuse wait for it before releasing anything.
-func (g *Gateway) begin(r *http.Request, x *exchange, fields []string) {
+// any. answer and refuse wait for it before releasing anything. begin
+// refuses the exchange itself, and returns false, when the log has already
+// failed: then nothing is fetched or forwarded unrecorded.
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request, x *exchange, fields []string) bool {
 	x.rec.Time = time.Now().UTC()
 	x.rec.RequestHash = RequestHash(r.Method, r.URL.Path, r.URL.Query(), x.rec.Consumer, x.rec.Purpose, x.rec.Case, x.rec.ExchangeID, x.body)
 	intent := x.rec
 	intent.Phase, intent.Fields = audit.Intent, fields
 	intent.LatencyMS = float64(time.Since(x.start).Microseconds()) / 1000
 	x.intent = g.sink.Submit(&intent, audit.CommitNow)
+	if x.intent.Failed() != nil {
+		g.refuse(w, r, x, http.StatusServiceUnavailable, "audit-unavailable", "the exchange could not be recorded, so it was not started")
+		return false
+	}
+	return true
 }
 
 // answer records the outcome, then sends the response: nothing leaves unless
@@ -429,7 +440,10 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, x *exchange, st
 // the intent's write overlapped the work and the outcome's costs the caller
 // no wait); without one, the outcome itself must be durable.
 func (g *Gateway) recorded(r *http.Request, x *exchange) bool {
-	ctx := context.WithoutCancel(r.Context())
+	// The caller going away does not stop the record; a log that hangs
+	// fails the exchange after the gateway's timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), orDefault(g.cfg.Timeout, 15*time.Second))
+	defer cancel()
 	if x.rec.Time.IsZero() {
 		x.rec.Time = time.Now().UTC()
 	}

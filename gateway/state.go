@@ -60,21 +60,30 @@ type syncer struct {
 	current    atomic.Pointer[state]
 	bundleETag string
 	bundle     []byte
-	// configETag names the content of configBody, the configuration in
-	// force, so a poll can ask whether it changed.
+	// configBody is the signed configuration in force, and configETag the
+	// ETag its signed content names, so a poll can ask whether it changed.
 	configETag string
 	configBody []byte
 }
 
-// configMeta is kept next to the stored configuration: its ETag and the
-// newest signed statement that it is current, so a restart keeps the
-// freshness the gateway had.
+// configMeta is kept next to the stored configuration: the newest signed
+// statement that it is current, so a restart keeps the freshness the
+// gateway had. It is trusted only if the statement verifies for the ETag
+// the stored (and verified) configuration names.
 type configMeta struct {
-	ETag string `json:"etag"`
 	// Body is the SHA-256 (hex) of the configuration this is about.
 	Body           string    `json:"body"`
 	FreshAt        time.Time `json:"freshAt,omitzero"`
 	FreshSignature string    `json:"freshSignature,omitempty"`
+}
+
+// etagOf is the ETag a verified configuration names ("" when it names none:
+// then every poll downloads it).
+func etagOf(cfg *service.GatewayConfig) string {
+	if cfg.Content == "" {
+		return ""
+	}
+	return service.ETag(cfg.Content)
 }
 
 // Files in the state directory.
@@ -169,21 +178,24 @@ func (s *syncer) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A freshness statement counts only if it is about this body and its
-	// signature verifies.
+	var cfg service.GatewayConfig
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return fmt.Errorf("stored configuration: %w", err)
+	}
+	// A freshness statement counts only if it is about this body and
+	// verifies for the ETag the body itself names.
 	var meta configMeta
 	var freshAt time.Time
-	if raw, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileConfigMeta)); err == nil && json.Unmarshal(raw, &meta) == nil && meta.Body == sha256Hex(body) {
-		if !meta.FreshAt.IsZero() && client.VerifyGatewayConfig(s.key, service.FreshnessMessage(meta.ETag, meta.FreshAt), meta.FreshSignature) == nil {
-			freshAt = meta.FreshAt
-		}
-	} else {
-		meta = configMeta{}
+	etag := etagOf(&cfg)
+	if raw, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileConfigMeta)); err == nil && json.Unmarshal(raw, &meta) == nil &&
+		etag != "" && meta.Body == sha256Hex(body) && !meta.FreshAt.IsZero() &&
+		client.VerifyGatewayConfig(s.key, service.FreshnessMessage(etag, meta.FreshAt), meta.FreshSignature) == nil {
+		freshAt = meta.FreshAt
 	}
 	if err := s.install(ctx, body, bundle, false, freshAt); err != nil {
 		return err
 	}
-	s.configETag, s.configBody = meta.ETag, body
+	s.configETag, s.configBody = etag, body
 	return nil
 }
 
@@ -213,7 +225,7 @@ func (s *syncer) pull(ctx context.Context) error {
 	if err := s.install(ctx, body, archive, true, freshAt); err != nil {
 		return err
 	}
-	s.bundleETag, s.configETag, s.configBody = etag, got.ETag, body
+	s.bundleETag, s.configETag, s.configBody = etag, etagOf(&s.current.Load().config), body
 	files := map[string][]byte{fileConfig: body, fileBundle: archive}
 	if !got.NotModified {
 		files[fileConfigSignature] = []byte(got.Signature)
@@ -243,10 +255,10 @@ func (s *syncer) renew(got *service.SignedGatewayConfig) error {
 	return s.keepMeta(got)
 }
 
-// keepMeta stores the ETag of the configuration in force and, after a
-// not-modified answer, the freshness statement.
+// keepMeta stores, after a not-modified answer, the freshness statement of
+// the configuration in force (and forgets an older one after a download).
 func (s *syncer) keepMeta(got *service.SignedGatewayConfig) error {
-	meta := configMeta{ETag: got.ETag, Body: sha256Hex(s.configBody)}
+	meta := configMeta{Body: sha256Hex(s.configBody)}
 	if got.NotModified {
 		meta.FreshAt, meta.FreshSignature = got.FreshAt, got.Signature
 	}

@@ -98,8 +98,8 @@ func TestGatewayConfigNotModifiedIsSignedFresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg service.GatewayConfig
-	if err := json.Unmarshal(first.Body, &cfg); err != nil || first.ETag == "" || first.NotModified {
-		t.Fatalf("first pull: %+v, %v", first, err)
+	if err := json.Unmarshal(first.Body, &cfg); err != nil || first.NotModified || cfg.Content == "" || first.ETag != service.ETag(cfg.Content) {
+		t.Fatalf("first pull: etag %s, signed content %q, %v", first.ETag, cfg.Content, err)
 	}
 	again, err := mpsAdmin.GatewayConfigIfChanged(ctx, key, first.ETag)
 	if err != nil {

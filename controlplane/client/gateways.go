@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,10 +88,20 @@ func (c *Client) GatewayConfigIfChanged(ctx context.Context, key policies.Verifi
 		if err := VerifyGatewayConfig(key, body, out.Signature); err != nil {
 			return nil, fmt.Errorf("gateway config: %w", err)
 		}
+		// The ETag is the one the signed body names, whatever the header
+		// says: it is what later not-modified statements are bound to.
+		var named struct{ Content string }
+		if err := json.Unmarshal(body, &named); err != nil {
+			return nil, fmt.Errorf("gateway config: %w", err)
+		}
+		out.ETag = ""
+		if named.Content != "" {
+			out.ETag = service.ETag(named.Content)
+		}
 		return out, nil
 	case http.StatusNotModified:
 		out.NotModified = true
-		if out.ETag != etag {
+		if etag == "" || out.ETag != etag {
 			return nil, fmt.Errorf("gateway config: not modified, but for ETag %s, not %s", out.ETag, etag)
 		}
 		if out.FreshAt, err = time.Parse(time.RFC3339Nano, resp.Header.Get("X-LT-Fresh-At")); err != nil {

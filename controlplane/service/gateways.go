@@ -76,6 +76,10 @@ func (s *Service) Gateways(ctx context.Context) ([]catalog.Gateway, error) {
 type GatewayConfig struct {
 	Revision int64     `json:"revision"`
 	IssuedAt time.Time `json:"issuedAt"`
+	// Content is the digest of the configuration without IssuedAt and
+	// Content, and its ETag: signed with the body, it is what a gateway
+	// asks If-None-Match with and what a not-modified statement names.
+	Content string `json:"content"`
 	// Gateways are the registered gateways of all members.
 	Gateways []catalog.Gateway `json:"gateways"`
 	// Datasets are the latest versions, without documents or fields.
@@ -118,12 +122,18 @@ type SignedGatewayConfig struct {
 	// key. The message is Body, or FreshnessMessage(ETag, FreshAt) when
 	// NotModified.
 	Signature string
-	// ETag names the content apart from its issue time.
+	// ETag names the content apart from its issue time (ETag of
+	// GatewayConfig.Content). A client takes it from the signed body, not
+	// from this header value.
 	ETag string
 	// NotModified says the ETag asked for is current; FreshAt is when.
 	NotModified bool
 	FreshAt     time.Time
 }
+
+// ETag is the HTTP entity tag of a configuration with the given content
+// digest (GatewayConfig.Content).
+func ETag(content string) string { return `"` + content + `"` }
 
 // FreshnessMessage is what a not-modified answer signs: that the
 // configuration named by etag is current at time at. Its prefix keeps it from
@@ -164,7 +174,8 @@ func (s *Service) GatewayConfig(ctx context.Context, ifNoneMatch string) (*Signe
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
 	sum := sha256.Sum256(content)
-	out := &SignedGatewayConfig{ETag: `"` + hex.EncodeToString(sum[:16]) + `"`, FreshAt: s.Now()}
+	cfg.Content = hex.EncodeToString(sum[:16])
+	out := &SignedGatewayConfig{ETag: ETag(cfg.Content), FreshAt: s.Now()}
 	var msg []byte
 	if ifNoneMatch != "" && ifNoneMatch == out.ETag {
 		out.NotModified = true
