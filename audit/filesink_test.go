@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -371,5 +372,70 @@ func TestFileSinkIsTheOnlyWriter(t *testing.T) {
 	}
 	if err := Write(ctx, s, &Record{ExchangeID: "b"}); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("write after the file was truncated: %v", err)
+	}
+}
+
+// Many writers mixing both kinds of records: every receipt settles, every
+// record is read back whole and once, in an order that keeps each writer's
+// durable records in sequence.
+func TestFileSinkManyWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 16, 100
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			var soon []*Receipt
+			for i := range each {
+				r := &Record{ExchangeID: fmt.Sprintf("w%02d-%03d", w, i), Phase: Intent}
+				if i%3 == 0 {
+					soon = append(soon, s.Submit(r, CommitSoon))
+					continue
+				}
+				if err := Write(ctx, s, r); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%17 == 0 {
+					time.Sleep(time.Duration(w%3) * time.Millisecond)
+				}
+			}
+			for _, rc := range soon {
+				if err := rc.Wait(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	last := map[string]string{}
+	for _, r := range recs {
+		if seen[r.ExchangeID] {
+			t.Fatalf("record %s read twice", r.ExchangeID)
+		}
+		seen[r.ExchangeID] = true
+		w := r.ExchangeID[:3]
+		if n, _ := strconv.Atoi(r.ExchangeID[4:]); n%3 != 0 {
+			if r.ExchangeID < last[w] {
+				t.Fatalf("record %s after %s", r.ExchangeID, last[w])
+			}
+			last[w] = r.ExchangeID
+		}
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("%d records read back, want %d", len(seen), writers*each)
 	}
 }
