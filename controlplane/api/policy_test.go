@@ -105,7 +105,8 @@ func TestSignedBundleServedWithETag(t *testing.T) {
 	ctx := context.Background()
 	f.grantPopulation(t)
 
-	gatewayToken, err := f.admin.CreateToken(ctx, client.NewToken{Name: "gateway", Role: catalog.RoleMemberAdmin, Member: vss})
+	// The provider's gateway decides, with its member's share of the bundle.
+	gatewayToken, err := f.admin.CreateToken(ctx, client.NewToken{Name: "gateway", Role: catalog.RoleMemberAdmin, Member: mps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +165,42 @@ func TestSignedBundleServedWithETag(t *testing.T) {
 	remote := f.explain(t, f.integrator, "fullName", "religion")
 	if local.Allow != remote.Allow || !slices.Equal(local.Fields, remote.Fields) {
 		t.Errorf("gateway decision %+v differs from the control plane's %+v", local, remote)
+	}
+	// Each gateway learns only the grants on its own member's datasets: the
+	// consumer's gateway (which decides nothing for this exchange) gets no
+	// grant of the population dataset, and may not ask for another member's
+	// share; the operator may.
+	share := func(c *client.Client, member string) (*policies.Snapshot, error) {
+		path := "/v1/policy/bundle"
+		if member != "" {
+			path += "?member=" + member
+		}
+		var raw []byte
+		if err := c.Do(ctx, http.MethodGet, path, nil, &raw); err != nil {
+			return nil, err
+		}
+		return policies.LoadBundle(bytes.NewReader(raw), key)
+	}
+	vssGateway := f.token(catalog.RoleMemberAdmin, vss)
+	consumerShare, err := share(vssGateway, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(consumerShare.Data.Grants) != 0 || len(consumerShare.Data.Datasets) != 0 || consumerShare.Data.Systems[insurance].Level == 0 {
+		t.Errorf("the consumer's share holds %d consumers' grants and %d datasets (want none), system %s level %d",
+			len(consumerShare.Data.Grants), len(consumerShare.Data.Datasets), insurance, consumerShare.Data.Systems[insurance].Level)
+	}
+	if len(snap.Data.Grants[insurance]) == 0 {
+		t.Error("the provider's share lacks the grant on its dataset")
+	}
+	if _, err := share(vssGateway, mps); asProblem(t, err).Status != http.StatusForbidden {
+		t.Error("a member's token pulled another member's share")
+	}
+	if whole, err := share(f.admin, ""); err != nil || len(whole.Data.Grants[insurance]) == 0 {
+		t.Errorf("the operator's whole bundle: %v", err)
+	}
+	if of, err := share(f.admin, vss); err != nil || len(of.Data.Grants) != 0 {
+		t.Errorf("the operator's view of the consumer's share: %v", err)
 	}
 	// Tampering with one byte is caught.
 	bad := bytes.Clone(archive)

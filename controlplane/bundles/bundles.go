@@ -30,12 +30,13 @@ type Bundle struct {
 	Revision string
 	// Archive is the signed OPA bundle (tar.gz).
 	Archive []byte
-	// Engine decides with this revision's snapshot.
+	// Engine decides with this revision's whole snapshot (nil in a
+	// member's bundle).
 	Engine *policies.Engine
 }
 
-// Builder builds and caches the bundle of the current catalog revision.
-// Concurrent callers of Current share one build.
+// Builder builds and caches the bundle of the current catalog revision, and
+// each member's share of it. Concurrent callers share one build.
 type Builder struct {
 	store catalog.Store
 	key   policies.SigningKey
@@ -43,6 +44,18 @@ type Builder struct {
 
 	mu      sync.Mutex
 	current *Bundle
+	// inputs are what current was built from; members are the members'
+	// bundles built from them so far.
+	inputs  *inputs
+	members map[string]*Bundle
+}
+
+// inputs are the catalog records a snapshot is built from.
+type inputs struct {
+	systems  []catalog.System
+	datasets []catalog.Dataset
+	grants   []catalog.Grant
+	sources  map[string][]byte
 }
 
 // NewBuilder returns a builder signing with key.
@@ -56,17 +69,25 @@ func NewBuilder(store catalog.Store, key policies.SigningKey, now func() time.Ti
 // Current returns the bundle of the catalog's current revision, building it
 // when the catalog changed since the last build.
 func (b *Builder) Current(ctx context.Context) (*Bundle, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.currentLocked(ctx)
+}
+
+func (b *Builder) currentLocked(ctx context.Context) (*Bundle, error) {
 	rev, err := b.store.Revision(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy bundle: %w", err)
 	}
 	revision := strconv.FormatInt(rev, 10)
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.current != nil && b.current.Revision == revision {
 		return b.current, nil
 	}
-	snap, err := Snapshot(ctx, b.store)
+	in, err := readInputs(ctx, b.store)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := in.snapshot()
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +101,38 @@ func (b *Builder) Current(ctx context.Context) (*Bundle, error) {
 		return nil, fmt.Errorf("policy bundle %s: %w", revision, err)
 	}
 	b.current = &Bundle{Revision: revision, Archive: archive, Engine: engine}
+	b.inputs, b.members = in, map[string]*Bundle{}
 	return b.current, nil
+}
+
+// ForMember returns the bundle of the current revision as the gateway of
+// member needs it: every system (a consumer's registration, level and
+// assessment decide whether it is connected at all), but only the member's
+// own datasets, the grants on them and its own providers' modules. A
+// gateway decides only for its own datasets, so it learns nothing of who
+// may read what from other agencies.
+func (b *Builder) ForMember(ctx context.Context, member string) (*Bundle, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur, err := b.currentLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if mb, ok := b.members[member]; ok {
+		return mb, nil
+	}
+	snap, err := b.inputs.of(member).snapshot()
+	if err != nil {
+		return nil, err
+	}
+	snap.Revision, snap.IssuedAt = cur.Revision, b.now().UTC()
+	archive, err := policies.BuildBundle(snap, cur.Revision, b.key)
+	if err != nil {
+		return nil, fmt.Errorf("policy bundle %s of member %s: %w", cur.Revision, member, err)
+	}
+	mb := &Bundle{Revision: cur.Revision, Archive: archive}
+	b.members[member] = mb
+	return mb, nil
 }
 
 // Snapshot reads what policies decide with from the store: every system,
@@ -88,6 +140,14 @@ func (b *Builder) Current(ctx context.Context) (*Bundle, error) {
 // providers' own modules. Reading them in one place keeps the bundle and the
 // explanation endpoint identical.
 func Snapshot(ctx context.Context, store catalog.Reader) (*policies.Snapshot, error) {
+	in, err := readInputs(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	return in.snapshot()
+}
+
+func readInputs(ctx context.Context, store catalog.Reader) (*inputs, error) {
 	systems, err := store.ListSystems(ctx, catalog.SystemFilter{})
 	if err != nil {
 		return nil, fmt.Errorf("policy snapshot: %w", err)
@@ -108,11 +168,40 @@ func Snapshot(ctx context.Context, store catalog.Reader) (*policies.Snapshot, er
 	for _, m := range modules {
 		sources[m.Provider] = m.Source
 	}
-	snap, err := policies.BuildData(systems, datasets, grants, sources)
+	return &inputs{systems: systems, datasets: datasets, grants: grants, sources: sources}, nil
+}
+
+func (in *inputs) snapshot() (*policies.Snapshot, error) {
+	snap, err := policies.BuildData(in.systems, in.datasets, in.grants, in.sources)
 	if err != nil {
 		return nil, fmt.Errorf("policy snapshot: %w", err)
 	}
 	return snap, nil
+}
+
+// of keeps what member's gateway decides with (see ForMember).
+func (in *inputs) of(member string) *inputs {
+	ours := func(system string) bool {
+		id, err := catalog.ParseSystemID(system)
+		return err == nil && id.Member == member
+	}
+	out := &inputs{systems: in.systems, sources: map[string][]byte{}}
+	for _, d := range in.datasets {
+		if ours(d.System) {
+			out.datasets = append(out.datasets, d)
+		}
+	}
+	for _, g := range in.grants {
+		if ours(g.Provider) {
+			out.grants = append(out.grants, g)
+		}
+	}
+	for provider, src := range in.sources {
+		if ours(provider) {
+			out.sources[provider] = src
+		}
+	}
+	return out
 }
 
 // LoadOrCreateKey reads the bundle signing key (PKCS#8 PEM) from file, making
