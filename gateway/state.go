@@ -60,9 +60,8 @@ type syncer struct {
 	current    atomic.Pointer[state]
 	bundleETag string
 	bundle     []byte
-	// configBody is the signed configuration in force, and configETag the
-	// ETag its signed content names, so a poll can ask whether it changed.
-	configETag string
+	// configBody is the signed configuration in force, kept to install it
+	// again with a new bundle.
 	configBody []byte
 }
 
@@ -195,7 +194,7 @@ func (s *syncer) restore(ctx context.Context) error {
 	if err := s.install(ctx, body, bundle, false, freshAt); err != nil {
 		return err
 	}
-	s.configETag, s.configBody = etag, body
+	s.configBody = body
 	return nil
 }
 
@@ -204,7 +203,13 @@ func (s *syncer) restore(ctx context.Context) error {
 // statement that the configuration is current renews the gateway's
 // freshness without a download. A failure keeps the previous state.
 func (s *syncer) pull(ctx context.Context) error {
-	got, err := s.cp.GatewayConfigIfChanged(ctx, s.key, s.configETag)
+	// Ask whether the configuration in force, named by its signed content,
+	// changed.
+	var inForce string
+	if st := s.current.Load(); st != nil && s.configBody != nil {
+		inForce = etagOf(&st.config)
+	}
+	got, err := s.cp.GatewayConfigIfChanged(ctx, s.key, inForce)
 	if err != nil {
 		return err
 	}
@@ -225,7 +230,7 @@ func (s *syncer) pull(ctx context.Context) error {
 	if err := s.install(ctx, body, archive, true, freshAt); err != nil {
 		return err
 	}
-	s.bundleETag, s.configETag, s.configBody = etag, etagOf(&s.current.Load().config), body
+	s.bundleETag, s.configBody = etag, body
 	files := map[string][]byte{fileConfig: body, fileBundle: archive}
 	if !got.NotModified {
 		files[fileConfigSignature] = []byte(got.Signature)

@@ -28,12 +28,7 @@ type benchWorld struct {
 }
 
 var benchFieldTemplate = func() []catalog.Field {
-	f := func(p string, c catalog.Classification) catalog.Field {
-		return catalog.Field{Path: p, Type: "string", Classification: c}
-	}
-	obj := func(p string, c catalog.Classification) catalog.Field {
-		return catalog.Field{Path: p, Type: "object", Classification: c}
-	}
+	f, obj := leafField, objectField
 	fs := []catalog.Field{
 		f("personalId", catalog.Personal), f("fullName", catalog.Personal), f("dateOfBirth", catalog.Personal),
 		f("sex", catalog.Personal), f("homeTown", catalog.Personal),

@@ -57,10 +57,17 @@ func fixtureSystems() []catalog.System {
 	}
 }
 
+// leafField and objectField are dataset fields of the test worlds.
+func leafField(path string, c catalog.Classification) catalog.Field {
+	return catalog.Field{Path: path, Type: "string", Classification: c}
+}
+
+func objectField(path string, c catalog.Classification) catalog.Field {
+	return catalog.Field{Path: path, Type: "object", Classification: c}
+}
+
 func fixtureDatasets() []catalog.Dataset {
-	f := func(path string, c catalog.Classification) catalog.Field {
-		return catalog.Field{Path: path, Type: "string", Classification: c}
-	}
+	f := leafField
 	shared := func(path string) catalog.Field {
 		return catalog.Field{Path: path, Type: "string", Classification: catalog.Public, DefaultShared: true}
 	}

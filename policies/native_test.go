@@ -170,12 +170,7 @@ func diffWorld(t testing.TB, seed uint64) (*Snapshot, []Input) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 99))
 	now := t0
-	f := func(p string, c catalog.Classification) catalog.Field {
-		return catalog.Field{Path: p, Type: "string", Classification: c}
-	}
-	obj := func(p string, c catalog.Classification) catalog.Field {
-		return catalog.Field{Path: p, Type: "object", Classification: c}
-	}
+	f, obj := leafField, objectField
 	template := []catalog.Field{
 		f("personalId", catalog.Personal), f("fullName", catalog.Personal), f("religion", catalog.Sensitive),
 		{Path: "nationality", Type: "string", Classification: catalog.Public, DefaultShared: true},
