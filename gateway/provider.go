@@ -248,7 +248,7 @@ func (g *Gateway) fetch(w http.ResponseWriter, r *http.Request, x *exchange, ds 
 	if masker != nil {
 		masks = d.Masks
 	}
-	plan, err := projection.NewPlan(d.Fields, masks, masker)
+	plan, err := ds.schema.CachedPlan(x.rec.PolicyRevision, d.GrantID, d.Fields, masks, masker)
 	if err != nil {
 		g.log.Error("projection plan", "exchange", x.rec.ExchangeID, "error", err.Error())
 		g.refuse(w, r, x, http.StatusInternalServerError, "internal", "the decision could not be applied")
@@ -265,7 +265,7 @@ func (g *Gateway) fetch(w http.ResponseWriter, r *http.Request, x *exchange, ds 
 	defer resp.Body.Close()
 	opts := projection.Options{MaxBytes: orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20), Validate: ds.validatorFor(resp).Validate}
 	if d.RowScope != nil && !resp.Scoped {
-		opts.Keep = rowScopeFilter(d.RowScope)
+		opts.Keep = projection.RowScopeFilter(d.RowScope)
 	}
 	var buf bytes.Buffer
 	stats, err := plan.Project(&buf, resp.Body, opts)
@@ -362,7 +362,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	results := map[string]string{}
 	for f, claimed := range in.Attributes {
 		results[f] = "no_match"
-		if v, ok := lookup(stored, f); ok && sameJSON(claimed, v) {
+		if v, ok := projection.Lookup(stored, f); ok && sameJSON(claimed, v) {
 			results[f] = "match"
 		}
 	}
@@ -527,41 +527,6 @@ func (d *dataset) validatorFor(resp *adapters.Response) *projection.Validator {
 func (d *dataset) catalogDataset() *catalog.Dataset {
 	return &catalog.Dataset{System: d.info.Provider, Code: d.info.Code, Version: d.info.Version, Digest: d.info.Digest,
 		RecordSchema: d.info.RecordSchema, Document: d.document}
-}
-
-// rowScopeFilter keeps records whose scope field holds an allowed value.
-func rowScopeFilter(rs *catalog.RowScope) func(any) bool {
-	allowed := map[string]bool{}
-	for _, v := range rs.Values {
-		allowed[v] = true
-	}
-	return func(rec any) bool {
-		v, ok := lookup(rec, rs.Field)
-		if !ok {
-			return false
-		}
-		switch t := v.(type) {
-		case string:
-			return allowed[t]
-		case json.Number:
-			return allowed[t.String()]
-		}
-		return false
-	}
-}
-
-// lookup walks a dotted path through decoded JSON objects.
-func lookup(v any, path string) (any, bool) {
-	for _, seg := range strings.Split(path, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[seg]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
 }
 
 // sameJSON compares a claimed value with a stored one by their canonical JSON.

@@ -45,6 +45,8 @@ type dataset struct {
 	validator *projection.Validator
 	// partial validates records fetched only in part (see partialDocument).
 	partial *projection.Validator
+	// schema is the declared shape projection plans are compiled against.
+	schema *projection.Schema
 }
 
 // syncer pulls the signed configuration and the policy bundle from the
@@ -364,7 +366,11 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bo
 		if err != nil {
 			return fmt.Errorf("dataset %s: %w", ref, err)
 		}
-		st.documents[ref] = &dataset{info: d, document: doc, validator: v, partial: pv}
+		schema, err := projection.LoadSchema(ctx, doc, d.RecordSchema)
+		if err != nil {
+			return fmt.Errorf("dataset %s: %w", ref, err)
+		}
+		st.documents[ref] = &dataset{info: d, document: doc, validator: v, partial: pv, schema: schema}
 	}
 	s.current.Store(st)
 	if prev == nil || prev.config.Revision != cfg.Revision {

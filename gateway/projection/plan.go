@@ -1,9 +1,8 @@
 package projection
 
 import (
+	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/lienthong/lienthong/catalog"
@@ -17,6 +16,10 @@ type Plan struct {
 	root *node
 	// masker applies hash and partial masks; nil when the plan has none.
 	masker *Masker
+	// declared is true for a plan compiled against a Schema (Schema.Plan):
+	// keys its nodes do not name are dropped even below a granted node,
+	// and values are checked against their declared types.
+	declared bool
 }
 
 // node is one path segment. A granted node allows its whole subtree; any
@@ -26,6 +29,13 @@ type node struct {
 	children map[string]*node
 	granted  bool
 	mask     catalog.Mask
+	// maskBelow is set on a masked node and on its ancestors, so that
+	// CanVerify need not search a subtree for masks.
+	maskBelow bool
+	// typ and path are the declared type and dotted path (Schema.Plan);
+	// typeAny and "" in a plan without a schema.
+	typ  fieldType
+	path string
 }
 
 func (n *node) child(seg string, create bool) *node {
@@ -59,12 +69,12 @@ func (n *node) child(seg string, create bool) *node {
 // partial mask without a Masker is an error, so a broken decision fails
 // closed.
 func NewPlan(fields []string, masks map[string]catalog.Mask, m *Masker) (*Plan, error) {
+	if err := checkDecision(fields, masks, m); err != nil {
+		return nil, err
+	}
 	root := &node{}
 	for _, f := range fields {
-		segs, err := splitPath(f)
-		if err != nil {
-			return nil, fmt.Errorf("projection: allowed field %q: %w", f, err)
-		}
+		segs, _ := splitPath(f)
 		n := root
 		for _, s := range segs {
 			n = n.child(s, true)
@@ -72,39 +82,73 @@ func NewPlan(fields []string, masks map[string]catalog.Mask, m *Masker) (*Plan, 
 		n.granted = true
 	}
 	// Masks come second, so whether a mask path is reachable does not depend
-	// on the order of the decision's fields. Sorted, for deterministic errors.
-	for _, p := range slices.Sorted(maps.Keys(masks)) {
-		mask := masks[p]
-		segs, err := splitPath(p)
-		if err != nil {
-			return nil, fmt.Errorf("projection: mask on %q: %w", p, err)
-		}
-		switch mask {
-		case catalog.MaskNone:
+	// on the order of the decision's fields.
+	for p, mask := range masks {
+		if mask == catalog.MaskNone {
 			continue
-		case catalog.MaskNullify:
-		case catalog.MaskHash, catalog.MaskPartial:
-			if m == nil {
-				return nil, fmt.Errorf("projection: mask %s on %q: %w", mask, p, errNoMasker)
-			}
-		default:
-			return nil, fmt.Errorf("projection: mask on %q: unknown mask %q; expected hash, partial or nullify", p, mask)
 		}
+		segs, _ := splitPath(p)
 		// Below a granted node everything is allowed, so creating nodes there
 		// cannot widen anything; elsewhere only existing nodes are followed.
 		n, whole := root, false
+		path := []*node{root}
 		for _, s := range segs {
 			n = n.child(s, whole)
 			if n == nil {
 				break
 			}
 			whole = whole || n.granted
+			path = append(path, n)
 		}
 		if n != nil {
 			n.mask = mask
+			for _, a := range path {
+				a.maskBelow = true
+			}
 		}
 	}
 	return &Plan{root: root, masker: m}, nil
+}
+
+// ErrNotVerifiable is returned by CanVerify for a claim the plan does not
+// allow to be checked.
+var ErrNotVerifiable = errors.New("projection: the field cannot be verified")
+
+// CanVerify decides whether a verify claim on path may be checked under
+// this plan, compiled from the verify decision with its masks. Comparing a
+// claim with the stored value reveals the value one guess at a time, so a
+// claim is allowed only on a path the plan allows whole, where no mask
+// applies: none at the path, at an ancestor, or anywhere below it (a
+// nullified field would be revealed by one call, a partial one confirmed
+// in full, a hashed one brute-forced). A field masked in the verify
+// decision can therefore be verified only by a grant naming it unmasked.
+// The error wraps ErrNotVerifiable and names the path, never a value.
+func (p *Plan) CanVerify(path string) error {
+	segs, err := splitPath(path)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrNotVerifiable, path, err)
+	}
+	n, whole := p.root, false
+	for _, s := range segs {
+		if n.mask != catalog.MaskNone {
+			return fmt.Errorf("%w: %s is masked", ErrNotVerifiable, path)
+		}
+		child := n.children[s]
+		if child == nil && whole && !p.declared {
+			return nil // below a granted node of a plan without schema: no mask down here
+		}
+		if child == nil || child == denied {
+			return fmt.Errorf("%w: %s is not granted", ErrNotVerifiable, path)
+		}
+		n, whole = child, whole || child.granted
+	}
+	switch {
+	case !whole:
+		return fmt.Errorf("%w: %s is not granted", ErrNotVerifiable, path)
+	case n.mask != catalog.MaskNone || n.maskBelow:
+		return fmt.Errorf("%w: %s is masked", ErrNotVerifiable, path)
+	}
+	return nil
 }
 
 // splitPath splits a dotted path into its segments, none of them empty.

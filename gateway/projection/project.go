@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/lienthong/lienthong/catalog"
@@ -68,6 +67,10 @@ type Stats struct {
 	// Dropped counts the keys (and array items) removed because they are not
 	// allowed; a removed subtree counts once.
 	Dropped int
+	// Undeclared counts the keys among Dropped that the dataset's schema
+	// does not declare (plans of Schema.Plan only): a backend sending more
+	// than its dataset promises, worth a metric and a word to its operator.
+	Undeclared int
 	// Masked counts the masks applied.
 	Masked int
 	// BytesIn and BytesOut count the bytes read from src and written to dst.
@@ -116,6 +119,9 @@ type projector struct {
 	stats   Stats
 	out     []byte // the output of the current record
 	scratch []byte // canonical JSON for the hash mask
+	// bad is the declared node whose value had the wrong type, once one has:
+	// projection of the record stops and the record is refused.
+	bad *node
 }
 
 // workPool keeps projectors, so that a Project call reuses the buffers
@@ -250,14 +256,23 @@ func (pr *projector) record(rec *value, i int, prefix byte) (keep bool, err erro
 			return false, nil
 		}
 	}
+	return true, pr.emit(rec, i, prefix)
+}
+
+// emit projects one record into pr.out, after prefix unless it is 0.
+func (pr *projector) emit(rec *value, i int, prefix byte) error {
+	pr.bad = nil
 	out := pr.object(rec, pr.plan.root, false)
+	if pr.bad != nil {
+		return fmt.Errorf("%w: record %d: %w: the value at %s is not of type %s", ErrInvalidRecord, i, ErrWrongType, pr.bad.path, pr.bad.typ)
+	}
 	pr.out = pr.out[:0]
 	if prefix != 0 {
 		pr.out = append(pr.out, prefix)
 	}
 	pr.out = appendJSON(pr.out, &out)
 	pr.stats.Records++
-	return true, nil
+	return nil
 }
 
 func (pr *projector) write(b []byte) error {
@@ -277,6 +292,10 @@ func (pr *projector) project(v *value, n *node, whole bool) (value, bool) {
 	var mask catalog.Mask
 	if n != nil {
 		mask = n.mask
+		if !fits(v, n.typ) {
+			pr.bad = n
+			return value{}, false
+		}
 	}
 	if !whole && (v.kind == kindString || v.kind == kindNumber || v.kind == kindBool) {
 		return value{}, false
@@ -305,32 +324,43 @@ func (pr *projector) inner(v *value, n *node, whole bool) value {
 }
 
 // plain reports whether v can be sent as it is: a granted subtree with no
-// masks below and nothing inside to drop.
-func plain(v *value, n *node, whole bool) bool {
-	return whole && !v.odd && (n == nil || len(n.children) == 0)
+// masks below and nothing inside to drop, in a plan without a schema (a
+// schema-aware plan checks every key and type of what it sends).
+func (pr *projector) plain(v *value, n *node, whole bool) bool {
+	return whole && !pr.plan.declared && !v.odd && (n == nil || len(n.children) == 0)
 }
 
 func (pr *projector) object(v *value, n *node, whole bool) value {
-	if plain(v, n, whole) {
+	if pr.plain(v, n, whole) {
 		return *v
 	}
+	declared := pr.plan.declared
 	a := &pr.arena
 	base := len(a.mstack)
 	for i := range v.members {
 		m := &v.members[i]
-		if m.key == "" || strings.Contains(m.key, ".") {
-			pr.stats.Dropped++
-			continue
-		}
 		var child *node
 		if n != nil {
-			child = n.child(m.key, false)
+			child = n.children[m.key]
 		}
-		if child == nil && !whole {
+		switch {
+		case child == denied:
+			pr.stats.Dropped++
+			continue
+		case child != nil:
+		case declared:
+			// Not declared by the dataset: dropped even below a granted node.
+			pr.stats.Dropped++
+			pr.stats.Undeclared++
+			continue
+		case !whole || m.key == "" || containsDot(m.key):
 			pr.stats.Dropped++
 			continue
 		}
 		out, keep := pr.project(&m.val, child, whole || child.granted)
+		if pr.bad != nil {
+			return value{}
+		}
 		if !keep {
 			pr.stats.Dropped++
 			continue
@@ -342,20 +372,31 @@ func (pr *projector) object(v *value, n *node, whole bool) value {
 
 // items projects the items of an array at node n: arrays are transparent,
 // so each item is projected at n itself. Items of which nothing may leave
-// are left out.
+// are left out. Where the schema declares properties of the items, an item
+// that is a string, number or boolean has the wrong type.
 func (pr *projector) items(v *value, n *node, whole bool) value {
-	if plain(v, n, whole) {
+	if pr.plain(v, n, whole) {
 		return *v
 	}
+	objects := pr.plan.declared && len(n.children) > 0
 	a := &pr.arena
 	base := len(a.istack)
 	for i := range v.items {
 		it := &v.items[i]
-		if !whole && (it.kind == kindString || it.kind == kindNumber || it.kind == kindBool) {
-			pr.stats.Dropped++
-			continue
+		if it.kind == kindString || it.kind == kindNumber || it.kind == kindBool {
+			if objects {
+				pr.bad = n
+				return value{}
+			}
+			if !whole {
+				pr.stats.Dropped++
+				continue
+			}
 		}
 		a.istack = append(a.istack, pr.inner(it, n, whole))
+		if pr.bad != nil {
+			return value{}
+		}
 	}
 	return value{kind: kindArray, items: a.closeArray(base)}
 }
