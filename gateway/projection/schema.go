@@ -134,14 +134,15 @@ func (s *Schema) Plan(fields []string, masks map[string]catalog.Mask, m *Masker)
 	root.children = map[string]*node{}
 	for _, f := range fields {
 		segs, _ := splitPath(f)
+		if !s.declares(segs) {
+			continue // nothing can ever be admitted there
+		}
 		decl, n := s.root, root
 		for i, seg := range segs {
 			if n.granted {
 				break // an ancestor is granted already: it wins
 			}
-			if decl = decl.children[seg]; decl == nil {
-				break // undeclared: nothing to admit
-			}
+			decl = decl.children[seg]
 			child := n.children[seg]
 			if child == nil {
 				child = c.copyOf(decl, false)
@@ -189,6 +190,17 @@ func (s *Schema) Plan(fields []string, masks map[string]catalog.Mask, m *Masker)
 		}
 	}
 	return &Plan{root: root, masker: m, declared: true}, nil
+}
+
+// declares reports whether the schema declares the path segs.
+func (s *Schema) declares(segs []string) bool {
+	n := s.root
+	for _, seg := range segs {
+		if n = n.children[seg]; n == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // compiler builds one plan against a schema, remembering which nodes it
