@@ -378,7 +378,7 @@ func (pr *projector) items(v *value, n *node, whole bool) value {
 	if pr.plain(v, n, whole) {
 		return *v
 	}
-	objects := pr.plan.declared && len(n.children) > 0
+	objects := pr.plan.declared && n != nil && len(n.children) > 0
 	a := &pr.arena
 	base := len(a.istack)
 	for i := range v.items {
