@@ -4,12 +4,55 @@
 // decision's masks applied. It is what enforces invariant 1 of the design
 // guide on the query path: a consumer never receives a field it holds no
 // grant for, whatever the backend sends — nested objects, arrays, duplicate
-// keys and escaped key names included.
+// keys, escaped key names and keys the dataset does not declare included.
+//
+// # Declared properties
+//
+// The gateway compiles plans against the dataset's Schema (NewSchema,
+// LoadSchema; one per dataset version), with Schema.Plan or, cached per
+// policy revision, grant and decision, Schema.CachedPlan. Such a plan
+// admits ONLY the properties the schema declares, at every depth: also
+// inside a subtree granted whole and inside array items. A field granted
+// whole therefore passes its declared members and nothing else; a backend
+// that adds "religion" or "Ethnicity" inside a granted object has them
+// dropped and counted (Stats.Undeclared). Keys are compared exactly after
+// unescaping, so case variants are other keys and escaped spellings are
+// the key they spell. A granted path the schema does not declare admits
+// nothing.
+//
+// Every value the plan reaches must have its declared type (null fits any
+// type; whether a field may be null is the Validator's concern): an object
+// where a string is declared, an array where an object is, or a string item
+// in an array whose items declare properties refuses the record with
+// ErrWrongType (and ErrInvalidRecord), so nothing leaves in a shape no one
+// granted. An array whose items declare no properties passes string, number
+// and boolean items; an object found there declares nothing and passes as {}.
+//
+// NewPlan compiles a decision without a schema: it enforces the grant but
+// passes whatever lies inside a subtree granted whole. It is kept for data
+// that has no schema; the gateway never uses it.
+//
+// # Decode once, project for many
+//
+// Project streams one answer through one plan. Decode reads an answer (or
+// an event) once, with the same checks, into Records, which any number of
+// plans then project, concurrently if need be, with ProjectRecords: a feed
+// router delivering one event to five subscribers decodes it once. Row
+// scopes (RowScopeFilter) and dotted-path lookups (Lookup) of records in
+// encoding/json's form live here too.
+//
+// # Verify claims
+//
+// Plan.CanVerify decides whether a verify claim on a path may be compared
+// with the stored value under the verify decision's plan: only on a path
+// allowed whole where no mask applies (none at it, above it or below it).
+// A field a grant masks cannot be verified, since repeated claims would
+// reveal it, unless a verify grant names it unmasked.
 //
 // # Paths
 //
 // A Plan is compiled once per decision from its allowed dotted paths and
-// masks (see NewPlan). Paths are dotted from the record root and arrays are
+// masks (see NewPlan and Schema.Plan). Paths are dotted from the record root and arrays are
 // transparent, as in catalog.Field: the items of array `relatives` have their
 // names at `relatives.fullName`. Granting a path allows its whole subtree;
 // granting a deeper path allows only that path, and its ancestors are emitted
