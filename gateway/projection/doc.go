@@ -26,7 +26,10 @@
 // in an array whose items declare properties refuses the record with
 // ErrWrongType (and ErrInvalidRecord), so nothing leaves in a shape no one
 // granted. An array whose items declare no properties passes string, number
-// and boolean items; an object found there declares nothing and passes as {}.
+// and boolean items. An object whose schema declares no properties (a
+// free-form object, a map of additionalProperties) declares nothing to
+// admit, so it passes as {}: a dataset that means to share such data must
+// declare its members.
 //
 // NewPlan compiles a decision without a schema: it enforces the grant but
 // passes whatever lies inside a subtree granted whole. It is kept for data

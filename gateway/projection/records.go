@@ -34,9 +34,17 @@ func Decode(src io.Reader, opts Options) (*Records, error) {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
-	// A decoder of its own, not a pooled one: its arena holds the records
-	// for as long as the caller keeps them.
-	var d decoder
+	// A pooled decoder for its read buffer and interned keys, with an arena
+	// of its own: the arena holds the records for as long as the caller
+	// keeps them. Decoded values never point into the read buffer.
+	pr := workPool.Get().(*projector)
+	d := &pr.dec
+	pooled := d.arena
+	d.arena = arena{}
+	defer func() {
+		d.arena = pooled
+		pr.release()
+	}()
 	d.init(src, opts.MaxDepth, opts.MaxBytes)
 	c, ok := d.skip()
 	switch {
