@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/certs"
@@ -212,6 +213,26 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+// subjectKeyFile is the federation's audit subject key, made on first use.
+func (f *federation) subjectKeyFile() string {
+	f.t.Helper()
+	path := filepath.Join(f.dir, "audit-subject.key")
+	if _, err := audit.CreateSubjectKey(path); err != nil {
+		f.t.Fatal(err)
+	}
+	return path
+}
+
+// subjectKey is the federation's audit subject key.
+func (f *federation) subjectKey() audit.SubjectKey {
+	f.t.Helper()
+	k, err := audit.LoadSubjectKey(f.subjectKeyFile())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return k
+}
+
 // enroll makes a key here and has the control plane sign it.
 func (f *federation) enroll(system, keyFile, certFile string) {
 	f.t.Helper()
@@ -241,7 +262,8 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	}
 	writeFile(t, filepath.Join(dir, "token"), []byte(secret))
 	cfg := &gateway.Config{Member: member, System: system, StateDir: filepath.Join(dir, "state"),
-		MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl"), Backends: backends}
+		MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl"), Backends: backends,
+		AuditSubjectKeyFile: f.subjectKeyFile()}
 	cfg.Identity.KeyFile, cfg.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
 	cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, cfg.ControlPlane.TokenFile = cpURL, cpCA, filepath.Join(dir, "token")
 	cfg.Outbound.Listen, cfg.Inbound.Listen = outbound, inbound

@@ -1,0 +1,30 @@
+package gateway
+
+import (
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/gateway/exchange"
+)
+
+// snapshotOf is a state as the exchange core reads it: the same maps, never
+// changed after install.
+func snapshotOf(st *state) *exchange.Snapshot {
+	snap := &exchange.Snapshot{
+		Engine: st.engine, TrustDomain: service.DefaultTrustDomain,
+		Gateways: st.gateways, GatewayMember: st.gatewayMember, RevokedSystem: st.revokedSystem,
+		Datasets: make(map[string]*exchange.Dataset, len(st.documents)),
+	}
+	if st.config.Trust != nil && st.config.Trust.TrustDomain != "" {
+		snap.TrustDomain = st.config.Trust.TrustDomain
+	}
+	for ref, d := range st.documents {
+		snap.Datasets[ref] = &exchange.Dataset{Catalog: d.catalogDataset(), Validator: d.validator, Partial: d.partial}
+	}
+	return snap
+}
+
+// catalogDataset is the dataset as adapters see it.
+func (d *dataset) catalogDataset() *catalog.Dataset {
+	return &catalog.Dataset{System: d.info.Provider, Code: d.info.Code, Version: d.info.Version, Digest: d.info.Digest,
+		RecordSchema: d.info.RecordSchema, Document: d.document}
+}
