@@ -121,9 +121,13 @@ func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.
 		g.log.Warn("provider answer refused", "exchange", x.ID(), "peer", peer.System, "fault", "content-type", "content_type_bytes", len(ct))
 		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, "bad-provider-answer", "the provider answered with a content type that is not JSON")
 	}
+	held := withheldFrom(resp.Header.Get(HeaderWithheld), req.Fields)
+	if len(held) > 0 {
+		x.AddReason(exchange.ReasonFieldsWithheld)
+	}
 	a, ref := g.core.Answer(ctx, x, resp.StatusCode, mt, answer)
 	if a != nil {
-		a.Withheld = withheldFrom(resp.Header.Get(HeaderWithheld), req.Fields)
+		a.Withheld = held
 	}
 	return a, ref
 }

@@ -112,6 +112,35 @@ func (c *Core) AdmitCaller(ctx context.Context, req Request) (*Exchange, *Refusa
 	return x, nil
 }
 
+// AdmitDelivery checks an exchange a provider-side component starts on its
+// own, with no peer on the line: a feed router delivering a change event to a
+// subscribed consumer. It checks what Admit checks except the peer (a fresh
+// configuration, a consumer that is not revoked, a purpose, a dataset this
+// gateway serves); the decision, the filtering and the records follow as for
+// a query, in the request's mode (feed).
+func (c *Core) AdmitDelivery(ctx context.Context, req Request) (*Exchange, *Refusal) {
+	x := c.open(req, "provider")
+	x.seal(req.Consumer)
+	snap, ref := c.fresh()
+	if ref != nil {
+		return nil, c.refuse(ctx, x, ref)
+	}
+	x.snap = snap
+	x.rec.PolicyRevision = snap.Engine.Revision()
+	if MemberOf(req.Consumer) == "" || snap.RevokedSystem[req.Consumer] {
+		return nil, c.Refuse(ctx, x, statusForbidden, KindSystemRevoked, "consumer system "+req.Consumer+" is not a system or has been revoked")
+	}
+	if req.Purpose == "" {
+		return nil, c.Refuse(ctx, x, statusBadRequest, KindPurposeRequired, purposeRequired)
+	}
+	ds, ok := snap.Datasets[req.Provider+"/"+req.Dataset]
+	if !ok || MemberOf(req.Provider) != c.cfg.Member {
+		return nil, c.Refuse(ctx, x, statusNotFound, KindUnknownDataset, "this gateway serves no dataset "+req.Provider+"/"+req.Dataset)
+	}
+	x.dataset = ds
+	return x, nil
+}
+
 // callerSubjectID is the personal id a consumer-side request is about, as
 // far as the consumer's gateway can tell without the provider's backend
 // layout: the record id of a verification, the last segment of a query's

@@ -35,8 +35,10 @@ const (
 	purpose     = "1.001234"
 	// maskedPurpose is granted with every field masked one way or another.
 	maskedPurpose = "2.000001"
-	citizenID     = "001090000001"
-	otherID       = "079195000002"
+	// feedPurpose is granted in feed mode only.
+	feedPurpose = "3.000001"
+	citizenID   = "001090000001"
+	otherID     = "079195000002"
 )
 
 var records = map[string]string{
@@ -100,9 +102,13 @@ func newWorld(t *testing.T) *world {
 			Assessment: &catalog.Assessment{Level: 4, AssessedBy: "A05", Reference: "QĐ 1", ValidUntil: now.Add(24 * time.Hour)}})
 	}
 	grant := func(id, purposeCode string, fields ...catalog.GrantedField) catalog.Grant {
+		modes := []catalog.Mode{catalog.ModeQuery, catalog.ModeVerify}
+		if purposeCode == feedPurpose {
+			modes = []catalog.Mode{catalog.ModeFeed}
+		}
 		return catalog.Grant{ID: id, Consumer: consumer, Provider: provider, Dataset: "population", Fields: fields,
 			Purposes: []catalog.Purpose{{Code: purposeCode}}, LegalBasis: catalog.LegalBasis{Reference: "Nghị định 13/2023/NĐ-CP"},
-			Modes: []catalog.Mode{catalog.ModeQuery, catalog.ModeVerify}, ValidFrom: now.Add(-time.Hour), ValidUntil: now.Add(time.Hour), State: catalog.GrantActive}
+			Modes: modes, ValidFrom: now.Add(-time.Hour), ValidUntil: now.Add(time.Hour), State: catalog.GrantActive}
 	}
 	snap, err := policies.BuildData(systems, []catalog.Dataset{ds}, []catalog.Grant{
 		grant("g-plain", purpose, catalog.GrantedField{Path: "personalId", Mask: catalog.MaskHash},
@@ -110,6 +116,7 @@ func newWorld(t *testing.T) *world {
 		grant("g-masked", maskedPurpose, catalog.GrantedField{Path: "personalId", Mask: catalog.MaskHash},
 			catalog.GrantedField{Path: "fullName", Mask: catalog.MaskPartial}, catalog.GrantedField{Path: "dateOfBirth", Mask: catalog.MaskNullify},
 			catalog.GrantedField{Path: "sex"}),
+		grant("g-feed", feedPurpose, catalog.GrantedField{Path: "personalId", Mask: catalog.MaskHash}, catalog.GrantedField{Path: "fullName"}),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -334,9 +341,18 @@ func TestStaleSnapshotDeniesAtEveryStage(t *testing.T) {
 	old := time.Now().Add(-11 * time.Minute)
 	w.src.at.Store(&old)
 	for name, run := range map[string]func() *exchange.Refusal{
-		"serve":        func() *exchange.Refusal { _, r := w.core.Serve(context.Background(), w.query("citizens/"+citizenID)); return r },
-		"admit":        func() *exchange.Refusal { _, r := w.core.Admit(context.Background(), w.query("citizens/"+citizenID)); return r },
-		"admit caller": func() *exchange.Refusal { _, r := w.core.AdmitCaller(context.Background(), w.query("citizens/"+citizenID)); return r },
+		"serve": func() *exchange.Refusal {
+			_, r := w.core.Serve(context.Background(), w.query("citizens/"+citizenID))
+			return r
+		},
+		"admit": func() *exchange.Refusal {
+			_, r := w.core.Admit(context.Background(), w.query("citizens/"+citizenID))
+			return r
+		},
+		"admit caller": func() *exchange.Refusal {
+			_, r := w.core.AdmitCaller(context.Background(), w.query("citizens/"+citizenID))
+			return r
+		},
 	} {
 		ref := run()
 		if ref == nil || ref.Status != 503 || ref.Kind != exchange.KindStale {
@@ -400,5 +416,46 @@ func TestStagesComposeWithoutServe(t *testing.T) {
 	w.sink.Close()
 	if _, ref := w.core.Serve(ctx, w.query("citizens/nobody")); ref == nil || ref.Kind != exchange.KindAuditUnavailable {
 		t.Fatalf("closed log: %v", ref)
+	}
+}
+
+// A feed router's delivery runs the same stages without a peer: admitted for
+// the subscribed consumer, decided in feed mode, the event filtered, the
+// delivery recorded under the event's subject.
+func TestFeedDeliveryRunsTheSameStages(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	req := exchange.Request{Consumer: consumer, Provider: provider, Dataset: "population", Purpose: feedPurpose,
+		ExchangeID: "evt-1", Mode: catalog.ModeFeed, Method: "FEED", Path: "feed/population"}
+	x, ref := w.core.AdmitDelivery(ctx, req)
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	d, ref := w.core.Decide(ctx, x, nil)
+	if ref != nil || d.GrantID != "g-feed" {
+		t.Fatalf("feed decision %+v %v", d, ref)
+	}
+	var out bytes.Buffer
+	if _, ref := w.core.Filter(ctx, x, &out, exchange.Body{Reader: strings.NewReader(records[otherID])}, true); ref != nil {
+		t.Fatal(ref)
+	}
+	if strings.Contains(out.String(), "Phật giáo") || strings.Contains(out.String(), otherID) || !strings.Contains(out.String(), "Trần Thị Bình") {
+		t.Fatalf("delivered %s", out.String())
+	}
+	if _, ref := w.core.Answer(ctx, x, 200, "application/json", out.Bytes()); ref != nil {
+		t.Fatal(ref)
+	}
+	recs := w.records(t, "evt-1")
+	if out := recs[len(recs)-1]; out.Mode != "feed" || out.Subject != w.subjects.Subject(otherID) || out.GrantID != "g-feed" || out.Consumer != consumer {
+		t.Fatalf("delivery record %+v", out)
+	}
+	// A query grant does not allow a feed.
+	req.Purpose, req.ExchangeID = purpose, "evt-2"
+	x, ref = w.core.AdmitDelivery(ctx, req)
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	if _, ref := w.core.Decide(ctx, x, nil); ref == nil || ref.Kind != exchange.KindAccessDenied {
+		t.Fatalf("feed under a query grant: %v", ref)
 	}
 }

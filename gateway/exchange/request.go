@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -153,6 +154,15 @@ func (x *Exchange) Decision() *policies.Decision { return x.decision }
 
 // Record is a copy of the exchange's audit record as it stands.
 func (x *Exchange) Record() audit.Record { return x.rec }
+
+// AddReason adds a reason code to the exchange's outcome record (a door
+// that learns something the core did not, e.g. the consumer side passing on
+// withheld fields).
+func (x *Exchange) AddReason(code string) {
+	if !slices.Contains(x.rec.Reasons, code) {
+		x.rec.Reasons = append(x.rec.Reasons, code)
+	}
+}
 
 // bind fills the refusal's binding to this exchange.
 func (x *Exchange) bind(r *Refusal) *Refusal {
