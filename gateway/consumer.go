@@ -160,7 +160,7 @@ func (g *Gateway) peerClient(system string) *http.Client {
 		if err != nil {
 			return err
 		}
-		if exp := want.SPIFFE(g.trustDomain(g.sync.current.Load())); spiffeID != exp {
+		if exp := want.SPIFFE(trustDomainOf(g.sync.current.Load())); spiffeID != exp {
 			return fmt.Errorf("peer presented %s, expected %s", spiffeID, exp)
 		}
 		return nil

@@ -25,7 +25,6 @@ import (
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
-	"github.com/lienthong/lienthong/internal/httpguard"
 )
 
 // Gateway is one agency's gateway.
@@ -112,7 +111,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	}
 	g.rotator, err = certs.NewRotator(ctx, certs.RotatorConfig{
 		Initial: initial,
-		Renew:   renewer(cfg, cp, func() string { return g.trustDomain(g.sync.current.Load()) }),
+		Renew:   renewer(cfg, cp, func() string { return trustDomainOf(g.sync.current.Load()) }),
 		OnRenew: func(leaf *x509.Certificate) {
 			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
 			g.retireConnections(ctx)
@@ -149,32 +148,6 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	}
 	return g, nil
 }
-
-// source gives the exchange core the snapshot the syncer keeps.
-type source struct{ s *syncer }
-
-func (s source) Current() (*exchange.Snapshot, time.Time) {
-	st := s.s.current.Load()
-	if st == nil {
-		return nil, time.Time{}
-	}
-	return st.snap, st.syncedAt
-}
-
-// guard puts a listener's handler behind the framing guard, with the bounds
-// of the exchange headers.
-func guard(h http.Handler) http.Handler {
-	return httpguard.Wrap(h, httpguard.Options{HeaderLimits: map[string]int{
-		HeaderPurpose: maxPurposeBytes, HeaderCase: maxCaseBytes,
-		HeaderConsumer: 256, HeaderExchangeID: 256,
-	}})
-}
-
-// Bounds of the exchange headers: a procedure code, a case reference.
-const (
-	maxPurposeBytes = 64
-	maxCaseBytes    = 128
-)
 
 func (g *Gateway) openBackend(ctx context.Context, b Backend) (adapters.Adapter, error) {
 	if b.REST != nil {
@@ -258,8 +231,8 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	return nil
 }
 
-// trustDomain is the federation's SPIFFE trust domain from the configuration.
-func (g *Gateway) trustDomain(st *state) string {
+// trustDomainOf is the federation's SPIFFE trust domain from the configuration.
+func trustDomainOf(st *state) string {
 	if st != nil && st.config.Trust != nil && st.config.Trust.TrustDomain != "" {
 		return st.config.Trust.TrustDomain
 	}

@@ -1,8 +1,9 @@
 package gateway
 
 import (
+	"time"
+
 	"github.com/lienthong/lienthong/catalog"
-	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/gateway/exchange"
 )
 
@@ -10,12 +11,9 @@ import (
 // changed after install.
 func snapshotOf(st *state) *exchange.Snapshot {
 	snap := &exchange.Snapshot{
-		Engine: st.engine, TrustDomain: service.DefaultTrustDomain,
+		Engine: st.engine, TrustDomain: trustDomainOf(st),
 		Gateways: st.gateways, GatewayMember: st.gatewayMember, RevokedSystem: st.revokedSystem,
 		Datasets: make(map[string]*exchange.Dataset, len(st.documents)),
-	}
-	if st.config.Trust != nil && st.config.Trust.TrustDomain != "" {
-		snap.TrustDomain = st.config.Trust.TrustDomain
 	}
 	for ref, d := range st.documents {
 		snap.Datasets[ref] = &exchange.Dataset{Catalog: d.catalogDataset(), Validator: d.validator, Partial: d.partial}
@@ -27,4 +25,16 @@ func snapshotOf(st *state) *exchange.Snapshot {
 func (d *dataset) catalogDataset() *catalog.Dataset {
 	return &catalog.Dataset{System: d.info.Provider, Code: d.info.Code, Version: d.info.Version, Digest: d.info.Digest,
 		RecordSchema: d.info.RecordSchema, Document: d.document}
+}
+
+// source gives the exchange core the snapshot the syncer keeps.
+type source struct{ s *syncer }
+
+// Current returns the snapshot in force and its signed freshness.
+func (s source) Current() (*exchange.Snapshot, time.Time) {
+	st := s.s.current.Load()
+	if st == nil {
+		return nil, time.Time{}
+	}
+	return st.snap, st.syncedAt
 }
