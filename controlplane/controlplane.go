@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           httpguard.Wrap(api.New(svc, log), httpguard.Options{}),
+		Handler:           httpguard.Wrap(api.New(svc, log), httpguard.Options{Allow: "GET, POST, PUT, DELETE"}),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,

@@ -30,6 +30,9 @@ type Options struct {
 	// more than once is refused too, since its meaning would depend on which
 	// copy a reader takes.
 	HeaderLimits map[string]int
+	// Allow lists the methods the listener serves, for the Allow header of
+	// the 405 that answers HEAD (RFC 9110 §15.5.6); default "GET, POST".
+	Allow string
 }
 
 // Wrap returns h behind the guard.
@@ -37,6 +40,10 @@ func Wrap(h http.Handler, opts Options) http.Handler {
 	limits := make(map[string]int, len(opts.HeaderLimits))
 	for name, n := range opts.HeaderLimits {
 		limits[http.CanonicalHeaderKey(name)] = n
+	}
+	allow := opts.Allow
+	if allow == "" {
+		allow = "GET, POST"
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.TransferEncoding) > 0 {
@@ -46,6 +53,7 @@ func Wrap(h http.Handler, opts Options) http.Handler {
 			return
 		}
 		if r.Method == http.MethodHead {
+			w.Header().Set("Allow", allow)
 			write(w, problem.New(http.StatusMethodNotAllowed, "method-not-allowed", "HEAD is not served; use GET"))
 			return
 		}

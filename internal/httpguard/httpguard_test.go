@@ -115,6 +115,9 @@ func TestGuardRefusals(t *testing.T) {
 			if tc.kind != "" && (resps[0].Header.Get("Content-Type") != problem.ContentType || !strings.Contains(bodies[0], tc.kind)) {
 				t.Fatalf("want problem %s: %s %s", tc.kind, resps[0].Header.Get("Content-Type"), bodies[0])
 			}
+			if tc.status == http.StatusMethodNotAllowed && resps[0].Header.Get("Allow") != "GET, POST" {
+				t.Fatalf("405 without Allow: %v", resps[0].Header)
+			}
 			if resps[0].Header.Get("Location") != "" {
 				t.Fatal("answered with a redirect")
 			}
