@@ -30,7 +30,7 @@ const (
 )
 
 // Record is one exchange as one gateway saw it. It names fields, never their
-// values; the subject of a query appears only as an HMAC.
+// values; the data subject appears only as an HMAC (see SubjectKey).
 type Record struct {
 	Time       time.Time `json:"time"`
 	ExchangeID string    `json:"exchangeId"`
@@ -44,8 +44,11 @@ type Record struct {
 	Mode     string `json:"mode"`
 	Purpose  string `json:"purpose"`
 	Case     string `json:"case,omitempty"`
-	// Subject is HMAC-SHA-256 of the record id asked for, keyed per provider.
-	Subject string `json:"subject,omitempty"`
+	// Subject names the data subject the exchange is about (the record id
+	// asked for), as SubjectKey.Subject computes it; Subjects names each
+	// record of a list answer the same way, in answer order.
+	Subject  string   `json:"subject,omitempty"`
+	Subjects []string `json:"subjects,omitempty"`
 	// Fields are, in an intent, the fields the decision allowed; in an
 	// outcome, the fields returned.
 	Fields  []string `json:"fields,omitempty"`

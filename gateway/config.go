@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/internal/jsonstrict"
 )
 
 // Config is a gateway's configuration file (JSON).
@@ -57,9 +58,14 @@ type Config struct {
 	PollInterval Duration `json:"pollInterval,omitempty"`
 	MaxStaleness Duration `json:"maxStaleness,omitempty"`
 
-	// MaskingKeyFile holds the provider's HMAC key for hash masks and audit
-	// subjects (made, 32 random bytes, mode 0600, on first start).
+	// MaskingKeyFile holds the provider's HMAC key for hash masks (made, 32
+	// random bytes, mode 0600, on first start). It is never used for audit
+	// subjects: consumers receive hashed values.
 	MaskingKeyFile string `json:"maskingKeyFile"`
+	// AuditSubjectKeyFile holds the federation-wide key that names data
+	// subjects in audit records (audit.SubjectKey; `lienthong up` makes it
+	// as audit-subject.key in the control plane's data directory).
+	AuditSubjectKeyFile string `json:"auditSubjectKeyFile"`
 	// AuditFile receives one JSON line per exchange.
 	AuditFile string `json:"auditFile"`
 
@@ -89,7 +95,10 @@ type Backend struct {
 	// RecordPath is the backend path of one record for verify mode, with
 	// {id} for the record id, e.g. "citizens/{id}" (default "{id}").
 	RecordPath string `json:"recordPath,omitempty"`
-	REST       *struct {
+	// SubjectField is the dotted path of the personal id in a record, e.g.
+	// "personalId": each record answered is then audited under its subject.
+	SubjectField string `json:"subjectField,omitempty"`
+	REST         *struct {
 		BaseURL string   `json:"baseUrl"`
 		Timeout Duration `json:"timeout,omitempty"`
 		// CAFile, when set, is the only CA trusted for an https backend.
@@ -126,20 +135,63 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes "30s".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
-// LoadConfig reads and checks a configuration file.
+// LoadConfig reads and checks a configuration file. It is decoded strictly:
+// an unknown key (a typo such as "maxStalness"), a key given twice or a
+// value of the wrong type is refused, naming its JSON path.
 func LoadConfig(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
 	var c Config
-	if err := json.Unmarshal(raw, &c); err != nil {
+	if err := jsonstrict.Decode(raw, &c); err != nil {
 		return nil, fmt.Errorf("gateway config %s: %w", path, err)
 	}
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("gateway config %s: %w", path, err)
 	}
-	return &c, nil
+	return c.withDefaults(), nil
+}
+
+// Defaults, applied once, by withDefaults.
+const (
+	defaultPollInterval     = 30 * time.Second
+	defaultMaxStaleness     = 10 * time.Minute
+	defaultTimeout          = 15 * time.Second
+	defaultMaxRequestBytes  = 1 << 20
+	defaultMaxResponseBytes = 16 << 20
+	defaultRatePerSecond    = 100
+)
+
+// withDefaults returns a copy of c with every unset optional value set to
+// its default: the one place defaults live, so no reader of the
+// configuration supplies its own.
+func (c *Config) withDefaults() *Config {
+	d := *c
+	if d.Instance == "" {
+		d.Instance = catalog.DefaultInstance
+	}
+	for _, v := range []struct {
+		dur *Duration
+		def time.Duration
+	}{{&d.PollInterval, defaultPollInterval}, {&d.MaxStaleness, defaultMaxStaleness}, {&d.Timeout, defaultTimeout}} {
+		if v.dur.Duration <= 0 {
+			v.dur.Duration = v.def
+		}
+	}
+	if d.MaxRequestBytes <= 0 {
+		d.MaxRequestBytes = defaultMaxRequestBytes
+	}
+	if d.MaxResponseBytes <= 0 {
+		d.MaxResponseBytes = defaultMaxResponseBytes
+	}
+	if d.RateLimit.PerSecond <= 0 {
+		d.RateLimit.PerSecond = defaultRatePerSecond
+	}
+	if d.RateLimit.Burst <= 0 {
+		d.RateLimit.Burst = max(1, int(2*d.RateLimit.PerSecond))
+	}
+	return &d
 }
 
 func (c *Config) check() error {
@@ -156,6 +208,7 @@ func (c *Config) check() error {
 		"identity.keyFile": c.Identity.KeyFile, "identity.certFile": c.Identity.CertFile,
 		"controlPlane.url": c.ControlPlane.URL, "controlPlane.tokenFile": c.ControlPlane.TokenFile,
 		"stateDir": c.StateDir, "maskingKeyFile": c.MaskingKeyFile, "auditFile": c.AuditFile,
+		"auditSubjectKeyFile": c.AuditSubjectKeyFile,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s is required", name))
@@ -170,25 +223,4 @@ func (c *Config) check() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (c *Config) instance() string {
-	if c.Instance == "" {
-		return catalog.DefaultInstance
-	}
-	return c.Instance
-}
-
-func orDefault(d Duration, def time.Duration) time.Duration {
-	if d.Duration <= 0 {
-		return def
-	}
-	return d.Duration
-}
-
-func orDefaultBytes(n, def int64) int64 {
-	if n <= 0 {
-		return def
-	}
-	return n
 }

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
-	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
@@ -21,114 +23,128 @@ import (
 // on only if it is bound to the request it sent.
 func (g *Gateway) consumerHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /r/{provider}/{dataset}/{path...}", g.forward)
-	mux.HandleFunc("POST /v/{provider}/{dataset}/{record}", g.forward)
+	mux.HandleFunc("GET /r/{provider}/{dataset}/{path...}", g.forward(catalog.ModeQuery))
+	mux.HandleFunc("POST /v/{provider}/{dataset}/{record}", g.forward(catalog.ModeVerify))
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path} or POST /v/{provider}/{dataset}/{record}"))
 	})
-	return mux
+	return guard(mux)
 }
 
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
-	x := &exchange{start: time.Now()}
-	x.rec.Side, x.rec.Mode = "consumer", string(catalog.ModeQuery)
-	if r.Method == http.MethodPost {
-		x.rec.Mode = string(catalog.ModeVerify)
-	}
-	x.rec.Provider, x.rec.Dataset = r.PathValue("provider"), r.PathValue("dataset")
-	x.rec.Purpose, x.rec.Case = r.Header.Get(HeaderPurpose), r.Header.Get(HeaderCase)
-	x.rec.ExchangeID = catalog.NewID("exc")
-	st, err := g.sync.fresh()
-	if err != nil {
-		g.refuse(w, r, x, http.StatusServiceUnavailable, "stale-configuration", err.Error())
-		return
-	}
-	// The caller is who its certificate says, and nothing a header claims.
-	caller, err := g.identify(r, st)
-	if err != nil {
-		g.refuse(w, r, x, http.StatusForbidden, "unknown-caller", err.Error())
-		return
-	}
-	x.rec.Consumer = caller
-	if memberOfSystem(caller) != g.cfg.Member {
-		g.refuse(w, r, x, http.StatusForbidden, "foreign-caller", fmt.Sprintf("system %s is not a system of member %s, which this gateway serves", caller, g.cfg.Member))
-		return
-	}
-	if x.rec.Purpose == "" {
-		g.refuse(w, r, x, http.StatusBadRequest, "purpose-required", "the "+HeaderPurpose+" header (a public-service procedure code) is required")
-		return
-	}
-	peer, ok := st.gateways[memberOfSystem(x.rec.Provider)]
-	if !ok {
-		g.refuse(w, r, x, http.StatusNotFound, "no-route", "no gateway is registered for the member of provider "+x.rec.Provider)
-		return
-	}
-	var body []byte
-	if r.Method == http.MethodPost {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, orDefaultBytes(g.cfg.MaxRequestBytes, 1<<20)))
-		x.body = body
-		if err != nil {
-			g.refuse(w, r, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
+// forward is the outbound door for one mode: admission by the core, then
+// the provider's gateway, then the core's records.
+func (g *Gateway) forward(mode catalog.Mode) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		req := exchangeRequest(r, mode)
+		if mode == catalog.ModeVerify {
+			body, err := readBody(w, r, g.cfg.MaxRequestBytes)
+			req.Body = body
+			if err != nil {
+				req.Body = nil
+				x, ref := g.core.AdmitCaller(ctx, req)
+				if ref == nil {
+					ref = g.core.Refuse(ctx, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
+				}
+				writeRefusal(w, ref)
+				return
+			}
+		}
+		x, ref := g.core.AdmitCaller(ctx, req)
+		if ref != nil {
+			writeRefusal(w, ref)
 			return
 		}
+		a, ref := g.relay(ctx, x, req, r.URL.EscapedPath(), r.URL.RawQuery)
+		if ref != nil {
+			writeRefusal(w, ref)
+			return
+		}
+		writeAnswer(w, a)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), orDefault(g.cfg.Timeout, 15*time.Second))
+}
+
+// relay sends an admitted exchange to the provider's gateway and returns its
+// answer if it is bound to the request sent.
+func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.Request, escapedPath, rawQuery string) (*exchange.Answer, *exchange.Refusal) {
+	peer, ok := x.Snapshot().Gateways[exchange.MemberOf(req.Provider)]
+	if !ok {
+		return nil, g.core.Refuse(ctx, x, http.StatusNotFound, "no-route", "no gateway is registered for the member of provider "+req.Provider)
+	}
+	fctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout.Duration)
 	defer cancel()
-	out, err := http.NewRequestWithContext(ctx, r.Method, "https://"+peer.Address+r.URL.EscapedPath(), bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(fctx, req.Method, "https://"+peer.Address+escapedPath, bytes.NewReader(req.Body))
 	if err != nil {
-		g.refuse(w, r, x, http.StatusBadRequest, "invalid-input", "the request cannot be forwarded")
-		return
+		return nil, g.core.Refuse(ctx, x, http.StatusBadRequest, "invalid-input", "the request cannot be forwarded")
 	}
-	out.URL.RawQuery = r.URL.RawQuery
+	out.URL.RawQuery = rawQuery
 	// Only these headers cross: identity headers from the caller are
 	// dropped with everything else it sent.
-	out.Header.Set(HeaderConsumer, caller)
-	out.Header.Set(HeaderPurpose, x.rec.Purpose)
-	if x.rec.Case != "" {
-		out.Header.Set(HeaderCase, x.rec.Case)
+	out.Header.Set(HeaderConsumer, x.Consumer())
+	out.Header.Set(HeaderPurpose, req.Purpose)
+	if req.Case != "" {
+		out.Header.Set(HeaderCase, req.Case)
 	}
-	out.Header.Set(HeaderExchangeID, x.rec.ExchangeID)
-	if r.Method == http.MethodPost {
+	out.Header.Set(HeaderExchangeID, x.ID())
+	if req.Mode == catalog.ModeVerify {
 		out.Header.Set("Content-Type", "application/json")
 	}
 	// The intent is written while the provider's gateway works.
-	if !g.begin(w, r, x, nil) {
-		return
+	if ref := g.core.WriteIntent(ctx, x, nil); ref != nil {
+		return nil, ref
 	}
 	resp, err := g.peerClient(peer.System).Do(out)
 	if err != nil {
-		status, kind := http.StatusBadGateway, "provider-unreachable"
+		status, kind, fault := http.StatusBadGateway, "provider-unreachable", "unreachable"
 		if errors.Is(err, context.DeadlineExceeded) {
-			status, kind = http.StatusGatewayTimeout, "provider-timeout"
+			status, kind, fault = http.StatusGatewayTimeout, "provider-timeout", "timeout"
 		}
-		// The URL holds the record id: log the cause, never the url.Error text.
-		cause := err
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			cause = uerr.Err
-		}
-		g.log.Warn("provider gateway failed", "exchange", x.rec.ExchangeID, "peer", peer.Address, "error", cause.Error())
-		g.refuse(w, r, x, status, kind, "the provider's gateway could not be reached")
-		return
+		// The error's text holds the URL (the record id) and what the peer
+		// sent: log the kind of fault only.
+		g.log.Warn("provider gateway failed", "exchange", x.ID(), "peer", peer.System, "fault", fault)
+		return nil, g.core.Refuse(ctx, x, status, kind, "the provider's gateway could not be reached")
 	}
 	defer resp.Body.Close()
-	limit := orDefaultBytes(g.cfg.MaxResponseBytes, 16<<20)
+	limit := g.cfg.MaxResponseBytes
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil || int64(len(answer)) > limit {
-		g.refuse(w, r, x, http.StatusBadGateway, "bad-provider-answer", "the provider's answer could not be read or exceeds the limit")
-		return
+		g.log.Warn("provider answer refused", "exchange", x.ID(), "peer", peer.System, "fault", "unreadable-or-too-large", "bytes", len(answer))
+		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, "bad-provider-answer", "the provider's answer could not be read or exceeds the limit")
 	}
-	if resp.Header.Get(HeaderHash) != x.rec.RequestHash || resp.Header.Get(HeaderExchangeID) != x.rec.ExchangeID {
-		g.refuse(w, r, x, http.StatusBadGateway, "unbound-answer", "the provider's answer is not bound to this request; it was not passed on")
-		return
+	if resp.Header.Get(HeaderHash) != x.RequestHash() || resp.Header.Get(HeaderExchangeID) != x.ID() {
+		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, "unbound-answer", "the provider's answer is not bound to this request; it was not passed on")
 	}
 	ct := resp.Header.Get("Content-Type")
-	if !strings.HasPrefix(ct, "application/json") && ct != problem.ContentType {
-		g.refuse(w, r, x, http.StatusBadGateway, "bad-provider-answer", "the provider answered with "+ct)
-		return
+	mt, _, mtErr := mime.ParseMediaType(ct)
+	if mtErr != nil || (mt != "application/json" && mt != problem.ContentType) {
+		g.log.Warn("provider answer refused", "exchange", x.ID(), "peer", peer.System, "fault", "content-type", "content_type_bytes", len(ct))
+		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, "bad-provider-answer", "the provider answered with a content type that is not JSON")
 	}
-	g.answer(w, r, x, resp.StatusCode, ct, answer)
+	held := withheldFrom(resp.Header.Get(HeaderWithheld), req.Fields)
+	if len(held) > 0 {
+		x.AddReason(exchange.ReasonFieldsWithheld)
+	}
+	a, ref := g.core.Answer(ctx, x, resp.StatusCode, mt, answer)
+	if a != nil {
+		a.Withheld = held
+	}
+	return a, ref
+}
+
+// withheldFrom passes on the provider's list of withheld fields, keeping
+// only names the caller itself asked for: the header comes from a peer.
+func withheldFrom(header string, asked []string) []string {
+	if header == "" {
+		return nil
+	}
+	var out []string
+	for _, f := range strings.Split(header, ",") {
+		if slices.Contains(asked, f) && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // peerClient returns the HTTP client that talks to one peer gateway and
@@ -144,7 +160,7 @@ func (g *Gateway) peerClient(system string) *http.Client {
 		if err != nil {
 			return err
 		}
-		if exp := want.SPIFFE(g.trustDomain(g.sync.current.Load())); spiffeID != exp {
+		if exp := want.SPIFFE(trustDomainOf(g.sync.current.Load())); spiffeID != exp {
 			return fmt.Errorf("peer presented %s, expected %s", spiffeID, exp)
 		}
 		return nil

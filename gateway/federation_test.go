@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/certs"
@@ -52,6 +54,13 @@ var citizens = map[string]string{
 	"001090000004": `{"personalId":"001090000004","fullName":"Phạm D","fullName":"smuggled","dateOfBirth":"1990-01-01","sex":"male"}`,
 }
 
+// badContentTypeID makes the backend answer with logMarker in its
+// Content-Type; logMarker must never reach a log line.
+const (
+	badContentTypeID = "001090000005"
+	logMarker        = "BACKEND-CONTROLLED-BYTES"
+)
+
 // federation is a control plane, a provider gateway (Public Security, with
 // the population database behind it) and a consumer gateway (Social
 // Security), all on loopback with real mTLS.
@@ -73,6 +82,26 @@ type federation struct {
 	auditFile map[string]string
 	// backendCalls counts requests the REST backend received.
 	backendCalls atomic.Int64
+	// logs holds what both gateways logged.
+	logs lockedBuffer
+}
+
+// lockedBuffer collects log lines from concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -166,7 +195,14 @@ func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*
 
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.backendCalls.Add(1)
-		rec, ok := citizens[strings.TrimPrefix(r.URL.Path, "/citizens/")]
+		id := strings.TrimPrefix(r.URL.Path, "/citizens/")
+		if id == badContentTypeID {
+			// A backend that answers with a content type made to be quoted.
+			w.Header().Set("Content-Type", "text/html; evil="+logMarker)
+			_, _ = io.WriteString(w, logMarker)
+			return
+		}
+		rec, ok := citizens[id]
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -212,6 +248,26 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+// subjectKeyFile is the federation's audit subject key, made on first use.
+func (f *federation) subjectKeyFile() string {
+	f.t.Helper()
+	path := filepath.Join(f.dir, "audit-subject.key")
+	if _, err := audit.CreateSubjectKey(path); err != nil {
+		f.t.Fatal(err)
+	}
+	return path
+}
+
+// subjectKey is the federation's audit subject key.
+func (f *federation) subjectKey() audit.SubjectKey {
+	f.t.Helper()
+	k, err := audit.LoadSubjectKey(f.subjectKeyFile())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return k
+}
+
 // enroll makes a key here and has the control plane sign it.
 func (f *federation) enroll(system, keyFile, certFile string) {
 	f.t.Helper()
@@ -241,7 +297,8 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	}
 	writeFile(t, filepath.Join(dir, "token"), []byte(secret))
 	cfg := &gateway.Config{Member: member, System: system, StateDir: filepath.Join(dir, "state"),
-		MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl"), Backends: backends}
+		MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl"), Backends: backends,
+		AuditSubjectKeyFile: f.subjectKeyFile()}
 	cfg.Identity.KeyFile, cfg.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
 	cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, cfg.ControlPlane.TokenFile = cpURL, cpCA, filepath.Join(dir, "token")
 	cfg.Outbound.Listen, cfg.Inbound.Listen = outbound, inbound
@@ -252,7 +309,7 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	f.auditFile[member] = cfg.AuditFile
 
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewTextHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -8,24 +8,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/adapters/rest"
 	"github.com/lienthong/lienthong/audit"
-	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
-	"golang.org/x/time/rate"
 )
 
 // Gateway is one agency's gateway.
@@ -36,20 +35,13 @@ type Gateway struct {
 	sync     *syncer
 	rotator  *certs.Rotator
 	sink     audit.Sink
-	masker   *projection.Masker
 	adapters map[string]adapters.Adapter
 	pools    []*pgxpool.Pool
+	// core runs every exchange; the HTTP handlers are its doors.
+	core *exchange.Core
 
 	peersMu sync.Mutex
 	peers   map[string]*http.Client
-	// limitersMu guards the per-consumer rate limiters and the verify
-	// attempt counts.
-	limitersMu     sync.Mutex
-	limiters       map[string]*rate.Limiter
-	verifyAttempts map[string][]time.Time
-
-	// invalidResponses counts backend answers refused by validation.
-	invalidResponses atomic.Int64
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -65,6 +57,11 @@ func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.sync.n
 // configuration, and opens its backends. It refuses to start without a
 // verified configuration, since it could not check anyone.
 func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	subjects, err := audit.LoadSubjectKey(cfg.AuditSubjectKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	token, err := os.ReadFile(cfg.ControlPlane.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: control plane token: %w", err)
@@ -85,7 +82,8 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err != nil {
 		return nil, err
 	}
-	if g.masker, err = projection.NewMasker(key, 4); err != nil {
+	masker, err := projection.NewMasker(key, 4)
+	if err != nil {
 		return nil, err
 	}
 	if g.sink == nil {
@@ -113,7 +111,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	}
 	g.rotator, err = certs.NewRotator(ctx, certs.RotatorConfig{
 		Initial: initial,
-		Renew:   renewer(cfg, cp, func() string { return g.trustDomain(g.sync.current.Load()) }),
+		Renew:   renewer(cfg, cp, func() string { return trustDomainOf(g.sync.current.Load()) }),
 		OnRenew: func(leaf *x509.Certificate) {
 			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
 			g.retireConnections(ctx)
@@ -131,6 +129,22 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 			return nil, fmt.Errorf("gateway: backend %s: %w", ref, err)
 		}
 		g.adapters[ref] = a
+	}
+	backends := map[string]exchange.Backend{}
+	for ref, a := range g.adapters {
+		b := cfg.Backends[ref]
+		backends[ref] = exchange.Backend{Adapter: a, RecordPath: b.RecordPath, SubjectField: b.SubjectField}
+	}
+	g.core, err = exchange.New(exchange.Config{
+		Member: cfg.Member, Instance: cfg.Instance, Source: source{g.sync},
+		Revoked:  func(serial *big.Int) bool { return g.sync.trust.IsRevoked(serial) },
+		Backends: backends, Sink: g.sink, Masker: masker, Subjects: subjects, Log: log,
+		Now:          func() time.Time { return g.sync.now() },
+		MaxStaleness: cfg.MaxStaleness.Duration, Timeout: cfg.Timeout.Duration, MaxResponseBytes: cfg.MaxResponseBytes,
+		RatePerSecond: cfg.RateLimit.PerSecond, RateBurst: cfg.RateLimit.Burst,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	return g, nil
 }
@@ -217,41 +231,12 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	return nil
 }
 
-// trustDomain is the federation's SPIFFE trust domain from the configuration.
-func (g *Gateway) trustDomain(st *state) string {
+// trustDomainOf is the federation's SPIFFE trust domain from the configuration.
+func trustDomainOf(st *state) string {
 	if st != nil && st.config.Trust != nil && st.config.Trust.TrustDomain != "" {
 		return st.config.Trust.TrustDomain
 	}
 	return service.DefaultTrustDomain
-}
-
-// identify names the caller of r from its client certificate and checks it
-// again on every request, not only at the handshake: a keep-alive
-// connection must not outlive the certificate's expiry, the revocation of
-// its serial, or the revocation of its system.
-func (g *Gateway) identify(r *http.Request, st *state) (string, error) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", errors.New("no client certificate")
-	}
-	leaf := r.TLS.PeerCertificates[0]
-	if now := g.sync.now(); now.After(leaf.NotAfter) {
-		return "", fmt.Errorf("the client certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if g.sync.trust.IsRevoked(leaf.SerialNumber) {
-		return "", fmt.Errorf("the client certificate %s has been revoked", certs.SerialHex(leaf.SerialNumber))
-	}
-	uri, err := certs.SPIFFEID(leaf)
-	if err != nil {
-		return "", err
-	}
-	id, err := catalog.ParseSPIFFE(uri, g.trustDomain(st), g.cfg.instance())
-	if err != nil {
-		return "", err
-	}
-	if st.revokedSystem[id.String()] {
-		return "", fmt.Errorf("system %s has been revoked", id)
-	}
-	return id.String(), nil
 }
 
 var randRead = rand.Read
@@ -272,7 +257,7 @@ func (g *Gateway) retireConnections(ctx context.Context) {
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-time.After(orDefault(g.cfg.Timeout, 15*time.Second)):
+		case <-time.After(g.cfg.Timeout.Duration):
 		}
 		for _, c := range old {
 			c.CloseIdleConnections()
@@ -306,7 +291,7 @@ func (g *Gateway) PolicyRevision() string {
 // InvalidResponses counts backend answers refused because they did not match
 // the dataset (schema, duplicate keys, malformed JSON) since the gateway
 // started: a provider's operator watches it to find a misbehaving backend.
-func (g *Gateway) InvalidResponses() int64 { return g.invalidResponses.Load() }
+func (g *Gateway) InvalidResponses() int64 { return g.core.InvalidResponses() }
 
 // CertificateSerial is the serial of the certificate the gateway presents
 // now, for operators and tests watching renewals.

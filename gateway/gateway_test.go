@@ -342,7 +342,7 @@ func TestRestoredFreshnessIsBoundToTheStoredConfiguration(t *testing.T) {
 			meta, _ := json.Marshal(map[string]any{"body": sha256Hex(body), "freshAt": tc.statement.FreshAt, "freshSignature": tc.statement.Signature})
 			writeFile(t, filepath.Join(dir, "state", "gateway-config.meta.json"), meta)
 			cfg := &gateway.Config{Member: vss, System: vssGW, StateDir: filepath.Join(dir, "state"),
-				MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl")}
+				MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl"), AuditSubjectKeyFile: f.subjectKeyFile()}
 			cfg.Identity.KeyFile, cfg.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
 			cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, cfg.ControlPlane.TokenFile = "https://127.0.0.1:1", filepath.Join(f.dir, "cp-ca.pem"), filepath.Join(dir, "token")
 			gw, err := gateway.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

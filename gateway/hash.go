@@ -1,10 +1,9 @@
 package gateway
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/url"
-	"strconv"
+
+	"github.com/lienthong/lienthong/gateway/exchange"
 )
 
 // Request-binding headers, in the spirit of X-Road's X-Road-Request-Hash: the
@@ -18,19 +17,14 @@ const (
 	HeaderHash       = "X-LT-Request-Hash"
 )
 
-// RequestHash is SHA-256 over the canonical form of an exchange request:
-// method, path, query (sorted by key), consumer, purpose, case, exchange id
-// and the SHA-256 of the body, each written as its length, a colon and its
-// bytes, so no two requests share a form however their values are chosen.
-// Both gateways compute it from what they sent or received, so any change
-// on the way, the body of a verify request included, is detected.
+// HeaderWithheld names, on a 200 answer to a query whose fields= asked for
+// fields no grant covers, those fields (comma-separated, never their
+// values): the answer holds the rest.
+const HeaderWithheld = "X-LT-Withheld-Fields"
+
+// RequestHash is SHA-256 over the canonical form of an exchange request (see
+// exchange.RequestHash): both gateways compute it, and an answer whose hash
+// differs from the request's is not passed on.
 func RequestHash(method, path string, query url.Values, consumer, purpose, caseRef, exchangeID string, body []byte) string {
-	bodySum := sha256.Sum256(body)
-	h := sha256.New()
-	for _, part := range []string{method, path, query.Encode(), consumer, purpose, caseRef, exchangeID, hex.EncodeToString(bodySum[:])} {
-		h.Write([]byte(strconv.Itoa(len(part))))
-		h.Write([]byte{':'})
-		h.Write([]byte(part))
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return exchange.RequestHash(method, path, query, consumer, purpose, caseRef, exchangeID, body)
 }

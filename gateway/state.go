@@ -18,6 +18,7 @@ import (
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
 )
@@ -35,6 +36,8 @@ type state struct {
 	revokedSystem map[string]bool
 	// documents of this member's datasets, by "<provider>/<code>".
 	documents map[string]*dataset
+	// snap is this state as the exchange core reads it.
+	snap *exchange.Snapshot
 }
 
 // dataset is one of the member's published datasets as the provider side
@@ -95,23 +98,6 @@ const (
 	fileConfigMeta      = "gateway-config.meta.json"
 	fileBundle          = "policy-bundle.tar.gz"
 )
-
-// errStale is returned by fresh when the configuration is too old to trust.
-var errStale = errors.New("configuration is stale")
-
-// fresh returns the current state, or an error when there is none or it is
-// older than the allowed staleness: deny by default.
-func (s *syncer) fresh() (*state, error) {
-	st := s.current.Load()
-	if st == nil {
-		return nil, fmt.Errorf("%w: no configuration has been pulled from the control plane yet", errStale)
-	}
-	limit := orDefault(s.cfg.MaxStaleness, 10*time.Minute)
-	if age := s.now().Sub(st.syncedAt); age > limit {
-		return nil, fmt.Errorf("%w: the newest configuration was issued %s ago, at %s; the limit is %s", errStale, age.Round(time.Second), st.syncedAt.UTC().Format(time.RFC3339), limit)
-	}
-	return st, nil
-}
 
 // loadKey settles the key that configuration and bundles must be signed
 // with. A key named in the gateway's configuration wins; otherwise the first
@@ -372,6 +358,7 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bo
 		}
 		st.documents[ref] = &dataset{info: d, document: doc, validator: v, partial: pv, schema: schema}
 	}
+	st.snap = snapshotOf(st)
 	s.current.Store(st)
 	if prev == nil || prev.config.Revision != cfg.Revision {
 		s.log.Info("configuration installed", "revision", cfg.Revision, "policy_revision", snap.Revision, "peers", len(cfg.Gateways), "datasets", len(st.documents))
@@ -406,7 +393,7 @@ func (s *syncer) document(ctx context.Context, d service.GatewayDataset, fetch b
 // run pulls every poll interval until ctx ends, logging failures; the
 // previous state stays in force until it goes stale.
 func (s *syncer) run(ctx context.Context) {
-	t := time.NewTicker(orDefault(s.cfg.PollInterval, 30*time.Second))
+	t := time.NewTicker(s.cfg.PollInterval.Duration)
 	defer t.Stop()
 	for {
 		select {

@@ -15,10 +15,10 @@ import (
 // answers it, carries keys the dataset does not declare inside objects a
 // grant allows whole: religion and Ethnicity in permanentResidence, health
 // in an item of relatives.
-const smuggler = "001090000005"
+const smuggler = "001090000006"
 
 func init() {
-	citizens[smuggler] = `{"personalId":"001090000005","fullName":"Đỗ Văn E","dateOfBirth":"1990-01-01","sex":"male",` +
+	citizens[smuggler] = `{"personalId":"001090000006","fullName":"Đỗ Văn E","dateOfBirth":"1990-01-01","sex":"male",` +
 		`"permanentResidence":{"provinceCode":"01","wardCode":"00001","addressLine":"1 Hàng Bạc","religion":"Phật giáo","Ethnicity":"02"},` +
 		`"relatives":[{"relationship":"Con","fullName":"Đỗ Thị F","health":"HIV"}]}`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lienthong/lienthong/adapters/synthetic"
+	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane"
@@ -112,6 +113,10 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	if err != nil {
 		return err
 	}
+	// One key names data subjects in every gateway's audit records.
+	if _, err := audit.CreateSubjectKey(filepath.Join(o.dataDir, auditSubjectKeyFile)); err != nil {
+		return err
+	}
 	dir := filepath.Join(o.dataDir, "federation")
 	if err := setUpFederation(ctx, admin, dir, o); err != nil {
 		return fmt.Errorf("set up the federation: %w", err)
@@ -148,6 +153,10 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	}
 	return nil
 }
+
+// auditSubjectKeyFile is the federation's audit subject key, in the control
+// plane's data directory.
+const auditSubjectKeyFile = "audit-subject.key"
 
 // setUpFederation does, once, what the two agencies' operators would do
 // through the management API. Every step is skipped when already done.
@@ -199,11 +208,12 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 			"inbound":      map[string]string{"listen": g.inbound},
 			"stateDir":     filepath.Join(gdir, "state"), "maskingKeyFile": filepath.Join(gdir, "masking.key"),
 			"auditFile": filepath.Join(gdir, "audit.jsonl"), "pollInterval": "10s",
+			"auditSubjectKeyFile": filepath.Join(o.dataDir, auditSubjectKeyFile),
 		}
 		if g.member == upProvider {
 			cfg["backends"] = map[string]any{upProviderSystem + "/population": map[string]any{
-				"recordPath": "citizens/{id}",
-				"rest":       map[string]string{"baseUrl": "http://" + o.backend},
+				"recordPath": "citizens/{id}", "subjectField": "personalId",
+				"rest": map[string]string{"baseUrl": "http://" + o.backend},
 			}}
 		}
 		raw, _ := json.MarshalIndent(cfg, "", "  ")

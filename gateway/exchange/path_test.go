@@ -1,8 +1,8 @@
-package gateway
+package exchange
 
 import "testing"
 
-// checkPath stands before every adapter: whatever the router decoded, no
+// CheckPath stands before every adapter: whatever the router decoded, no
 // path may climb out of the dataset or smuggle URL syntax.
 func TestCheckPath(t *testing.T) {
 	for path, ok := range map[string]bool{
@@ -20,8 +20,8 @@ func TestCheckPath(t *testing.T) {
 		`a\b`:                   false,
 		"a\x7fb":                false,
 	} {
-		if err := checkPath(path); (err == nil) != ok {
-			t.Errorf("checkPath(%q) = %v, want ok=%v", path, err, ok)
+		if err := CheckPath(path); (err == nil) != ok {
+			t.Errorf("CheckPath(%q) = %v, want ok=%v", path, err, ok)
 		}
 	}
 }

@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
+	"github.com/lienthong/lienthong/internal/httpguard"
+	"github.com/lienthong/lienthong/internal/problem"
+)
+
+// guard puts a listener's handler behind the framing guard, with the bounds
+// of the exchange headers.
+func guard(h http.Handler) http.Handler {
+	return httpguard.Wrap(h, httpguard.Options{HeaderLimits: map[string]int{
+		HeaderPurpose: maxPurposeBytes, HeaderCase: maxCaseBytes,
+		HeaderConsumer: 256, HeaderExchangeID: 256,
+	}})
+}
+
+// Bounds of the exchange headers: a procedure code, a case reference.
+const (
+	maxPurposeBytes = 64
+	maxCaseBytes    = 128
+)
+
+// exchangeRequest reads what every door reads from an HTTP request: the
+// caller's verified certificate chain, the exchange's names and headers.
+func exchangeRequest(r *http.Request, mode catalog.Mode) exchange.Request {
+	req := exchange.Request{
+		Provider: r.PathValue("provider"), Dataset: r.PathValue("dataset"),
+		Purpose: r.Header.Get(HeaderPurpose), Case: r.Header.Get(HeaderCase),
+		Mode: mode, Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
+	}
+	if r.TLS != nil {
+		req.PeerChain = r.TLS.PeerCertificates
+	}
+	if mode == catalog.ModeVerify {
+		req.Record = r.PathValue("record")
+	} else {
+		req.Record = r.PathValue("path")
+		if f := req.Query.Get("fields"); f != "" {
+			req.Fields = strings.Split(f, ",")
+		}
+	}
+	return req
+}
+
+// readBody reads a request body up to limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+// writeAnswer sends a served exchange, bound to its request.
+func writeAnswer(w http.ResponseWriter, a *exchange.Answer) {
+	h := w.Header()
+	h.Set("Content-Type", a.ContentType)
+	h.Set(HeaderExchangeID, a.ExchangeID)
+	h.Set(HeaderHash, a.RequestHash)
+	if len(a.Withheld) > 0 {
+		h.Set(HeaderWithheld, strings.Join(a.Withheld, ","))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(a.Body)))
+	w.WriteHeader(a.Status)
+	_, _ = w.Write(a.Body)
+}
+
+// writeRefusal sends a refusal as problem JSON, bound to its request when
+// the exchange got that far.
+func writeRefusal(w http.ResponseWriter, ref *exchange.Refusal) {
+	body := ref.Body()
+	h := w.Header()
+	h.Set("Content-Type", problem.ContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	if ref.ExchangeID != "" {
+		h.Set(HeaderExchangeID, ref.ExchangeID)
+		h.Set(HeaderHash, ref.RequestHash)
+	}
+	if ref.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(ref.RetryAfter.Seconds())))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(ref.Status)
+	_, _ = w.Write(body)
+}
