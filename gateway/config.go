@@ -32,11 +32,12 @@ type Config struct {
 		CertFile string `json:"certFile"`
 	} `json:"identity"`
 
-	// ControlPlane is where configuration, policy and certificates come from.
+	// ControlPlane is where configuration, policy and certificates come
+	// from. The gateway authenticates with its certificate (Identity) and
+	// holds no API token.
 	ControlPlane struct {
-		URL       string `json:"url"`
-		CAFile    string `json:"caFile"`
-		TokenFile string `json:"tokenFile"`
+		URL    string `json:"url"`
+		CAFile string `json:"caFile"`
 	} `json:"controlPlane"`
 
 	// Outbound is where the member's own systems call; Inbound where peers call.
@@ -136,6 +137,17 @@ func LoadConfig(path string) (*Config, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, fmt.Errorf("gateway config %s: %w", path, err)
 	}
+	// Gateways once held a member-admin token; a file that still names one
+	// is refused, so the operator deletes the token instead of keeping it
+	// on the host unused.
+	var legacy struct {
+		ControlPlane struct {
+			TokenFile *string `json:"tokenFile"`
+		} `json:"controlPlane"`
+	}
+	if json.Unmarshal(raw, &legacy) == nil && legacy.ControlPlane.TokenFile != nil {
+		return nil, fmt.Errorf("gateway config %s: controlPlane.tokenFile: a gateway holds no API token, it is known by its certificate; remove the key, and revoke and delete the token it names", path)
+	}
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("gateway config %s: %w", path, err)
 	}
@@ -154,8 +166,8 @@ func (c *Config) check() error {
 	}
 	for name, v := range map[string]string{
 		"identity.keyFile": c.Identity.KeyFile, "identity.certFile": c.Identity.CertFile,
-		"controlPlane.url": c.ControlPlane.URL, "controlPlane.tokenFile": c.ControlPlane.TokenFile,
-		"stateDir": c.StateDir, "maskingKeyFile": c.MaskingKeyFile, "auditFile": c.AuditFile,
+		"controlPlane.url": c.ControlPlane.URL,
+		"stateDir":         c.StateDir, "maskingKeyFile": c.MaskingKeyFile, "auditFile": c.AuditFile,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s is required", name))

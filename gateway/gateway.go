@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,18 +22,21 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/client"
-	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/federation"
 	"github.com/lienthong/lienthong/gateway/projection"
 	"golang.org/x/time/rate"
 )
 
 // Gateway is one agency's gateway.
 type Gateway struct {
-	cfg      *Config
-	log      *slog.Logger
-	cp       *client.Client
-	sync     *syncer
-	rotator  *certs.Rotator
+	cfg     *Config
+	log     *slog.Logger
+	cp      *client.Client
+	sync    *syncer
+	rotator *certs.Rotator
+	// identity is the rotator once made, read by the control-plane client's
+	// handshakes (which start before it exists).
+	identity atomic.Pointer[certs.Rotator]
 	sink     audit.Sink
 	masker   *projection.Masker
 	adapters map[string]adapters.Adapter
@@ -65,18 +67,26 @@ func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.sync.n
 // configuration, and opens its backends. It refuses to start without a
 // verified configuration, since it could not check anyone.
 func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
-	token, err := os.ReadFile(cfg.ControlPlane.TokenFile)
+	initial, err := loadIdentity(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: control plane token: %w", err)
+		return nil, err
 	}
-	cp, err := client.New(cfg.ControlPlane.URL, strings.TrimSpace(string(token)), cfg.ControlPlane.CAFile)
+	g := &Gateway{cfg: cfg, log: log, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{}}
+	// The gateway holds no token: the control plane knows it by the
+	// certificate it presents, the one in force (renewed by the rotator).
+	g.cp, err = client.NewWithCertificate(cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if r := g.identity.Load(); r != nil {
+			return r.Current(), nil
+		}
+		return initial, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("gateway: state dir: %w", err)
 	}
-	g := &Gateway{cfg: cfg, log: log, cp: cp, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{}}
+	cp := g.cp
 	g.sync = &syncer{cfg: cfg, cp: cp, log: log, now: time.Now}
 	for _, o := range opts {
 		o(g)
@@ -94,10 +104,6 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 			return nil, err
 		}
 		g.sink = fs
-	}
-	initial, err := loadIdentity(cfg)
-	if err != nil {
-		return nil, err
 	}
 	if err := g.sync.loadKey(ctx); err != nil {
 		return nil, err
@@ -117,6 +123,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		OnRenew: func(leaf *x509.Certificate) {
 			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
 			g.retireConnections(ctx)
+			g.cp.CloseIdleConnections()
 		},
 		OnError: func(err error, retryIn time.Duration) {
 			log.Warn("gateway certificate renewal failed", "error", err.Error(), "retry_in", retryIn)
@@ -125,6 +132,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err != nil {
 		return nil, fmt.Errorf("gateway: identity: %w", err)
 	}
+	g.identity.Store(g.rotator)
 	for ref, b := range cfg.Backends {
 		a, err := g.openBackend(ctx, b)
 		if err != nil {
@@ -222,7 +230,7 @@ func (g *Gateway) trustDomain(st *state) string {
 	if st != nil && st.config.Trust != nil && st.config.Trust.TrustDomain != "" {
 		return st.config.Trust.TrustDomain
 	}
-	return service.DefaultTrustDomain
+	return federation.DefaultTrustDomain
 }
 
 // identify names the caller of r from its client certificate and checks it

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -71,7 +72,7 @@ func newFixtureWith(t *testing.T, withAuthority bool) *fixture {
 	}
 	svc := service.New(store, opts...)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewTLSServer(api.New(svc, log))
+	srv := newServer(api.New(svc, log))
 	t.Cleanup(srv.Close)
 	f.srv = srv
 	f.vt = newValidatingTransport(t, srv.URL, srv.Client().Transport)
@@ -81,6 +82,15 @@ func newFixtureWith(t *testing.T, withAuthority bool) *fixture {
 	}
 	f.admin = f.client(secret)
 	return f
+}
+
+// newServer serves h over TLS asking for client certificates, as the
+// control plane's listener does.
+func newServer(h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = api.RequestClientCertificates(&tls.Config{})
+	srv.StartTLS()
+	return srv
 }
 
 func (f *fixture) client(token string) *client.Client {

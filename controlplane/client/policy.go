@@ -59,7 +59,9 @@ func (c *Client) PolicyBundleIfChanged(ctx context.Context, etag string) (archiv
 	if err != nil {
 		return nil, "", false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}
