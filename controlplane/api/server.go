@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	_ "embed"
@@ -214,14 +215,26 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// DecodeJSON reads a JSON body strictly into v: the content type must be
-// JSON, unknown members and trailing data are refused, and every error names
-// the JSON pointer of the offending member.
+// DecodeJSON reads a JSON body strictly into v; every management API handler
+// reads its body through it. The content type must be JSON; a key written
+// twice in one object (also escaped or in another case), unknown members and
+// trailing data are refused; and every error names the JSON pointer of the
+// offending member.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as application/json, not "+ct)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeProblem(err)
+	}
+	if pointer, key := duplicateMember(body); pointer != "" {
+		if len(pointer) > 256 {
+			pointer = strings.ToValidUTF8(pointer[:256], "") + "…"
+		}
+		return catalog.Invalid("request body", pointer, "duplicate member %q: a key may appear once in an object (keys are compared unescaped and regardless of case)", clipKey(key))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeProblem(err)
@@ -230,6 +243,14 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		return catalog.Invalid("request body", "", "unexpected data after the JSON value")
 	}
 	return nil
+}
+
+// clipKey bounds a caller's key before it is echoed in a problem.
+func clipKey(k string) string {
+	if len(k) > 64 {
+		return strings.ToValidUTF8(k[:64], "") + "…"
+	}
+	return k
 }
 
 func decodeProblem(err error) error {
