@@ -21,8 +21,8 @@ import (
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
-	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/federation"
+	"github.com/lienthong/lienthong/federation/pull"
 	"github.com/lienthong/lienthong/gateway/projection"
 	"golang.org/x/time/rate"
 )
@@ -31,7 +31,7 @@ import (
 type Gateway struct {
 	cfg     *Config
 	log     *slog.Logger
-	cp      *client.Client
+	cp      *pull.Client
 	sync    *syncer
 	rotator *certs.Rotator
 	// identity is the rotator once made, read by the control-plane client's
@@ -74,7 +74,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	g := &Gateway{cfg: cfg, log: log, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{}}
 	// The gateway holds no token: the control plane knows it by the
 	// certificate it presents, the one in force (renewed by the rotator).
-	g.cp, err = client.NewWithCertificate(cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	g.cp, err = controlPlaneClient(cfg, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		if r := g.identity.Load(); r != nil {
 			return r.Current(), nil
 		}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
-	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/federation"
+	"github.com/lienthong/lienthong/federation/pull"
 	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
 )
@@ -51,7 +51,7 @@ type dataset struct {
 // control plane, keeps the last good copy on disk, and says when it is stale.
 type syncer struct {
 	cfg   *Config
-	cp    *client.Client
+	cp    *pull.Client
 	trust *certs.TrustStore
 	log   *slog.Logger
 	now   func() time.Time
@@ -116,12 +116,12 @@ func (s *syncer) loadKey(ctx context.Context) error {
 		if err := s.readKey(path); err != nil {
 			return err
 		}
-		if fetched, err := s.cp.VerificationKey(ctx); err == nil && !fetched.Key.(interface{ Equal(crypto.PublicKey) bool }).Equal(s.key.Key) {
+		if fetched, err := s.fetchKey(ctx); err == nil && !fetched.Key.(interface{ Equal(crypto.PublicKey) bool }).Equal(s.key.Key) {
 			return fmt.Errorf("verification key: the control plane presents key %q, not the pinned key %q; if the key was rotated on purpose, remove %s", fetched.KeyID, s.key.KeyID, path)
 		}
 		return nil
 	}
-	key, err := s.cp.VerificationKey(ctx)
+	key, err := s.fetchKey(ctx)
 	if err != nil {
 		return fmt.Errorf("verification key: %w", err)
 	}
@@ -132,6 +132,15 @@ func (s *syncer) loadKey(ctx context.Context) error {
 	}
 	raw, _ := json.Marshal(map[string]string{"keyId": key.KeyID, "publicKeyPem": string(pemBytes)})
 	return writeFileAtomic(path, raw)
+}
+
+// fetchKey fetches the control plane's verification key.
+func (s *syncer) fetchKey(ctx context.Context) (policies.VerificationKey, error) {
+	id, pemBytes, err := s.cp.VerificationKey(ctx)
+	if err != nil {
+		return policies.VerificationKey{}, err
+	}
+	return policies.VerificationKeyFromPEM(id, pemBytes)
 }
 
 // readKey reads a key stored as {"keyId", "publicKeyPem"}.
@@ -197,11 +206,11 @@ func (s *syncer) pull(ctx context.Context) error {
 	if st := s.current.Load(); st != nil && s.configBody != nil {
 		inForce = st.config.ETag()
 	}
-	got, err := s.cp.GatewayConfigIfChanged(ctx, s.key, inForce)
+	got, err := s.cp.Config(ctx, s.key.KeyID, s.key.Key, inForce)
 	if err != nil {
 		return err
 	}
-	archive, etag, bundleSame, err := s.cp.PolicyBundleIfChanged(ctx, s.bundleETag)
+	archive, etag, bundleSame, err := s.cp.Bundle(ctx, s.bundleETag)
 	if err != nil {
 		return err
 	}
@@ -375,7 +384,7 @@ func (s *syncer) document(ctx context.Context, d federation.Dataset, fetch bool)
 	if !fetch {
 		return nil, fmt.Errorf("dataset %s/%s: document %s not kept on disk", d.Provider, d.Code, d.Digest)
 	}
-	doc, err := s.cp.DatasetDocument(ctx, d.Provider, d.Code, d.Version)
+	doc, err := s.cp.Document(ctx, d.Provider, d.Code, d.Version)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s/%s: %w", d.Provider, d.Code, err)
 	}

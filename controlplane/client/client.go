@@ -23,8 +23,8 @@ import (
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
-// Client talks to one control plane with one token, or with a gateway's
-// certificate (NewWithCertificate).
+// Client talks to one control plane with one token. (Gateways, which hold
+// none, use federation/pull with their certificate.)
 type Client struct {
 	base  string
 	token string
@@ -51,23 +51,6 @@ func New(baseURL, token, caFile string) (*Client, error) {
 		Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: nil, MaxIdleConnsPerHost: 4},
 	}), nil
 }
-
-// NewWithCertificate returns a client that authenticates with a client
-// certificate instead of a token: how a gateway talks to the control plane.
-// getCert is asked at every handshake, so a renewed certificate is used from
-// the next connection on (see CloseIdleConnections). caFile is as for New.
-func NewWithCertificate(baseURL, caFile string, getCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) (*Client, error) {
-	c, err := New(baseURL, "", caFile)
-	if err != nil {
-		return nil, err
-	}
-	c.http.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = getCert
-	return c, nil
-}
-
-// CloseIdleConnections closes kept-alive connections, so the next request
-// makes a handshake with the certificate getCert gives now.
-func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // NewWithHTTP returns a client using hc, for tests that wrap the transport.
 func NewWithHTTP(baseURL, token string, hc *http.Client) *Client {

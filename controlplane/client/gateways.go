@@ -2,15 +2,12 @@ package client
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/federation"
-	"github.com/lienthong/lienthong/internal/problem"
+	"github.com/lienthong/lienthong/federation/pull"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -53,54 +50,15 @@ func (c *Client) GatewayConfig(ctx context.Context, key policies.VerificationKey
 }
 
 // GatewayConfigIfChanged fetches the signed configuration of the caller's
-// gateway unless etag names its current content; then the answer is
+// member unless etag names its current content; then the answer is
 // NotModified, with the control plane's signed statement that the content is
 // current at FreshAt. Either signature is verified with key before anything
-// is returned.
+// is returned (federation/pull does it, for gateways and this client alike).
 func (c *Client) GatewayConfigIfChanged(ctx context.Context, key policies.VerificationKey, etag string) (*federation.Signed, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/gateway-config", nil)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
-	}
-	out := &federation.Signed{ETag: resp.Header.Get("ETag"), Signature: resp.Header.Get("X-LT-Signature")}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		out.Body = body
-		// The ETag is the one the signed body names, whatever the header
-		// says: it is what later not-modified statements are bound to.
-		cfg, err := federation.VerifyConfig(key.KeyID, key.Key, body, out.Signature)
-		if err != nil {
-			return nil, fmt.Errorf("gateway config: %w", err)
-		}
-		out.ETag = cfg.ETag()
-		return out, nil
-	case http.StatusNotModified:
-		out.NotModified = true
-		if etag == "" || out.ETag != etag {
-			return nil, fmt.Errorf("gateway config: not modified, but for ETag %s, not %s", out.ETag, etag)
-		}
-		if out.FreshAt, err = time.Parse(time.RFC3339Nano, resp.Header.Get("X-LT-Fresh-At")); err != nil {
-			return nil, fmt.Errorf("gateway config: not modified without a valid X-LT-Fresh-At: %w", err)
-		}
-		if err := federation.Verify(key.KeyID, key.Key, federation.FreshnessMessage(out.ETag, out.FreshAt), out.Signature); err != nil {
-			return nil, fmt.Errorf("gateway config freshness: %w", err)
-		}
-		return out, nil
-	}
-	return nil, problem.Read(resp, body)
+	return c.pull().Config(ctx, key.KeyID, key.Key, etag)
+}
+
+// pull is the data-plane client over this client's connection and token.
+func (c *Client) pull() *pull.Client {
+	return pull.New(c.base, c.http).WithBearerToken(c.token)
 }
