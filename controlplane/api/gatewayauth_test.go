@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -77,9 +78,13 @@ func TestGatewayPullsWithItsCertificateOnly(t *testing.T) {
 	if cfg.Member != mps || len(cfg.Datasets) != 1 || cfg.Datasets[0].Provider != population || len(cfg.Gateways) != 2 || cfg.Trust == nil {
 		t.Fatalf("configuration of %s: %+v", mps, cfg)
 	}
-	archive, err := gw.PolicyBundle(ctx)
+	archive, bundleETag, _, err := gw.PolicyBundleIfChanged(ctx, "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Both come from one snapshot of the catalog: the same revision.
+	if want := fmt.Sprintf(`"%d"`, cfg.Revision); bundleETag != want {
+		t.Errorf("bundle revision %s, configuration revision %s", bundleETag, want)
 	}
 	if _, err := policies.LoadBundle(bytes.NewReader(archive), key); err != nil {
 		t.Fatalf("bundle pulled with the certificate: %v", err)
