@@ -63,12 +63,12 @@ func (s *Service) Gateways(ctx context.Context) ([]catalog.Gateway, error) {
 	return s.store.ListGateways(ctx)
 }
 
-// RequireGateway allows what a gateway does: pull its member's configuration
+// requireGateway allows what a gateway does: pull its member's configuration
 // and policy. A gateway known by its certificate (catalog.RoleGateway) and
 // its member's admin get the member's share; the platform operator any.
 // Integrators, approvers and auditors read grants through the scoped
 // listings instead.
-func RequireGateway(p auth.Principal, action string) error {
+func requireGateway(p auth.Principal, action string) error {
 	if p.IsPlatformAdmin() || p.IsGateway() {
 		return nil
 	}
@@ -89,7 +89,7 @@ func RequireOwnDataset(p auth.Principal, provider string) error {
 // meaning the whole federation). Asking for another member's share is
 // refused rather than silently narrowed.
 func shareOf(p auth.Principal, action, member string) (string, error) {
-	if err := RequireGateway(p, action); err != nil {
+	if err := requireGateway(p, action); err != nil {
 		return "", err
 	}
 	if p.IsPlatformAdmin() {
