@@ -228,7 +228,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err != nil {
 		return decodeProblem(err)
 	}
-	if pointer, key := duplicateMember(body); pointer != "" {
+	if pointer, key, found := duplicateMember(body); found {
 		if len(pointer) > 256 {
 			pointer = strings.ToValidUTF8(pointer[:256], "") + "…"
 		}

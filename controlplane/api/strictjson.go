@@ -14,8 +14,8 @@ import (
 // proxy or a reviewer did not see. Keys are compared after unescaping
 // ("r\u006fle" is "role") and without regard to case, since encoding/json
 // matches struct fields that way ("Role" fills role too). Malformed JSON
-// returns "": the decoder that runs next describes it.
-func duplicateMember(data []byte) (pointer, key string) {
+// reports none: the decoder that runs next describes it.
+func duplicateMember(data []byte) (pointer, key string, found bool) {
 	type frame struct {
 		object  bool
 		path    string
@@ -39,7 +39,7 @@ func duplicateMember(data []byte) (pointer, key string) {
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", ""
+			return "", "", false
 		}
 		var top *frame
 		if n := len(stack); n > 0 {
@@ -51,13 +51,13 @@ func duplicateMember(data []byte) (pointer, key string) {
 				stack = stack[:len(stack)-1]
 				done()
 				if len(stack) == 0 {
-					return "", ""
+					return "", "", false
 				}
 				continue
 			}
 			folded := strings.ToLower(k)
 			if top.seen[folded] {
-				return top.path + "/" + escapePointer(k), k
+				return top.path + "/" + escapePointer(k), k, true
 			}
 			top.seen[folded] = true
 			top.key, top.wantKey = k, false
@@ -83,7 +83,7 @@ func duplicateMember(data []byte) (pointer, key string) {
 		}
 		done()
 		if len(stack) == 0 {
-			return "", "" // one top-level value read; trailing data is the decoder's to refuse
+			return "", "", false // one top-level value read; trailing data is the decoder's to refuse
 		}
 	}
 }
