@@ -86,8 +86,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("gateway: state dir: %w", err)
 	}
-	cp := g.cp
-	g.sync = &syncer{cfg: cfg, cp: cp, log: log, now: time.Now}
+	g.sync = &syncer{cfg: cfg, cp: g.cp, log: log, now: time.Now}
 	for _, o := range opts {
 		o(g)
 	}
@@ -119,7 +118,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	}
 	g.rotator, err = certs.NewRotator(ctx, certs.RotatorConfig{
 		Initial: initial,
-		Renew:   renewer(cfg, cp, func() string { return g.trustDomain(g.sync.current.Load()) }),
+		Renew:   renewer(cfg, g.cp, func() string { return g.trustDomain(g.sync.current.Load()) }),
 		OnRenew: func(leaf *x509.Certificate) {
 			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
 			g.retireConnections(ctx)
