@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecoderAgreesWithEncodingJSON -fuzztime $(FUZZTIME) ./gateway/projection/
 	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithRego -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/jsonstrict/
+	$(GO) test -run '^$$' -fuzz FuzzDuplicateMember -fuzztime $(FUZZTIME) ./controlplane/api/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

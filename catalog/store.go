@@ -9,8 +9,9 @@ import (
 // default, PostgreSQL in production) pass one conformance suite, so the rest
 // of the code never knows which it has.
 //
-// Reads go straight to the store; every write runs inside Update so that the
-// change and its admin-trail entry commit together or not at all. Updates are
+// Reads go straight to the store, each on its own; View runs several reads
+// against one snapshot. Every write runs inside Update so that the change and
+// its admin-trail entry commit together or not at all. Updates are
 // serialised (one writer at a time, across processes on PostgreSQL), so trail
 // Seq order is commit order and Revision is a safe watermark. A failed Tx
 // method leaves the transaction usable. Parents must exist before children:
@@ -21,6 +22,14 @@ type Store interface {
 	// wrote is kept and the error is returned unchanged (still wrapped-able
 	// with errors.Is).
 	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn with a Reader that sees one consistent snapshot of the
+	// catalog: every read inside fn sees the same committed state, at one
+	// Revision, whatever commits meanwhile. Whatever is built from one
+	// catalog revision (the gateway configuration, the policy bundles,
+	// later the xDS resources) reads through View, so its parts never
+	// disagree. View does not wait for writers nor block them. fn's error is
+	// returned unchanged.
+	View(ctx context.Context, fn func(r Reader) error) error
 	// Close releases the store.
 	Close() error
 }

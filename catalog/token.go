@@ -18,7 +18,13 @@ const (
 	RoleIntegrator    Role = "integrator"
 )
 
-// Roles lists every role.
+// RoleGateway is the role of a gateway known by its certificate (mTLS), never
+// of a token: it is not in Roles, so no token can be minted with it. A gateway
+// may pull its member's share of configuration, policy and trust and renew
+// its own certificate, and nothing else.
+const RoleGateway Role = "gateway"
+
+// Roles lists every role a token may have.
 var Roles = []Role{RolePlatformAdmin, RoleMemberAdmin, RoleApprover, RoleAuditor, RoleIntegrator}
 
 // Valid reports whether r is a known role.

@@ -15,19 +15,23 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lienthong/lienthong/controlplane/api"
 )
 
 // managementTLS returns the management API's TLS configuration. With an
 // operator-supplied certificate it uses that; otherwise it keeps a small
 // self-signed CA in dir/tls and a server certificate for the given hosts, so
 // `make run` is HTTPS from the first second and the CLI can pin ca.pem.
+// Either way the listener asks for (but does not require) a client
+// certificate: gateways are known by theirs, people by bearer tokens.
 func managementTLS(dir, certFile, keyFile string, hosts []string) (*tls.Config, string, error) {
 	if certFile != "" || keyFile != "" {
 		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("load management TLS certificate: %w", err)
 		}
-		return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, "", nil
+		return api.RequestClientCertificates(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}), "", nil
 	}
 	dir = filepath.Join(dir, "tls")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -68,7 +72,7 @@ func managementTLS(dir, certFile, keyFile string, hosts []string) (*tls.Config, 
 		return nil, "", fmt.Errorf("issue management server certificate: %w", err)
 	}
 	pair := tls.Certificate{Certificate: [][]byte{der, ca.Raw}, PrivateKey: key}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, caFile, nil
+	return api.RequestClientCertificates(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}), caFile, nil
 }
 
 func randomSerial() *big.Int {

@@ -33,11 +33,12 @@ type Config struct {
 		CertFile string `json:"certFile"`
 	} `json:"identity"`
 
-	// ControlPlane is where configuration, policy and certificates come from.
+	// ControlPlane is where configuration, policy and certificates come
+	// from. The gateway authenticates with its certificate (Identity) and
+	// holds no API token.
 	ControlPlane struct {
-		URL       string `json:"url"`
-		CAFile    string `json:"caFile"`
-		TokenFile string `json:"tokenFile"`
+		URL    string `json:"url"`
+		CAFile string `json:"caFile"`
 	} `json:"controlPlane"`
 
 	// Outbound is where the member's own systems call; Inbound where peers call.
@@ -143,6 +144,17 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
+	// Checked before strict decoding names it an unknown key. Gateways once held a member-admin token; a file that still names one
+	// is refused, so the operator deletes the token instead of keeping it
+	// on the host unused.
+	var legacy struct {
+		ControlPlane struct {
+			TokenFile *string `json:"tokenFile"`
+		} `json:"controlPlane"`
+	}
+	if json.Unmarshal(raw, &legacy) == nil && legacy.ControlPlane.TokenFile != nil {
+		return nil, fmt.Errorf("gateway config %s: controlPlane.tokenFile: a gateway holds no API token, it is known by its certificate; remove the key, and revoke and delete the token it names", path)
+	}
 	var c Config
 	if err := jsonstrict.Decode(raw, &c); err != nil {
 		return nil, fmt.Errorf("gateway config %s: %w", path, err)
@@ -206,8 +218,8 @@ func (c *Config) check() error {
 	}
 	for name, v := range map[string]string{
 		"identity.keyFile": c.Identity.KeyFile, "identity.certFile": c.Identity.CertFile,
-		"controlPlane.url": c.ControlPlane.URL, "controlPlane.tokenFile": c.ControlPlane.TokenFile,
-		"stateDir": c.StateDir, "maskingKeyFile": c.MaskingKeyFile, "auditFile": c.AuditFile,
+		"controlPlane.url": c.ControlPlane.URL,
+		"stateDir":         c.StateDir, "maskingKeyFile": c.MaskingKeyFile, "auditFile": c.AuditFile,
 		"auditSubjectKeyFile": c.AuditSubjectKeyFile,
 	} {
 		if v == "" {

@@ -193,7 +193,7 @@ func TestLogsNeverQuoteBackendBytes(t *testing.T) {
 func TestConfigurationIsStrict(t *testing.T) {
 	dir := t.TempDir()
 	base := `"member":"000.00.00.G14","system":"VN:GOV:000.00.00.G14:GW","identity":{"keyFile":"k","certFile":"c"},
-		"controlPlane":{"url":"https://cp","caFile":"ca","tokenFile":"t"},"outbound":{"listen":"127.0.0.1:0"},"inbound":{"listen":""},
+		"controlPlane":{"url":"https://cp","caFile":"ca"},"outbound":{"listen":"127.0.0.1:0"},"inbound":{"listen":""},
 		"stateDir":"s","maskingKeyFile":"m","auditFile":"a","auditSubjectKeyFile":"sk"`
 	for _, tc := range []struct{ name, extra, want string }{
 		{"typo", `,"maxStalness":"5m"`, "maxStalness: unknown key"},

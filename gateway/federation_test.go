@@ -151,7 +151,11 @@ func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*
 	f.ca = ca
 	f.svc = service.New(store, service.WithAuthority(ca), service.WithPolicySigningKey(key), service.WithCertTTL(certTTL))
 	f.admin = auth.Principal{TokenID: "test", Name: "test operator", Role: catalog.RolePlatformAdmin}
-	cp := httptest.NewTLSServer(api.New(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	// The control plane knows the gateways by their certificates, as in
+	// production: the listener asks every client for one.
+	cp := httptest.NewUnstartedServer(api.New(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	cp.TLS = api.RequestClientCertificates(&tls.Config{})
+	cp.StartTLS()
 	t.Cleanup(cp.Close)
 	cpCA := filepath.Join(dir, "cp-ca.pem")
 	writeFile(t, cpCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cp.Certificate().Raw}))
@@ -291,16 +295,11 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	secret, _, err := f.svc.CreateToken(context.Background(), f.admin, service.TokenRequest{Name: "gateway token " + member, Role: catalog.RoleMemberAdmin, Member: member})
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "token"), []byte(secret))
 	cfg := &gateway.Config{Member: member, System: system, StateDir: filepath.Join(dir, "state"),
 		MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl"), Backends: backends,
 		AuditSubjectKeyFile: f.subjectKeyFile()}
 	cfg.Identity.KeyFile, cfg.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
-	cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, cfg.ControlPlane.TokenFile = cpURL, cpCA, filepath.Join(dir, "token")
+	cfg.ControlPlane.URL, cfg.ControlPlane.CAFile = cpURL, cpCA
 	cfg.Outbound.Listen, cfg.Inbound.Listen = outbound, inbound
 	if tweak != nil {
 		tweak(cfg)

@@ -12,8 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,19 +21,22 @@ import (
 	"github.com/lienthong/lienthong/adapters/rest"
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/certs"
-	"github.com/lienthong/lienthong/controlplane/client"
-	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/federation"
+	"github.com/lienthong/lienthong/federation/pull"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
 
 // Gateway is one agency's gateway.
 type Gateway struct {
-	cfg      *Config
-	log      *slog.Logger
-	cp       *client.Client
-	sync     *syncer
-	rotator  *certs.Rotator
+	cfg     *Config
+	log     *slog.Logger
+	cp      *pull.Client
+	sync    *syncer
+	rotator *certs.Rotator
+	// identity is the rotator once made, read by the control-plane client's
+	// handshakes (which start before it exists).
+	identity atomic.Pointer[certs.Rotator]
 	sink     audit.Sink
 	adapters map[string]adapters.Adapter
 	pools    []*pgxpool.Pool
@@ -62,19 +65,26 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	token, err := os.ReadFile(cfg.ControlPlane.TokenFile)
+	initial, err := loadIdentity(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: control plane token: %w", err)
+		return nil, err
 	}
-	cp, err := client.New(cfg.ControlPlane.URL, strings.TrimSpace(string(token)), cfg.ControlPlane.CAFile)
+	g := &Gateway{cfg: cfg, log: log, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{}}
+	// The gateway holds no token: the control plane knows it by the
+	// certificate it presents, the one in force (renewed by the rotator).
+	g.cp, err = controlPlaneClient(cfg, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if r := g.identity.Load(); r != nil {
+			return r.Current(), nil
+		}
+		return initial, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("gateway: state dir: %w", err)
 	}
-	g := &Gateway{cfg: cfg, log: log, cp: cp, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{}}
-	g.sync = &syncer{cfg: cfg, cp: cp, log: log, now: time.Now}
+	g.sync = &syncer{cfg: cfg, cp: g.cp, log: log, now: time.Now}
 	for _, o := range opts {
 		o(g)
 	}
@@ -93,10 +103,6 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		}
 		g.sink = fs
 	}
-	initial, err := loadIdentity(cfg)
-	if err != nil {
-		return nil, err
-	}
 	if err := g.sync.loadKey(ctx); err != nil {
 		return nil, err
 	}
@@ -111,10 +117,11 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	}
 	g.rotator, err = certs.NewRotator(ctx, certs.RotatorConfig{
 		Initial: initial,
-		Renew:   renewer(cfg, cp, func() string { return trustDomainOf(g.sync.current.Load()) }),
+		Renew:   renewer(cfg, g.cp, func() string { return trustDomainOf(g.sync.current.Load()) }),
 		OnRenew: func(leaf *x509.Certificate) {
 			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
 			g.retireConnections(ctx)
+			g.cp.CloseIdleConnections()
 		},
 		OnError: func(err error, retryIn time.Duration) {
 			log.Warn("gateway certificate renewal failed", "error", err.Error(), "retry_in", retryIn)
@@ -123,6 +130,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err != nil {
 		return nil, fmt.Errorf("gateway: identity: %w", err)
 	}
+	g.identity.Store(g.rotator)
 	for ref, b := range cfg.Backends {
 		a, err := g.openBackend(ctx, b)
 		if err != nil {
@@ -236,7 +244,7 @@ func trustDomainOf(st *state) string {
 	if st != nil && st.config.Trust != nil && st.config.Trust.TrustDomain != "" {
 		return st.config.Trust.TrustDomain
 	}
-	return service.DefaultTrustDomain
+	return federation.DefaultTrustDomain
 }
 
 var randRead = rand.Read

@@ -27,7 +27,7 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
-	"github.com/lienthong/lienthong/controlplane/service"
+	fed "github.com/lienthong/lienthong/federation"
 	"github.com/lienthong/lienthong/gateway"
 )
 
@@ -304,12 +304,12 @@ func TestRestoredFreshnessIsBoundToTheStoredConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stored service.GatewayConfig
+	var stored fed.Config
 	if err := json.Unmarshal(body, &stored); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	same, err := f.svc.GatewayConfig(ctx, service.ETag(stored.Content))
+	same, err := f.svc.GatewayConfig(ctx, f.admin, vss, stored.ETag())
 	if err != nil || !same.NotModified {
 		t.Fatalf("statement for the stored configuration: %+v %v", same, err)
 	}
@@ -318,19 +318,19 @@ func TestRestoredFreshnessIsBoundToTheStoredConfiguration(t *testing.T) {
 	if _, err := f.svc.RevokeSystem(ctx, f.admin, insurance, "compromised"); err != nil {
 		t.Fatal(err)
 	}
-	newer, err := f.svc.GatewayConfig(ctx, "")
+	newer, err := f.svc.GatewayConfig(ctx, f.admin, vss, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	other, err := f.svc.GatewayConfig(ctx, newer.ETag)
-	if err != nil || !other.NotModified || other.ETag == service.ETag(stored.Content) {
+	other, err := f.svc.GatewayConfig(ctx, f.admin, vss, newer.ETag)
+	if err != nil || !other.NotModified || other.ETag == stored.ETag() {
 		t.Fatalf("statement for the newer configuration: %+v %v", other, err)
 	}
 
 	for _, tc := range []struct {
 		name      string
-		statement *service.SignedGatewayConfig
+		statement *fed.Signed
 		want      time.Time
 	}{
 		{"statement about the stored configuration", same, same.FreshAt},
@@ -344,7 +344,7 @@ func TestRestoredFreshnessIsBoundToTheStoredConfiguration(t *testing.T) {
 			cfg := &gateway.Config{Member: vss, System: vssGW, StateDir: filepath.Join(dir, "state"),
 				MaskingKeyFile: filepath.Join(dir, "masking.key"), AuditFile: filepath.Join(dir, "audit.jsonl"), AuditSubjectKeyFile: f.subjectKeyFile()}
 			cfg.Identity.KeyFile, cfg.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
-			cfg.ControlPlane.URL, cfg.ControlPlane.CAFile, cfg.ControlPlane.TokenFile = "https://127.0.0.1:1", filepath.Join(f.dir, "cp-ca.pem"), filepath.Join(dir, "token")
+			cfg.ControlPlane.URL, cfg.ControlPlane.CAFile = "https://127.0.0.1:1", filepath.Join(f.dir, "cp-ca.pem")
 			gw, err := gateway.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)

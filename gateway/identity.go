@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
-	"github.com/lienthong/lienthong/controlplane/client"
+	"github.com/lienthong/lienthong/federation/pull"
 )
 
 // loadIdentity reads the gateway's key and certificate chain from disk.
@@ -29,7 +32,7 @@ func loadIdentity(cfg *Config) (*tls.Certificate, error) {
 // never leaves the machine), a CSR to the control plane, which signs only
 // while the gateway system's assessment is current, and the files on disk
 // replaced so a restart starts from the newest certificate.
-func renewer(cfg *Config, cp *client.Client, trustDomain func() string) func(context.Context) (tls.Certificate, error) {
+func renewer(cfg *Config, cp *pull.Client, trustDomain func() string) func(context.Context) (tls.Certificate, error) {
 	return func(ctx context.Context) (tls.Certificate, error) {
 		id, err := catalog.ParseSystemID(cfg.System)
 		if err != nil {
@@ -39,7 +42,7 @@ func renewer(cfg *Config, cp *client.Client, trustDomain func() string) func(con
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
 		}
-		enr, err := cp.Enroll(ctx, cfg.System, csrPEM)
+		enr, err := cp.Renew(ctx, cfg.System, csrPEM)
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
 		}
@@ -55,6 +58,28 @@ func renewer(cfg *Config, cp *client.Client, trustDomain func() string) func(con
 		}
 		return pair, nil
 	}
+}
+
+// controlPlaneClient is how the gateway reaches the control plane: TLS with
+// the management CA pinned (when configured) and the gateway's certificate
+// (getCert, the one in force) as its only credential.
+func controlPlaneClient(cfg *Config, getCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) (*pull.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetClientCertificate: getCert}
+	if cfg.ControlPlane.CAFile != "" {
+		pemBytes, err := os.ReadFile(cfg.ControlPlane.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("control plane CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("control plane CA file %s holds no PEM certificate", cfg.ControlPlane.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	return pull.New(cfg.ControlPlane.URL, &http.Client{
+		Timeout:   60 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: nil, MaxIdleConnsPerHost: 4},
+	}), nil
 }
 
 // loadMaskingKey reads the provider's HMAC key, making one on first start.

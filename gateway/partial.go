@@ -4,17 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/oasdiff/yaml"
+	"github.com/lienthong/lienthong/catalog"
 )
 
-// partialDocument returns the dataset document (YAML or JSON) as JSON with
+// partialDocument returns the dataset document (YAML or JSON), read as the
+// catalog reads it (catalog.DocumentJSON), as JSON with
 // every schema's `required` list removed. Records an adapter fetched only in
 // part (the granted columns) are validated against it: the same types,
 // formats and patterns, without demanding members that were never selected.
 func partialDocument(doc []byte) ([]byte, error) {
-	asJSON, err := yaml.YAMLToJSON(doc)
+	asJSON, err := catalog.DocumentJSON(doc)
 	if err != nil {
-		return nil, fmt.Errorf("dataset document: %w", err)
+		return nil, err
 	}
 	var tree any
 	if err := json.Unmarshal(asJSON, &tree); err != nil {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
-	"github.com/lienthong/lienthong/controlplane/client"
-	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/federation"
+	"github.com/lienthong/lienthong/federation/pull"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
@@ -27,7 +27,7 @@ import (
 // it: peers, datasets, the policy engine, trust. It is replaced whole, never
 // changed in place, so a request sees one revision from start to end.
 type state struct {
-	config   service.GatewayConfig
+	config   federation.Config
 	engine   *policies.Engine
 	syncedAt time.Time
 	// gateways by member, and the member of each gateway identity system.
@@ -43,7 +43,7 @@ type state struct {
 // dataset is one of the member's published datasets as the provider side
 // needs it: its document's validator.
 type dataset struct {
-	info      service.GatewayDataset
+	info      federation.Dataset
 	document  []byte
 	validator *projection.Validator
 	// partial validates records fetched only in part (see partialDocument).
@@ -56,7 +56,7 @@ type dataset struct {
 // control plane, keeps the last good copy on disk, and says when it is stale.
 type syncer struct {
 	cfg   *Config
-	cp    *client.Client
+	cp    *pull.Client
 	trust *certs.TrustStore
 	log   *slog.Logger
 	now   func() time.Time
@@ -79,15 +79,6 @@ type configMeta struct {
 	Body           string    `json:"body"`
 	FreshAt        time.Time `json:"freshAt,omitzero"`
 	FreshSignature string    `json:"freshSignature,omitempty"`
-}
-
-// etagOf is the ETag a verified configuration names ("" when it names none:
-// then every poll downloads it).
-func etagOf(cfg *service.GatewayConfig) string {
-	if cfg.Content == "" {
-		return ""
-	}
-	return service.ETag(cfg.Content)
 }
 
 // Files in the state directory.
@@ -113,12 +104,12 @@ func (s *syncer) loadKey(ctx context.Context) error {
 		if err := s.readKey(path); err != nil {
 			return err
 		}
-		if fetched, err := s.cp.VerificationKey(ctx); err == nil && !fetched.Key.(interface{ Equal(crypto.PublicKey) bool }).Equal(s.key.Key) {
+		if fetched, err := s.fetchKey(ctx); err == nil && !fetched.Key.(interface{ Equal(crypto.PublicKey) bool }).Equal(s.key.Key) {
 			return fmt.Errorf("verification key: the control plane presents key %q, not the pinned key %q; if the key was rotated on purpose, remove %s", fetched.KeyID, s.key.KeyID, path)
 		}
 		return nil
 	}
-	key, err := s.cp.VerificationKey(ctx)
+	key, err := s.fetchKey(ctx)
 	if err != nil {
 		return fmt.Errorf("verification key: %w", err)
 	}
@@ -129,6 +120,15 @@ func (s *syncer) loadKey(ctx context.Context) error {
 	}
 	raw, _ := json.Marshal(map[string]string{"keyId": key.KeyID, "publicKeyPem": string(pemBytes)})
 	return writeFileAtomic(path, raw)
+}
+
+// fetchKey fetches the control plane's verification key.
+func (s *syncer) fetchKey(ctx context.Context) (policies.VerificationKey, error) {
+	id, pemBytes, err := s.cp.VerificationKey(ctx)
+	if err != nil {
+		return policies.VerificationKey{}, err
+	}
+	return policies.VerificationKeyFromPEM(id, pemBytes)
 }
 
 // readKey reads a key stored as {"keyId", "publicKeyPem"}.
@@ -158,25 +158,22 @@ func (s *syncer) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := client.VerifyGatewayConfig(s.key, body, string(sig)); err != nil {
+	cfg, err := federation.VerifyConfig(s.key.KeyID, s.key.Key, body, string(sig))
+	if err != nil {
 		return fmt.Errorf("stored configuration: %w", err)
 	}
 	bundle, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileBundle))
 	if err != nil {
 		return err
 	}
-	var cfg service.GatewayConfig
-	if err := json.Unmarshal(body, &cfg); err != nil {
-		return fmt.Errorf("stored configuration: %w", err)
-	}
 	// A freshness statement counts only if it is about this body and
 	// verifies for the ETag the body itself names.
 	var meta configMeta
 	var freshAt time.Time
-	etag := etagOf(&cfg)
+	etag := cfg.ETag()
 	if raw, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileConfigMeta)); err == nil && json.Unmarshal(raw, &meta) == nil &&
 		etag != "" && meta.Body == sha256Hex(body) && !meta.FreshAt.IsZero() &&
-		client.VerifyGatewayConfig(s.key, service.FreshnessMessage(etag, meta.FreshAt), meta.FreshSignature) == nil {
+		federation.Verify(s.key.KeyID, s.key.Key, federation.FreshnessMessage(etag, meta.FreshAt), meta.FreshSignature) == nil {
 		freshAt = meta.FreshAt
 	}
 	if err := s.install(ctx, body, bundle, false, freshAt); err != nil {
@@ -195,13 +192,13 @@ func (s *syncer) pull(ctx context.Context) error {
 	// changed.
 	var inForce string
 	if st := s.current.Load(); st != nil && s.configBody != nil {
-		inForce = etagOf(&st.config)
+		inForce = st.config.ETag()
 	}
-	got, err := s.cp.GatewayConfigIfChanged(ctx, s.key, inForce)
+	got, err := s.cp.Config(ctx, s.key.KeyID, s.key.Key, inForce)
 	if err != nil {
 		return err
 	}
-	archive, etag, bundleSame, err := s.cp.PolicyBundleIfChanged(ctx, s.bundleETag)
+	archive, etag, bundleSame, err := s.cp.Bundle(ctx, s.bundleETag)
 	if err != nil {
 		return err
 	}
@@ -234,7 +231,7 @@ func (s *syncer) pull(ctx context.Context) error {
 // renew extends the freshness of the state in force with a verified
 // statement that its configuration is still current. A statement older than
 // the freshness in force is refused, as an older configuration would be.
-func (s *syncer) renew(got *service.SignedGatewayConfig) error {
+func (s *syncer) renew(got *federation.Signed) error {
 	prev := s.current.Load()
 	if prev == nil {
 		return errors.New("gateway configuration: not modified, but none is in force")
@@ -250,7 +247,7 @@ func (s *syncer) renew(got *service.SignedGatewayConfig) error {
 
 // keepMeta stores, after a not-modified answer, the freshness statement of
 // the configuration in force (and forgets an older one after a download).
-func (s *syncer) keepMeta(got *service.SignedGatewayConfig) error {
+func (s *syncer) keepMeta(got *federation.Signed) error {
 	meta := configMeta{Body: sha256Hex(s.configBody)}
 	if got.NotModified {
 		meta.FreshAt, meta.FreshSignature = got.FreshAt, got.Signature
@@ -268,9 +265,12 @@ func (s *syncer) keepMeta(got *service.SignedGatewayConfig) error {
 // neither the configuration nor the bundle may go back to an older revision:
 // a replayed copy from before a revocation is refused.
 func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bool, freshAt time.Time) error {
-	var cfg service.GatewayConfig
+	var cfg federation.Config
 	if err := json.Unmarshal(body, &cfg); err != nil {
 		return fmt.Errorf("gateway configuration: %w", err)
+	}
+	if cfg.Member != s.cfg.Member {
+		return fmt.Errorf("gateway configuration is the share of member %q, not of this gateway's member %s; refused", cfg.Member, s.cfg.Member)
 	}
 	snap, err := policies.LoadBundle(bytes.NewReader(archive), s.key)
 	if err != nil {
@@ -369,7 +369,7 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bo
 
 // document returns a dataset document, from disk when its digest matches,
 // else from the control plane (when allowed), kept on disk by digest.
-func (s *syncer) document(ctx context.Context, d service.GatewayDataset, fetch bool) ([]byte, error) {
+func (s *syncer) document(ctx context.Context, d federation.Dataset, fetch bool) ([]byte, error) {
 	path := filepath.Join(s.cfg.StateDir, "documents", d.Digest)
 	if doc, err := os.ReadFile(path); err == nil && sha256Hex(doc) == d.Digest {
 		return doc, nil
@@ -377,7 +377,7 @@ func (s *syncer) document(ctx context.Context, d service.GatewayDataset, fetch b
 	if !fetch {
 		return nil, fmt.Errorf("dataset %s/%s: document %s not kept on disk", d.Provider, d.Code, d.Digest)
 	}
-	doc, err := s.cp.DatasetDocument(ctx, d.Provider, d.Code, d.Version)
+	doc, err := s.cp.Document(ctx, d.Provider, d.Code, d.Version)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s/%s: %w", d.Provider, d.Code, err)
 	}

@@ -69,6 +69,8 @@ paths:
   /admin/{id}:
     post:
       operationId: notAGet
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
       responses: {'200': {description: ok}}
 `
 

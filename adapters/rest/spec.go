@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -53,16 +54,14 @@ type templateSegment struct {
 	param   string
 }
 
-// parseSpec reads the GET operations of an OpenAPI document (JSON or YAML).
-// External references are not followed: the catalog refused them when the
-// document was published, and a gateway must not fetch URLs named by a
-// publisher.
+// parseSpec reads the GET operations of an OpenAPI document (JSON or YAML),
+// read as the catalog reads it (catalog.ParseOpenAPI). External references
+// are not followed: the catalog refused them when the document was
+// published, and a gateway must not fetch URLs named by a publisher.
 func parseSpec(document []byte) (*spec, error) {
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = false
-	doc, err := loader.LoadFromData(document)
+	doc, err := catalog.ParseOpenAPI(context.Background(), document)
 	if err != nil {
-		return nil, fmt.Errorf("loading OpenAPI document: %w", err)
+		return nil, err
 	}
 	s := &spec{}
 	if doc.Paths == nil {

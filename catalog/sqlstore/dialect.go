@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"errors"
 	"time"
 
@@ -36,6 +37,8 @@ type dialect struct {
 	// lockWrites runs first in every Update transaction ("" when the store
 	// serialises writers itself).
 	lockWrites string
+	// viewTx opens the transaction of View: one snapshot for all its reads.
+	viewTx *sql.TxOptions
 	// timeArg turns a normalised UTC time into the value the driver stores.
 	timeArg func(time.Time) any
 	// classify maps a driver error to its meaning.
@@ -66,7 +69,11 @@ var sqliteDialect = &dialect{
 	// lock, across processes too; the store's semaphore orders goroutines.
 	lockMigrations: "",
 	lockWrites:     "",
-	timeArg:        func(t time.Time) any { return t.Format(sqliteTimeLayout) },
+	// A read-only transaction begins DEFERRED (not IMMEDIATE, as writers
+	// do): under WAL its first read fixes the snapshot every later read of
+	// the transaction sees, and it neither waits for nor blocks the writer.
+	viewTx:  &sql.TxOptions{ReadOnly: true},
+	timeArg: func(t time.Time) any { return t.Format(sqliteTimeLayout) },
 	classify: func(err error) errKind {
 		var se *sqlite.Error
 		if !errors.As(err, &se) {
@@ -96,7 +103,10 @@ var postgresDialect = &dialect{
 	// Seq n has seen everything before it and Revision is a safe watermark.
 	// Catalog writes are rare; the serialisation costs nothing that matters.
 	lockWrites: "SELECT pg_advisory_xact_lock(" + itoa(pgWriteLockKey) + ")",
-	timeArg:    func(t time.Time) any { return t },
+	// REPEATABLE READ takes one snapshot at the first statement; all reads
+	// of the transaction see it (READ COMMITTED would take one per statement).
+	viewTx:  &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	timeArg: func(t time.Time) any { return t },
 	classify: func(err error) errKind {
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) {

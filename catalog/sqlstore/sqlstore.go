@@ -163,6 +163,19 @@ func (s *Store) Update(ctx context.Context, fn func(tx catalog.Tx) error) (err e
 	return nil
 }
 
+// View runs fn against one snapshot of the database, in a read-only
+// transaction that is rolled back afterwards (see catalog.Store.View).
+func (s *Store) View(ctx context.Context, fn func(r catalog.Reader) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, s.d.viewTx)
+	if err != nil {
+		return fmt.Errorf("begin read transaction: %w", err)
+	}
+	// Nothing was written: rolling back only ends the snapshot, also while
+	// a panic unwinds.
+	defer func() { _ = sqlTx.Rollback() }()
+	return fn(&reader{q: sqlTx, d: s.d})
+}
+
 // SchemaVersion is the version of the newest migration applied to the database.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return schemaVersion(ctx, s.db)

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Store) {
 		{"Times", testTimes},
 		{"NestedJSON", testNestedJSON},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"View", testView},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

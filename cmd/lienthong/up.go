@@ -187,13 +187,9 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 		if err := os.MkdirAll(gdir, 0o700); err != nil {
 			return err
 		}
-		tok, err := admin.CreateToken(ctx, client.NewToken{Name: "gateway of " + g.member, Role: catalog.RoleMemberAdmin, Member: g.member})
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(gdir, "token"), []byte(tok.Token), 0o600); err != nil {
-			return err
-		}
+		// The operator issues the gateway's first certificate (the key is
+		// made here, on the gateway's host); from then on the gateway is
+		// known by it and renews it itself. It holds no API token.
 		if err := enrollInto(ctx, admin, g.system, trust.TrustDomain, gdir); err != nil {
 			return err
 		}
@@ -203,7 +199,7 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 		cfg := map[string]any{
 			"member": g.member, "system": g.system,
 			"identity":     map[string]string{"keyFile": filepath.Join(gdir, "key.pem"), "certFile": filepath.Join(gdir, "cert.pem")},
-			"controlPlane": map[string]string{"url": "https://" + o.controlPlane, "caFile": filepath.Join(o.dataDir, "tls", "ca.pem"), "tokenFile": filepath.Join(gdir, "token")},
+			"controlPlane": map[string]string{"url": "https://" + o.controlPlane, "caFile": filepath.Join(o.dataDir, "tls", "ca.pem")},
 			"outbound":     map[string]string{"listen": g.outbound},
 			"inbound":      map[string]string{"listen": g.inbound},
 			"stateDir":     filepath.Join(gdir, "state"), "maskingKeyFile": filepath.Join(gdir, "masking.key"),

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +98,9 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	if out := run(curls[3]); !strings.Contains(out, `"status":403`) || !strings.Contains(out, "religion") {
 		t.Errorf("refused read: %s", out)
 	}
+	// The gateways pulled their configuration with their certificates
+	// alone: no gateway configuration file or state file holds an API token.
+	noTokenOnGatewayHosts(t, dir)
 	// Both gateways' logs hold the granted read, intent then outcome; the
 	// outcome is synced a moment after the answer, so allow for that.
 	for _, member := range []string{"000.00.00.G01", "000.00.00.G14"} {
@@ -116,5 +121,45 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 		if !strings.Contains(string(out), `"phase":"intent"`) || strings.Contains(string(out), "\x00") {
 			t.Errorf("%s: no intent record, or NUL bytes in the output:\n%s", file, out)
 		}
+	}
+}
+
+// tokenPattern matches an API token (lt_<id>_<base64url of 32 bytes>).
+var tokenPattern = regexp.MustCompile(`lt_[A-Za-z0-9-]{1,32}_[A-Za-z0-9_-]{43}`)
+
+// noTokenOnGatewayHosts fails if any file of a gateway (its configuration,
+// key, certificates, state directory, logs) holds an API token, the
+// operator's included, or names a token file.
+func noTokenOnGatewayHosts(t *testing.T, dataDir string) {
+	t.Helper()
+	admin, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	if err != nil || len(bytes.TrimSpace(admin)) == 0 {
+		t.Fatalf("the operator's token, to look for: %v", err)
+	}
+	files := 0
+	for _, member := range []string{"000.00.00.G01", "000.00.00.G14"} {
+		err := filepath.WalkDir(filepath.Join(dataDir, "federation", member), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			files++
+			if tokenPattern.Match(data) || bytes.Contains(data, bytes.TrimSpace(admin)) {
+				t.Errorf("%s holds an API token", path)
+			}
+			if filepath.Base(path) == "gateway.json" && bytes.Contains(data, []byte("token")) {
+				t.Errorf("%s names a token:\n%s", path, data)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files < 8 {
+		t.Fatalf("only %d files under the gateways' directories: the walk missed them", files)
 	}
 }

@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -71,7 +73,7 @@ func newFixtureWith(t *testing.T, withAuthority bool) *fixture {
 	}
 	svc := service.New(store, opts...)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewTLSServer(api.New(svc, log))
+	srv := newServer(api.New(svc, log))
 	t.Cleanup(srv.Close)
 	f.srv = srv
 	f.vt = newValidatingTransport(t, srv.URL, srv.Client().Transport)
@@ -81,6 +83,15 @@ func newFixtureWith(t *testing.T, withAuthority bool) *fixture {
 	}
 	f.admin = f.client(secret)
 	return f
+}
+
+// newServer serves h over TLS asking for client certificates, as the
+// control plane's listener does.
+func newServer(h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = api.RequestClientCertificates(&tls.Config{})
+	srv.StartTLS()
+	return srv
 }
 
 func (f *fixture) client(token string) *client.Client {
@@ -451,4 +462,47 @@ type unvalidatedKey struct{}
 // validation; the test transport reads it.
 func withUnvalidated(ctx context.Context) context.Context {
 	return context.WithValue(ctx, unvalidatedKey{}, true)
+}
+
+// The management API refuses a key written twice in one object, whichever
+// handler reads it: encoding/json would keep the last one, so
+// {"role":"auditor","role":"platform-admin"} would mint what no reviewer
+// of the request saw.
+func TestDuplicateKeysAreRefused(t *testing.T) {
+	f := newFixture(t)
+	f.seed()
+	ctx := withUnvalidated(context.Background()) // the validator would read the last key too
+	mpsAdmin := f.token(catalog.RoleMemberAdmin, mps)
+	before, err := f.admin.Tokens(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, method, path, body, pointer string
+	}{
+		{"role twice", http.MethodPost, "/v1/tokens", `{"name":"x","role":"auditor","member":"` + mps + `","role":"platform-admin"}`, "/role"},
+		{"role escaped", http.MethodPost, "/v1/tokens", `{"name":"x","role":"auditor","member":"` + mps + `","r\u006fle":"member-admin"}`, "/role"},
+		{"member in another case", http.MethodPost, "/v1/tokens", `{"name":"x","role":"auditor","member":"` + mps + `","Member":"` + vss + `"}`, "/Member"},
+		{"nested", http.MethodPost, "/v1/access-requests", `{"consumer":"` + insurance + `","provider":"` + population + `","dataset":"population","fields":["fullName"],"purpose":{"code":"1.001234","code":"9.999999"},"legalBasis":{"reference":"x"},"validUntil":"2030-01-01T00:00:00Z"}`, "/purpose/code"},
+		{"gateway address", http.MethodPut, "/v1/gateways/" + mps, `{"system":"` + population + `","address":"127.0.0.1:1","address":"10.6.6.6:443"}`, "/address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out json.RawMessage
+			err := mpsAdmin.Do(ctx, tc.method, tc.path, json.RawMessage(tc.body), &out)
+			p := asProblem(t, err)
+			if p.Status != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Pointer != tc.pointer || !strings.Contains(p.Errors[0].Message, "duplicate member") {
+				t.Fatalf("%s: %d %+v, want 400 naming %s", tc.body, p.Status, p.Errors, tc.pointer)
+			}
+		})
+	}
+	after, err := f.admin.Tokens(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d tokens before, %d after refused requests", len(before), len(after))
+	}
+	if gs, _ := f.admin.Gateways(context.Background()); len(gs) != 0 {
+		t.Errorf("a refused registration was stored: %+v", gs)
+	}
 }

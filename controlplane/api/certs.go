@@ -16,12 +16,12 @@ import (
 // rotation.
 func (s *Server) certRoutes() []Route {
 	return []Route{
-		{Pattern: "POST /v1/systems/{id}/certificates", Handler: s.enroll},
+		{Pattern: "POST /v1/systems/{id}/certificates", Gateway: true, Handler: s.enroll},
 		{Pattern: "POST /v1/systems/{id}/revoke", Handler: s.revokeSystem},
 		{Pattern: "GET /v1/certificates", Handler: s.listCertificates},
 		{Pattern: "GET /v1/certificates/{serial}", Handler: s.getCertificate},
 		{Pattern: "POST /v1/certificates/{serial}/revoke", Handler: s.revokeCertificate},
-		{Pattern: "GET /v1/trust", Handler: s.trust},
+		{Pattern: "GET /v1/trust", Gateway: true, Handler: s.trust},
 		{Pattern: "GET /v1/ca", Handler: s.caStatus},
 		{Pattern: "POST /v1/ca/rotate", Handler: s.rotateCA},
 		{Pattern: "POST /v1/ca/retire", Handler: s.retireCA},
@@ -62,7 +62,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, p auth.Principal
 		return
 	}
 	s.log.Info("certificate issued", "system", out.Certificate.System, "serial", out.Certificate.Serial,
-		"not_after", out.Certificate.NotAfter, "token", p.TokenID)
+		"not_after", out.Certificate.NotAfter, "token", p.TokenID, "renewed_by_certificate", p.Certificate)
 	w.Header().Set("Location", "/v1/certificates/"+out.Certificate.Serial)
 	WriteJSON(w, http.StatusCreated, out)
 }

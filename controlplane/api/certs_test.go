@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -31,6 +30,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/federation"
 )
 
 // certFixture is the seeded fixture of api_test.go with an embedded CA
@@ -54,7 +54,7 @@ func newCertFixture(t *testing.T) *certFixture {
 		t.Fatal(err)
 	}
 	svc := service.New(store, service.WithAuthority(ca))
-	srv := httptest.NewTLSServer(api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := newServer(api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	t.Cleanup(srv.Close)
 	f := &fixture{t: t, store: store, srv: srv}
 	f.vt = newValidatingTransport(t, srv.URL, srv.Client().Transport)
@@ -141,7 +141,7 @@ func (f *certFixture) certificates(system string) []service.CertificateView {
 	return cs
 }
 
-func (f *certFixture) trust(etag string) (*service.Trust, string, bool) {
+func (f *certFixture) trust(etag string) (*federation.Trust, string, bool) {
 	f.t.Helper()
 	tr, tag, notModified, err := f.admin.Trust(context.Background(), etag)
 	if err != nil {
@@ -150,7 +150,7 @@ func (f *certFixture) trust(etag string) (*service.Trust, string, bool) {
 	return tr, tag, notModified
 }
 
-func (f *certFixture) trustStore(tr *service.Trust) *certs.TrustStore {
+func (f *certFixture) trustStore(tr *federation.Trust) *certs.TrustStore {
 	f.t.Helper()
 	roots, err := certs.ParseCertificatesPEM([]byte(tr.RootsPEM))
 	if err != nil {

@@ -6,14 +6,13 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auth"
-	"github.com/lienthong/lienthong/controlplane/service"
 )
 
 func (s *Server) gatewayRoutes() []Route {
 	return []Route{
 		{Pattern: "GET /v1/gateways", Handler: s.listGateways},
 		{Pattern: "PUT /v1/gateways/{member}", Handler: s.registerGateway},
-		{Pattern: "GET /v1/gateway-config", Handler: s.gatewayConfig},
+		{Pattern: "GET /v1/gateway-config", Gateway: true, Handler: s.gatewayConfig},
 	}
 }
 
@@ -46,16 +45,14 @@ func (s *Server) registerGateway(w http.ResponseWriter, r *http.Request, p auth.
 	WriteJSON(w, http.StatusOK, g)
 }
 
-// gatewayConfig serves the signed configuration every gateway pulls. The
-// signature travels in X-LT-Signature so the body stays the exact bytes
-// signed. With If-None-Match naming the current content, the answer is 304
-// with X-LT-Fresh-At and a signature over service.FreshnessMessage instead.
+// gatewayConfig serves the signed configuration of the caller's gateway
+// (the operator may ask for a member's with ?member=, or the whole
+// federation's). The signature travels in X-LT-Signature so the body stays
+// the exact bytes signed. With If-None-Match naming the current content, the
+// answer is 304 with X-LT-Fresh-At and a signature over
+// federation.FreshnessMessage instead.
 func (s *Server) gatewayConfig(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	if err := service.RequireGateway(p, "pull the gateway configuration"); err != nil {
-		s.WriteError(w, r, err)
-		return
-	}
-	cfg, err := s.svc.GatewayConfig(r.Context(), r.Header.Get("If-None-Match"))
+	cfg, err := s.svc.GatewayConfig(r.Context(), p, r.URL.Query().Get("member"), r.Header.Get("If-None-Match"))
 	if err != nil {
 		s.WriteError(w, r, err)
 		return

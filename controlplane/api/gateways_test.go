@@ -13,7 +13,7 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/client"
-	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/federation"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -50,21 +50,27 @@ func TestGatewayRegistryAndSignedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The configuration lists every gateway and trust; only gateway tokens
-	// (member-admin) and the operator pull it.
+	// The configuration lists every gateway and trust, but only the
+	// member's own datasets; integrators do not pull it.
 	if _, err := f.integrator.GatewayConfig(ctx, key); asProblem(t, err).Status != http.StatusForbidden {
 		t.Fatal("an integrator pulled the gateway configuration")
 	}
-	body, err := vssAdmin.GatewayConfig(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg service.GatewayConfig
-	if err := json.Unmarshal(body, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.Gateways) != 1 || cfg.Gateways[0].Address != "127.0.0.1:9444" || len(cfg.Datasets) != 1 || cfg.Trust == nil {
-		t.Fatalf("config = %+v", cfg)
+	for _, c := range []struct {
+		who      *client.Client
+		member   string
+		datasets int
+	}{{vssAdmin, vss, 0}, {mpsAdmin, mps, 1}} {
+		body, err := c.who.GatewayConfig(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg federation.Config
+		if err := json.Unmarshal(body, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Member != c.member || len(cfg.Gateways) != 1 || cfg.Gateways[0].Address != "127.0.0.1:9444" || len(cfg.Datasets) != c.datasets || cfg.Trust == nil {
+			t.Fatalf("config of %s = %+v", c.member, cfg)
+		}
 	}
 	// A configuration checked against another key is refused.
 	other := policies.VerificationKey{KeyID: key.KeyID, Key: mustOtherKey(t)}
@@ -97,8 +103,8 @@ func TestGatewayConfigNotModifiedIsSignedFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg service.GatewayConfig
-	if err := json.Unmarshal(first.Body, &cfg); err != nil || first.NotModified || cfg.Content == "" || first.ETag != service.ETag(cfg.Content) {
+	var cfg federation.Config
+	if err := json.Unmarshal(first.Body, &cfg); err != nil || first.NotModified || cfg.Content == "" || first.ETag != federation.ETag(cfg.Content) {
 		t.Fatalf("first pull: etag %s, signed content %q, %v", first.ETag, cfg.Content, err)
 	}
 	again, err := mpsAdmin.GatewayConfigIfChanged(ctx, key, first.ETag)
@@ -110,11 +116,11 @@ func TestGatewayConfigNotModifiedIsSignedFresh(t *testing.T) {
 	}
 	// The statement binds the ETag and the time: moved either way, it fails.
 	for _, msg := range [][]byte{
-		service.FreshnessMessage(again.ETag, again.FreshAt.Add(time.Hour)),
-		service.FreshnessMessage(`"0000"`, again.FreshAt),
+		federation.FreshnessMessage(again.ETag, again.FreshAt.Add(time.Hour)),
+		federation.FreshnessMessage(`"0000"`, again.FreshAt),
 		first.Body,
 	} {
-		if err := client.VerifyGatewayConfig(key, msg, again.Signature); !errors.Is(err, client.ErrBadSignature) {
+		if err := federation.Verify(key.KeyID, key.Key, msg, again.Signature); !errors.Is(err, federation.ErrBadSignature) {
 			t.Fatalf("freshness signature verified over %q: %v", msg, err)
 		}
 	}

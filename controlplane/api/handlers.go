@@ -15,7 +15,7 @@ func (s *Server) builtin() []Route {
 	return []Route{
 		{Pattern: "GET /openapi.json", Public: true, Handler: s.openapi},
 		{Pattern: "GET /healthz", Public: true, Handler: s.healthz},
-		{Pattern: "GET /v1/whoami", Handler: s.whoami},
+		{Pattern: "GET /v1/whoami", Gateway: true, Handler: s.whoami},
 		{Pattern: "GET /v1/members", Handler: s.listMembers},
 		{Pattern: "POST /v1/members", Handler: s.addMember},
 		{Pattern: "GET /v1/members/{code}", Handler: s.getMember},
@@ -28,7 +28,7 @@ func (s *Server) builtin() []Route {
 		{Pattern: "GET /v1/datasets/{system}/{code}", Handler: s.getDataset},
 		{Pattern: "GET /v1/datasets/{system}/{code}/fields", Handler: s.datasetFields},
 		{Pattern: "GET /v1/datasets/{system}/{code}/versions", Handler: s.datasetVersions},
-		{Pattern: "GET /v1/datasets/{system}/{code}/document", Handler: s.datasetDocument},
+		{Pattern: "GET /v1/datasets/{system}/{code}/document", Gateway: true, Handler: s.datasetDocument},
 		{Pattern: "GET /v1/tokens", Handler: s.listTokens},
 		{Pattern: "POST /v1/tokens", Handler: s.createToken},
 		{Pattern: "DELETE /v1/tokens/{id}", Handler: s.revokeToken},
@@ -241,7 +241,11 @@ func (s *Server) datasetFields(w http.ResponseWriter, r *http.Request, _ auth.Pr
 	}
 }
 
-func (s *Server) datasetDocument(w http.ResponseWriter, r *http.Request, _ auth.Principal) {
+func (s *Server) datasetDocument(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if err := service.RequireOwnDataset(p, r.PathValue("system")); err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
 	d, ok := s.dataset(w, r)
 	if !ok {
 		return

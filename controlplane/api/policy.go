@@ -9,7 +9,7 @@ import (
 
 func (s *Server) policyRoutes() []Route {
 	return []Route{
-		{Pattern: "GET /v1/policy/bundle", Handler: s.policyBundle},
+		{Pattern: "GET /v1/policy/bundle", Gateway: true, Handler: s.policyBundle},
 		{Pattern: "GET /v1/policy/verification-key", Public: true, Handler: s.verificationKey},
 		{Pattern: "POST /v1/policy/explain", Handler: s.explain},
 		{Pattern: "GET /v1/systems/{id}/policy", Handler: s.getAgencyModule},
@@ -19,7 +19,7 @@ func (s *Server) policyRoutes() []Route {
 }
 
 // policyBundle serves the signed OPA bundle of the current revision: a
-// gateway's token gets its member's share. The ETag is the revision, so a
+// gateway (by its certificate) gets its member's share. The ETag is the revision, so a
 // gateway polling with If-None-Match gets 304 until something changes.
 func (s *Server) policyBundle(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	b, err := s.svc.PolicyBundleFor(r.Context(), p, r.URL.Query().Get("member"))

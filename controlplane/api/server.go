@@ -5,7 +5,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -70,7 +72,11 @@ type Server struct {
 type Route struct {
 	Pattern string
 	// Public routes skip authentication (the OpenAPI document, health).
-	Public  bool
+	Public bool
+	// Gateway routes are the only ones a gateway known by its certificate
+	// may call (pull its share, renew its certificate); on every other
+	// route its certificate is refused with 403 before the handler runs.
+	Gateway bool
 	Handler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
@@ -120,7 +126,12 @@ func (s *Server) wrap(rt Route) http.Handler {
 			if p, err = s.authenticate(r); err != nil {
 				s.log.Info("authentication refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 				w.Header().Set("WWW-Authenticate", `Bearer realm="lienthong"`)
-				problem.Write(w, r, problem.New(http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required (Authorization: Bearer lt_...)"))
+				problem.Write(w, r, problem.New(http.StatusUnauthorized, "unauthenticated", "a valid bearer token (Authorization: Bearer lt_...) or the client certificate of a registered gateway is required"))
+				return
+			}
+			if p.IsGateway() && !rt.Gateway {
+				s.log.Info("gateway certificate refused on a management route", "method", r.Method, "path", r.URL.Path, "system", p.System)
+				problem.Write(w, r, problem.New(http.StatusForbidden, "forbidden", "a gateway certificate may only pull its member's configuration, policy bundle, trust and dataset documents, renew its own certificate and ask who it is"))
 				return
 			}
 		}
@@ -129,13 +140,31 @@ func (s *Server) wrap(rt Route) http.Handler {
 	})
 }
 
+// authenticate knows the caller by its bearer token (people and the CLI) or,
+// without one, by the client certificate of its TLS connection (gateways,
+// which hold no token). A token wins when both come: a browser may offer a
+// certificate on its own.
 func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	h := r.Header.Get("Authorization")
+	if h == "" && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return s.svc.AuthenticateGateway(r.Context(), r.TLS.PeerCertificates)
+	}
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return auth.Principal{}, fmt.Errorf("%w: no bearer token", auth.ErrUnauthenticated)
+		return auth.Principal{}, fmt.Errorf("%w: no bearer token or client certificate", auth.ErrUnauthenticated)
 	}
 	return auth.Authenticate(r.Context(), s.svc.Store(), strings.TrimSpace(token), s.svc.Now())
+}
+
+// RequestClientCertificates makes a management TLS configuration ask every
+// client for a certificate without requiring one: people come with bearer
+// tokens, gateways with their certificate. The chain is verified per request
+// against the federation's current roots (Service.AuthenticateGateway), not
+// in the handshake, so a CA rotation or a revocation counts at once.
+func RequestClientCertificates(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	c.ClientAuth = tls.RequestClientCert
+	return c
 }
 
 // WriteJSON sends v with status.
@@ -186,14 +215,26 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// DecodeJSON reads a JSON body strictly into v: the content type must be
-// JSON, unknown members and trailing data are refused, and every error names
-// the JSON pointer of the offending member.
+// DecodeJSON reads a JSON body strictly into v; every management API handler
+// reads its body through it. The content type must be JSON; a key written
+// twice in one object (also escaped or in another case), unknown members and
+// trailing data are refused; and every error names the JSON pointer of the
+// offending member.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send the body as application/json, not "+ct)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeProblem(err)
+	}
+	if pointer, key, found := duplicateMember(body); found {
+		if len(pointer) > 256 {
+			pointer = strings.ToValidUTF8(pointer[:256], "") + "…"
+		}
+		return catalog.Invalid("request body", pointer, "duplicate member %q: a key may appear once in an object (keys are compared unescaped and regardless of case)", clipKey(key))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeProblem(err)
@@ -202,6 +243,14 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		return catalog.Invalid("request body", "", "unexpected data after the JSON value")
 	}
 	return nil
+}
+
+// clipKey bounds a caller's key before it is echoed in a problem.
+func clipKey(k string) string {
+	if len(k) > 64 {
+		return strings.ToValidUTF8(k[:64], "") + "…"
+	}
+	return k
 }
 
 func decodeProblem(err error) error {

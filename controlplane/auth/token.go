@@ -25,17 +25,32 @@ const tokenPrefix = "lt_"
 // unknown, revoked or expired. Callers must not tell these apart to a client.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
-// Principal is the authenticated caller of one API request.
+// Principal is the authenticated caller of one API request: a person or
+// tool with a bearer token, or a gateway with its certificate.
 type Principal struct {
+	// TokenID is the token presented; empty for a certificate.
 	TokenID string
 	Name    string
 	Role    catalog.Role
-	// Member is the agency the token acts for; empty for platform-admin.
+	// Member is the agency the caller acts for; empty for platform-admin.
 	Member string
+	// System and Certificate are set for a gateway known by its certificate
+	// (Role catalog.RoleGateway): the system its SPIFFE id names and the
+	// certificate's serial.
+	System      string
+	Certificate string
 }
 
 // Actor is how the principal is named in the admin trail.
-func (p Principal) Actor() string { return p.TokenID + " (" + p.Name + ")" }
+func (p Principal) Actor() string {
+	if p.IsGateway() {
+		return "cert:" + p.Certificate + " (" + p.System + ")"
+	}
+	return p.TokenID + " (" + p.Name + ")"
+}
+
+// IsGateway reports whether p is a gateway known by its certificate.
+func (p Principal) IsGateway() bool { return p.Role == catalog.RoleGateway && p.System != "" }
 
 // NewToken makes a token for the given name, role and member. It returns the
 // full secret string, shown once to the creator, and the record to store.

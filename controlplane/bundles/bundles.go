@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/federation"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -35,35 +36,32 @@ type Bundle struct {
 	Engine *policies.Engine
 }
 
+// Source gives the federation snapshot of the catalog's current revision
+// (service.Service.Snapshot): the bundles are built from the same read as
+// the gateway configuration.
+type Source func(ctx context.Context) (*federation.Snapshot, error)
+
 // Builder builds and caches the bundle of the current catalog revision, and
 // each member's share of it. Concurrent callers share one build.
 type Builder struct {
-	store catalog.Store
-	key   policies.SigningKey
-	now   func() time.Time
+	source Source
+	key    policies.SigningKey
+	now    func() time.Time
 
 	mu      sync.Mutex
 	current *Bundle
-	// inputs are what current was built from; members are the members'
-	// bundles built from them so far.
-	inputs  *inputs
+	// snap is what current was built from; members are the members'
+	// bundles built from it so far.
+	snap    *federation.Snapshot
 	members map[string]*Bundle
 }
 
-// inputs are the catalog records a snapshot is built from.
-type inputs struct {
-	systems  []catalog.System
-	datasets []catalog.Dataset
-	grants   []catalog.Grant
-	sources  map[string][]byte
-}
-
-// NewBuilder returns a builder signing with key.
-func NewBuilder(store catalog.Store, key policies.SigningKey, now func() time.Time) *Builder {
+// NewBuilder returns a builder signing with key the snapshots source gives.
+func NewBuilder(source Source, key policies.SigningKey, now func() time.Time) *Builder {
 	if now == nil {
 		now = time.Now
 	}
-	return &Builder{store: store, key: key, now: now}
+	return &Builder{source: source, key: key, now: now}
 }
 
 // Current returns the bundle of the catalog's current revision, building it
@@ -75,19 +73,15 @@ func (b *Builder) Current(ctx context.Context) (*Bundle, error) {
 }
 
 func (b *Builder) currentLocked(ctx context.Context) (*Bundle, error) {
-	rev, err := b.store.Revision(ctx)
+	fs, err := b.source(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy bundle: %w", err)
 	}
-	revision := strconv.FormatInt(rev, 10)
+	revision := strconv.FormatInt(fs.Revision, 10)
 	if b.current != nil && b.current.Revision == revision {
 		return b.current, nil
 	}
-	in, err := readInputs(ctx, b.store)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := in.snapshot()
+	snap, err := PolicySnapshot(fs, "")
 	if err != nil {
 		return nil, err
 	}
@@ -101,16 +95,13 @@ func (b *Builder) currentLocked(ctx context.Context) (*Bundle, error) {
 		return nil, fmt.Errorf("policy bundle %s: %w", revision, err)
 	}
 	b.current = &Bundle{Revision: revision, Archive: archive, Engine: engine}
-	b.inputs, b.members = in, map[string]*Bundle{}
+	b.snap, b.members = fs, map[string]*Bundle{}
 	return b.current, nil
 }
 
 // ForMember returns the bundle of the current revision as the gateway of
-// member needs it: every system (a consumer's registration, level and
-// assessment decide whether it is connected at all), but only the member's
-// own datasets, the grants on them and its own providers' modules. A
-// gateway decides only for its own datasets, so it learns nothing of who
-// may read what from other agencies.
+// member needs it (see PolicySnapshot). A gateway decides only for its own
+// datasets, so it learns nothing of who may read what from other agencies.
 func (b *Builder) ForMember(ctx context.Context, member string) (*Bundle, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -121,7 +112,7 @@ func (b *Builder) ForMember(ctx context.Context, member string) (*Bundle, error)
 	if mb, ok := b.members[member]; ok {
 		return mb, nil
 	}
-	snap, err := b.inputs.of(member).snapshot()
+	snap, err := PolicySnapshot(b.snap, member)
 	if err != nil {
 		return nil, err
 	}
@@ -135,73 +126,39 @@ func (b *Builder) ForMember(ctx context.Context, member string) (*Bundle, error)
 	return mb, nil
 }
 
-// Snapshot reads what policies decide with from the store: every system,
-// the latest version of every dataset, the grants not revoked, and the
-// providers' own modules. Reading them in one place keeps the bundle and the
-// explanation endpoint identical.
-func Snapshot(ctx context.Context, store catalog.Reader) (*policies.Snapshot, error) {
-	in, err := readInputs(ctx, store)
-	if err != nil {
-		return nil, err
+// PolicySnapshot is what policies decide with, from a federation snapshot:
+// every system (a consumer's registration, level and assessment decide
+// whether it is connected at all), the latest version of the datasets, the
+// active grants on them and the providers' own modules. With a member, only
+// that member's datasets, the grants on them and its own providers' modules
+// are kept: its gateway's share.
+func PolicySnapshot(fs *federation.Snapshot, member string) (*policies.Snapshot, error) {
+	ours := func(system string) bool { return member == "" || federation.MemberOf(system) == member }
+	var (
+		datasets []catalog.Dataset
+		grants   []catalog.Grant
+		sources  = map[string][]byte{}
+	)
+	for _, d := range fs.Datasets {
+		if ours(d.System) {
+			datasets = append(datasets, d)
+		}
 	}
-	return in.snapshot()
-}
-
-func readInputs(ctx context.Context, store catalog.Reader) (*inputs, error) {
-	systems, err := store.ListSystems(ctx, catalog.SystemFilter{})
-	if err != nil {
-		return nil, fmt.Errorf("policy snapshot: %w", err)
+	for _, g := range fs.Grants {
+		if ours(g.Provider) {
+			grants = append(grants, g)
+		}
 	}
-	datasets, err := store.ListDatasets(ctx, catalog.DatasetFilter{})
-	if err != nil {
-		return nil, fmt.Errorf("policy snapshot: %w", err)
+	for _, m := range fs.Modules {
+		if ours(m.Provider) {
+			sources[m.Provider] = m.Source
+		}
 	}
-	grants, err := store.ListGrants(ctx, catalog.GrantFilter{State: catalog.GrantActive})
-	if err != nil {
-		return nil, fmt.Errorf("policy snapshot: %w", err)
-	}
-	modules, err := store.ListAgencyModules(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("policy snapshot: %w", err)
-	}
-	sources := make(map[string][]byte, len(modules))
-	for _, m := range modules {
-		sources[m.Provider] = m.Source
-	}
-	return &inputs{systems: systems, datasets: datasets, grants: grants, sources: sources}, nil
-}
-
-func (in *inputs) snapshot() (*policies.Snapshot, error) {
-	snap, err := policies.BuildData(in.systems, in.datasets, in.grants, in.sources)
+	snap, err := policies.BuildData(fs.Systems, datasets, grants, sources)
 	if err != nil {
 		return nil, fmt.Errorf("policy snapshot: %w", err)
 	}
 	return snap, nil
-}
-
-// of keeps what member's gateway decides with (see ForMember).
-func (in *inputs) of(member string) *inputs {
-	ours := func(system string) bool {
-		id, err := catalog.ParseSystemID(system)
-		return err == nil && id.Member == member
-	}
-	out := &inputs{systems: in.systems, sources: map[string][]byte{}}
-	for _, d := range in.datasets {
-		if ours(d.System) {
-			out.datasets = append(out.datasets, d)
-		}
-	}
-	for _, g := range in.grants {
-		if ours(g.Provider) {
-			out.grants = append(out.grants, g)
-		}
-	}
-	for provider, src := range in.sources {
-		if ours(provider) {
-			out.sources[provider] = src
-		}
-	}
-	return out
 }
 
 // LoadOrCreateKey reads the bundle signing key (PKCS#8 PEM) from file, making

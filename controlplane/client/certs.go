@@ -10,6 +10,7 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/federation"
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
@@ -54,9 +55,9 @@ type revokeBody struct {
 
 // Trust fetches the trust configuration gateways apply. With etag set to
 // the ETag of the copy already held, an unchanged configuration answers
-// notModified true and a nil *service.Trust, so polling costs almost
+// notModified true and a nil *federation.Trust, so polling costs almost
 // nothing. The returned tag is what to send next time.
-func (c *Client) Trust(ctx context.Context, etag string) (trust *service.Trust, newETag string, notModified bool, err error) {
+func (c *Client) Trust(ctx context.Context, etag string) (trust *federation.Trust, newETag string, notModified bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/trust", nil)
 	if err != nil {
 		return nil, "", false, fmt.Errorf("GET /v1/trust: %w", err)
@@ -83,7 +84,7 @@ func (c *Client) Trust(ctx context.Context, etag string) (trust *service.Trust, 
 	case resp.StatusCode != http.StatusOK:
 		return nil, "", false, problem.Read(resp, data)
 	}
-	var t service.Trust
+	var t federation.Trust
 	if err := json.Unmarshal(data, &t); err != nil {
 		return nil, "", false, fmt.Errorf("GET /v1/trust: decode answer: %w", err)
 	}

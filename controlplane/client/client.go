@@ -23,7 +23,8 @@ import (
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
-// Client talks to one control plane with one token.
+// Client talks to one control plane with one token. (Gateways, which hold
+// none, use federation/pull with their certificate.)
 type Client struct {
 	base  string
 	token string

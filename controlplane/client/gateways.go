@@ -2,23 +2,12 @@ package client
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
-	"time"
 
 	"github.com/lienthong/lienthong/catalog"
-	"github.com/lienthong/lienthong/controlplane/service"
-	"github.com/lienthong/lienthong/internal/problem"
+	"github.com/lienthong/lienthong/federation"
+	"github.com/lienthong/lienthong/federation/pull"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -46,8 +35,9 @@ func (c *Client) VerificationKey(ctx context.Context) (policies.VerificationKey,
 	return policies.VerificationKeyFromPEM(vk.KeyID, []byte(vk.PublicKeyPem))
 }
 
-// ErrBadSignature means a signed document did not verify.
-var ErrBadSignature = errors.New("signature does not verify")
+// ErrBadSignature means a signed document did not verify (the same error
+// as federation.ErrBadSignature).
+var ErrBadSignature = federation.ErrBadSignature
 
 // GatewayConfig fetches the signed gateway configuration and returns its
 // body only after the signature verifies with key.
@@ -59,85 +49,16 @@ func (c *Client) GatewayConfig(ctx context.Context, key policies.VerificationKey
 	return cfg.Body, nil
 }
 
-// GatewayConfigIfChanged fetches the signed gateway configuration unless etag
-// names its current content; then the answer is NotModified, with the
-// control plane's signed statement that the content is current at FreshAt.
-// Either signature is verified with key before anything is returned.
-func (c *Client) GatewayConfigIfChanged(ctx context.Context, key policies.VerificationKey, etag string) (*service.SignedGatewayConfig, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/gateway-config", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
-	}
-	out := &service.SignedGatewayConfig{ETag: resp.Header.Get("ETag"), Signature: resp.Header.Get("X-LT-Signature")}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		out.Body = body
-		if err := VerifyGatewayConfig(key, body, out.Signature); err != nil {
-			return nil, fmt.Errorf("gateway config: %w", err)
-		}
-		// The ETag is the one the signed body names, whatever the header
-		// says: it is what later not-modified statements are bound to.
-		var named struct{ Content string }
-		if err := json.Unmarshal(body, &named); err != nil {
-			return nil, fmt.Errorf("gateway config: %w", err)
-		}
-		out.ETag = ""
-		if named.Content != "" {
-			out.ETag = service.ETag(named.Content)
-		}
-		return out, nil
-	case http.StatusNotModified:
-		out.NotModified = true
-		if etag == "" || out.ETag != etag {
-			return nil, fmt.Errorf("gateway config: not modified, but for ETag %s, not %s", out.ETag, etag)
-		}
-		if out.FreshAt, err = time.Parse(time.RFC3339Nano, resp.Header.Get("X-LT-Fresh-At")); err != nil {
-			return nil, fmt.Errorf("gateway config: not modified without a valid X-LT-Fresh-At: %w", err)
-		}
-		if err := VerifyGatewayConfig(key, service.FreshnessMessage(out.ETag, out.FreshAt), out.Signature); err != nil {
-			return nil, fmt.Errorf("gateway config freshness: %w", err)
-		}
-		return out, nil
-	}
-	return nil, problem.Read(resp, body)
+// GatewayConfigIfChanged fetches the signed configuration of the caller's
+// member unless etag names its current content; then the answer is
+// NotModified, with the control plane's signed statement that the content is
+// current at FreshAt. Either signature is verified with key before anything
+// is returned (federation/pull does it, for gateways and this client alike).
+func (c *Client) GatewayConfigIfChanged(ctx context.Context, key policies.VerificationKey, etag string) (*federation.Signed, error) {
+	return c.pull().Config(ctx, key.KeyID, key.Key, etag)
 }
 
-// VerifyGatewayConfig checks a signature "<key id>.<base64url signature>"
-// over SHA-256 of body (a configuration, or a freshness statement).
-func VerifyGatewayConfig(key policies.VerificationKey, body []byte, signature string) error {
-	keyID, sig, ok := strings.Cut(signature, ".")
-	if !ok || keyID != key.KeyID {
-		return fmt.Errorf("%w: signed by key %q, expected %q", ErrBadSignature, keyID, key.KeyID)
-	}
-	sum := sha256.Sum256(body)
-	raw, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !verifyDigest(key.Key, sum[:], raw) {
-		return ErrBadSignature
-	}
-	return nil
-}
-
-// verifyDigest checks a signature made by crypto.Signer.Sign over a SHA-256
-// digest: ASN.1 ECDSA or PKCS #1 v1.5 RSA, the two key kinds bundles use.
-func verifyDigest(pub crypto.PublicKey, digest, sig []byte) bool {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return ecdsa.VerifyASN1(k, digest, sig)
-	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil
-	}
-	return false
+// pull is the data-plane client over this client's connection and token.
+func (c *Client) pull() *pull.Client {
+	return pull.New(c.base, c.http).WithBearerToken(c.token)
 }

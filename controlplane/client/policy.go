@@ -2,13 +2,10 @@ package client
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
 	"github.com/lienthong/lienthong/controlplane/service"
-	"github.com/lienthong/lienthong/internal/problem"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -55,30 +52,7 @@ func (c *Client) PolicyBundle(ctx context.Context) ([]byte, error) {
 // PolicyBundleIfChanged downloads the bundle unless its ETag still matches
 // etag, in which case notModified is true and nothing is transferred.
 func (c *Client) PolicyBundleIfChanged(ctx context.Context, etag string) (archive []byte, newETag string, notModified bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/policy/bundle", nil)
-	if err != nil {
-		return nil, "", false, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("policy bundle: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 512<<20))
-	if err != nil {
-		return nil, "", false, fmt.Errorf("policy bundle: %w", err)
-	}
-	switch resp.StatusCode {
-	case http.StatusNotModified:
-		return nil, etag, true, nil
-	case http.StatusOK:
-		return body, resp.Header.Get("ETag"), false, nil
-	}
-	return nil, "", false, problem.Read(resp, body)
+	return c.pull().Bundle(ctx, etag)
 }
 
 // DatasetDocument fetches a dataset version's OpenAPI document as published.

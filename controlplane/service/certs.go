@@ -5,18 +5,16 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/certs/embedded"
 	"github.com/lienthong/lienthong/controlplane/auth"
+	"github.com/lienthong/lienthong/federation"
 )
 
 // Defaults of the certificate settings, used when the control plane is not
@@ -24,7 +22,7 @@ import (
 const (
 	// DefaultTrustDomain is the federation's SPIFFE trust domain: every
 	// system certificate names spiffe://<trust domain>/<class>/<member>/<system>.
-	DefaultTrustDomain = "lienthong.vn"
+	DefaultTrustDomain = federation.DefaultTrustDomain
 	// DefaultEnrollMinLevel is the lowest assessed security level that
 	// obtains a certificate: level 3 is what systems that read personal data
 	// (the population database above all) must have, and a certificate is
@@ -158,8 +156,9 @@ const enrollAction = "certificate.enroll"
 // either kind, and every refusal of the caller's rights, is written to the
 // admin trail, because auditors must see attempts, not only issuances.
 //
-// The caller must be platform-admin, or a member-admin or integrator of the
-// system's member (integrators run the gateways that renew).
+// The caller must be platform-admin, a member-admin or integrator of the
+// system's member, or the gateway itself renewing its own certificate
+// (known by the certificate it presents, see AuthenticateGateway).
 func (s *Service) Enroll(ctx context.Context, p auth.Principal, systemID string, csrPEM []byte) (*Enrolment, error) {
 	if s.authority == nil {
 		return nil, ErrNoAuthority
@@ -170,7 +169,7 @@ func (s *Service) Enroll(ctx context.Context, p auth.Principal, systemID string,
 			catalog.Invalid("enrolment", "id", "%v", err))
 	}
 	member := id.Member
-	if err := p.RequireRoleOf("enrol a certificate", member, catalog.RoleMemberAdmin, catalog.RoleIntegrator); err != nil {
+	if err := mayEnroll(p, id.String(), member); err != nil {
 		return nil, s.refuse(ctx, p, enrollAction, systemID, member, forbiddenReason(err), err)
 	}
 	sys, err := s.store.GetSystem(ctx, systemID)
@@ -220,6 +219,19 @@ func (s *Service) Enroll(ctx context.Context, p auth.Principal, systemID string,
 		ChainPEM:       string(issued.CertificatePEM()),
 		TrustBundlePEM: string(certs.EncodeCertificatesPEM(roots)),
 	}, nil
+}
+
+// mayEnroll says whether p may have a certificate signed for system: a
+// gateway renews its own certificate and no other system's; people need the
+// member-admin or integrator role of the system's member.
+func mayEnroll(p auth.Principal, system, member string) error {
+	if p.IsGateway() {
+		if system != p.System {
+			return fmt.Errorf("%w: enrol a certificate: gateway %s may renew only its own certificate, not one for %s", catalog.ErrForbidden, p.System, system)
+		}
+		return nil
+	}
+	return p.RequireRoleOf("enrol a certificate", member, catalog.RoleMemberAdmin, catalog.RoleIntegrator)
 }
 
 // RefuseEnrolment records an enrolment refused before it reached Enroll (a
@@ -447,120 +459,31 @@ func (s *Service) RevokeSystem(ctx context.Context, p auth.Principal, systemID, 
 	return &SystemRevocation{System: s.view(*after), RevokedCertificates: revoked}, nil
 }
 
-// Trust is what gateways pull to decide whom to accept: the roots to chain
-// peers to and what is revoked, at a catalog revision.
-type Trust struct {
-	// Revision is the catalog revision the revocation lists are at least as
-	// new as.
-	Revision int64 `json:"revision"`
-	// TrustDomain is the SPIFFE trust domain; enrolment clients need it to
-	// write their certificate request.
-	TrustDomain string `json:"trustDomain"`
-	// RootsPEM holds the trusted roots: one normally, two during a CA
-	// rotation.
-	RootsPEM string `json:"rootsPem"`
-	// RevokedSerials are the serials (certs.SerialHex) of revoked
-	// certificates that have not expired yet; expired ones fail on their own.
-	RevokedSerials []string `json:"revokedSerials"`
-	// RevokedSystems are the ids of revoked systems.
-	RevokedSystems []string `json:"revokedSystems"`
-	// ETag identifies this content (quoted, for the HTTP header): the
-	// revision and a digest of the rest, so an expired serial leaving the
-	// list or a root rotated inside Vault changes it too.
-	ETag string `json:"-"`
-}
-
-// trustCache keeps the revocation lists of the last revision seen: gateways
-// pull often and the catalog rarely changes, so the usual pull costs one
-// revision query instead of reading every certificate.
-type trustCache struct {
-	mu       sync.Mutex
-	valid    bool
-	revision int64
-	serials  []revokedSerial
-	systems  []string
-}
-
-type revokedSerial struct {
-	serial   string
-	notAfter time.Time
-}
-
-// Trust returns the trust configuration gateways pull. Any authenticated
-// caller may read it: it holds public certificates and serials only.
-func (s *Service) Trust(ctx context.Context) (*Trust, error) {
+// Trust returns the trust configuration gateways pull, from the current
+// snapshot. Any authenticated caller may read it: it holds public
+// certificates and serials only.
+func (s *Service) Trust(ctx context.Context) (*federation.Trust, error) {
 	if s.authority == nil {
 		return nil, ErrNoAuthority
 	}
-	// The revision is read before the lists, so the lists are at least as
-	// new as the revision the answer names.
-	rev, err := s.store.Revision(ctx)
+	snap, err := s.Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("trust: %w", err)
 	}
-	serials, systems, err := s.revocations(ctx, rev)
-	if err != nil {
-		return nil, fmt.Errorf("trust: %w", err)
+	return s.trustOf(ctx, snap)
+}
+
+// trustOf is the trust configuration of snap with the authority's current
+// roots, which live outside the catalog.
+func (s *Service) trustOf(ctx context.Context, snap *federation.Snapshot) (*federation.Trust, error) {
+	if s.authority == nil {
+		return nil, ErrNoAuthority
 	}
 	roots, err := s.authority.TrustBundle(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("trust bundle: %w: %w", ErrAuthorityFailed, err)
 	}
-	now := s.Now()
-	t := &Trust{
-		Revision:       rev,
-		TrustDomain:    s.TrustDomain(),
-		RootsPEM:       string(certs.EncodeCertificatesPEM(roots)),
-		RevokedSerials: []string{},
-		RevokedSystems: systems,
-	}
-	for _, r := range serials {
-		if now.Before(r.notAfter) {
-			t.RevokedSerials = append(t.RevokedSerials, r.serial)
-		}
-	}
-	body, err := json.Marshal(t)
-	if err != nil {
-		return nil, fmt.Errorf("trust: %w", err)
-	}
-	sum := sha256.Sum256(body)
-	t.ETag = fmt.Sprintf(`"%d-%s"`, rev, hex.EncodeToString(sum[:8]))
-	return t, nil
-}
-
-// revocations returns the revoked certificates and systems, from the cache
-// when the catalog is still at rev.
-func (s *Service) revocations(ctx context.Context, rev int64) ([]revokedSerial, []string, error) {
-	c := &s.trustCache
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.valid && c.revision == rev {
-		return c.serials, slices.Clone(c.systems), nil
-	}
-	cs, err := s.store.ListCertificates(ctx, catalog.CertificateFilter{})
-	if err != nil {
-		return nil, nil, err
-	}
-	serials := []revokedSerial{}
-	for _, cert := range cs {
-		if cert.RevokedAt != nil {
-			serials = append(serials, revokedSerial{serial: cert.Serial, notAfter: cert.NotAfter})
-		}
-	}
-	slices.SortFunc(serials, func(a, b revokedSerial) int { return strings.Compare(a.serial, b.serial) })
-	ss, err := s.store.ListSystems(ctx, catalog.SystemFilter{})
-	if err != nil {
-		return nil, nil, err
-	}
-	systems := []string{}
-	for _, sys := range ss {
-		if sys.RevokedAt != nil {
-			systems = append(systems, sys.ID)
-		}
-	}
-	slices.Sort(systems)
-	c.valid, c.revision, c.serials, c.systems = true, rev, serials, systems
-	return serials, slices.Clone(systems), nil
+	return snap.Trust(s.TrustDomain(), string(certs.EncodeCertificatesPEM(roots)), s.Now())
 }
 
 // RootInfo describes one trusted root for people: which it is and until when.

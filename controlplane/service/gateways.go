@@ -2,20 +2,14 @@ package service
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
-	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auth"
+	"github.com/lienthong/lienthong/federation"
 )
 
 // RegisterGateway records where a member's gateway accepts peers and which of
@@ -69,129 +63,67 @@ func (s *Service) Gateways(ctx context.Context) ([]catalog.Gateway, error) {
 	return s.store.ListGateways(ctx)
 }
 
-// GatewayConfig is what every gateway pulls: where the peers are, which
-// datasets exist (with the digest of their document, to fetch when it
-// changes), and whom to trust and refuse. The control plane signs it, so a
-// gateway acts only on configuration its operator issued.
-type GatewayConfig struct {
-	Revision int64     `json:"revision"`
-	IssuedAt time.Time `json:"issuedAt"`
-	// Content is the digest of the configuration without IssuedAt and
-	// Content, and its ETag: signed with the body, it is what a gateway
-	// asks If-None-Match with and what a not-modified statement names.
-	Content string `json:"content"`
-	// Gateways are the registered gateways of all members.
-	Gateways []catalog.Gateway `json:"gateways"`
-	// Datasets are the latest versions, without documents or fields.
-	Datasets []GatewayDataset `json:"datasets"`
-	// Trust holds the roots and the revoked serials and systems.
-	Trust *Trust `json:"trust"`
-}
-
-// GatewayDataset is a dataset as gateways need to know it.
-type GatewayDataset struct {
-	Provider     string `json:"provider"`
-	Code         string `json:"code"`
-	Version      int    `json:"version"`
-	Digest       string `json:"digest"`
-	RecordSchema string `json:"recordSchema"`
-}
-
-// RequireGateway allows what a gateway's token does: pull configuration and
-// policy. Those carry every grant of the federation (who may read what), so
-// integrators, approvers and auditors read grants through the scoped
+// requireGateway allows what a gateway does: pull its member's configuration
+// and policy. A gateway known by its certificate (catalog.RoleGateway) and
+// its member's admin get the member's share; the platform operator any.
+// Integrators, approvers and auditors read grants through the scoped
 // listings instead.
-func RequireGateway(p auth.Principal, action string) error {
-	if p.IsPlatformAdmin() {
+func requireGateway(p auth.Principal, action string) error {
+	if p.IsPlatformAdmin() || p.IsGateway() {
 		return nil
 	}
 	return p.RequireMemberAdmin(action, p.Member)
 }
 
-// SignedGatewayConfig is the gateway configuration as served: the signed
-// body, or, when the gateway already holds the current content, a signed
-// statement that its copy is still current. Gateways poll every few seconds;
-// the statement spares them downloading, parsing and storing an unchanged
-// configuration while it still renews their freshness, which is what keeps
-// them answering (a gateway past its staleness limit denies).
-type SignedGatewayConfig struct {
-	// Body is the configuration as JSON (empty when NotModified).
-	Body []byte
-	// Signature is "<key id>.<base64url signature over SHA-256(message)>",
-	// made with the policy bundle key, so gateways need one verification
-	// key. The message is Body, or FreshnessMessage(ETag, FreshAt) when
-	// NotModified.
-	Signature string
-	// ETag names the content apart from its issue time (ETag of
-	// GatewayConfig.Content). A client takes it from the signed body, not
-	// from this header value.
-	ETag string
-	// NotModified says the ETag asked for is current; FreshAt is when.
-	NotModified bool
-	FreshAt     time.Time
+// RequireOwnDataset refuses a gateway a dataset document of another member:
+// it serves only its own member's datasets. People read the catalog whole.
+func RequireOwnDataset(p auth.Principal, provider string) error {
+	if p.IsGateway() && memberOf(provider) != p.Member {
+		return fmt.Errorf("%w: gateway %s serves member %s and may not read documents of %s", catalog.ErrForbidden, p.System, p.Member, provider)
+	}
+	return nil
 }
 
-// ETag is the HTTP entity tag of a configuration with the given content
-// digest (GatewayConfig.Content).
-func ETag(content string) string { return `"` + content + `"` }
-
-// FreshnessMessage is what a not-modified answer signs: that the
-// configuration named by etag is current at time at. Its prefix keeps it from
-// ever being read as a configuration body.
-func FreshnessMessage(etag string, at time.Time) []byte {
-	return []byte("lienthong gateway-config current\n" + etag + "\n" + at.UTC().Format(time.RFC3339Nano))
+// shareOf is the member whose share p may pull: its own, whatever it asks
+// for, unless it is the platform operator, who gets what it asks for (""
+// meaning the whole federation). Asking for another member's share is
+// refused rather than silently narrowed.
+func shareOf(p auth.Principal, action, member string) (string, error) {
+	if err := requireGateway(p, action); err != nil {
+		return "", err
+	}
+	if p.IsPlatformAdmin() {
+		return member, nil
+	}
+	if member != "" && member != p.Member {
+		return "", fmt.Errorf("%w: %s: %s acts for member %s, not for %s", catalog.ErrForbidden, action, p.Actor(), p.Member, member)
+	}
+	return p.Member, nil
 }
 
-// GatewayConfig returns the gateway configuration, or, when ifNoneMatch names
-// its current content, a signed statement that it is current.
-func (s *Service) GatewayConfig(ctx context.Context, ifNoneMatch string) (*SignedGatewayConfig, error) {
+// GatewayConfig returns the configuration of member's gateway, signed, or,
+// when ifNoneMatch names its current content, a signed statement that it is
+// current. The caller gets its own member's share (see shareOf); it and the
+// policy bundles come from the same snapshot of the catalog.
+func (s *Service) GatewayConfig(ctx context.Context, p auth.Principal, member, ifNoneMatch string) (*federation.Signed, error) {
+	member, err := shareOf(p, "pull the gateway configuration", member)
+	if err != nil {
+		return nil, err
+	}
 	if s.bundleKey == nil {
 		return nil, errNoBundles
 	}
-	rev, err := s.store.Revision(ctx)
+	snap, err := s.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	gws, err := s.store.ListGateways(ctx)
+	trust, err := s.trustOf(ctx, snap)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := s.store.ListDatasets(ctx, catalog.DatasetFilter{})
+	cfg, err := snap.Config(member, trust)
 	if err != nil {
 		return nil, err
 	}
-	trust, err := s.Trust(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cfg := GatewayConfig{Revision: rev, Gateways: gws, Datasets: make([]GatewayDataset, len(ds)), Trust: trust}
-	for i, d := range ds {
-		cfg.Datasets[i] = GatewayDataset{Provider: d.System, Code: d.Code, Version: d.Version, Digest: d.Digest, RecordSchema: d.RecordSchema}
-	}
-	// The content without its issue time names the configuration.
-	content, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
-	}
-	sum := sha256.Sum256(content)
-	cfg.Content = hex.EncodeToString(sum[:16])
-	out := &SignedGatewayConfig{ETag: ETag(cfg.Content), FreshAt: s.Now()}
-	var msg []byte
-	if ifNoneMatch != "" && ifNoneMatch == out.ETag {
-		out.NotModified = true
-		msg = FreshnessMessage(out.ETag, out.FreshAt)
-	} else {
-		cfg.IssuedAt = out.FreshAt
-		if out.Body, err = json.Marshal(cfg); err != nil {
-			return nil, fmt.Errorf("gateway config: %w", err)
-		}
-		msg = out.Body
-	}
-	digest := sha256.Sum256(msg)
-	sig, err := s.bundleKey.Key.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("sign gateway config: %w", err)
-	}
-	out.Signature = s.bundleKey.KeyID + "." + base64.RawURLEncoding.EncodeToString(sig)
-	return out, nil
+	return federation.Issue(cfg, ifNoneMatch, s.Now(), s.bundleKey.KeyID, s.bundleKey.Key)
 }

@@ -29,23 +29,17 @@ func (s *Service) PolicyBundle(ctx context.Context) (*bundles.Bundle, error) {
 	return s.bundles.Current(ctx)
 }
 
-// PolicyBundleFor returns the bundle the caller may pull (RequireGateway): a
-// member's gateway token gets its member's share (bundles.ForMember); the
-// operator gets the whole bundle, or a member's share when member is given.
+// PolicyBundleFor returns the bundle the caller may pull: a gateway (by its
+// certificate) or its member's admin gets its member's share
+// (bundles.ForMember) and is refused any other member's; the operator gets
+// the whole bundle, or a member's share when member is given.
 func (s *Service) PolicyBundleFor(ctx context.Context, p auth.Principal, member string) (*bundles.Bundle, error) {
-	if err := RequireGateway(p, "pull the policy bundle"); err != nil {
+	member, err := shareOf(p, "pull the policy bundle", member)
+	if err != nil {
 		return nil, err
 	}
 	if s.bundles == nil {
 		return nil, errNoBundles
-	}
-	if !p.IsPlatformAdmin() {
-		if member != "" {
-			if err := p.RequireMemberAdmin("pull the policy bundle", member); err != nil {
-				return nil, err
-			}
-		}
-		member = p.Member
 	}
 	if member == "" {
 		return s.bundles.Current(ctx)

@@ -36,7 +36,10 @@ type Service struct {
 	trustDomain string
 	certTTL     time.Duration
 	enrollMin   int
-	trustCache  trustCache
+
+	// snapshots caches the federation snapshot of the latest revision
+	// (snapshot.go).
+	snapshots snapshotCache
 }
 
 // Option configures a Service.
@@ -52,7 +55,7 @@ func New(store catalog.Store, opts ...Option) *Service {
 		o(s)
 	}
 	if s.bundleKey != nil {
-		s.bundles = bundles.NewBuilder(store, *s.bundleKey, s.Now)
+		s.bundles = bundles.NewBuilder(s.Snapshot, *s.bundleKey, s.Now)
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/lienthong/lienthong/catalog"
 )
 
 // Validator checks backend records against the record schema of a dataset,
@@ -19,22 +20,18 @@ type Validator struct {
 	opts   []openapi3.SchemaValidationOption
 }
 
-// NewValidator loads doc, a dataset's OpenAPI 3.0 or 3.1 document in YAML or
-// JSON, with kin-openapi (external references are never followed) and
-// prepares validation against components.schemas[recordSchema] with
+// NewValidator reads doc, a dataset's OpenAPI 3.0 or 3.1 document in YAML or
+// JSON, with the catalog's parser (catalog.ParseOpenAPI: external references
+// are never followed) and prepares validation against components.schemas[recordSchema] with
 // kin-openapi's Schema.VisitJSON: OpenAPI 3.0 schemas with its built-in
 // validator, OpenAPI 3.1 schemas as JSON Schema 2020-12 (see
 // uses2020Keywords for how that stays fast).
 func NewValidator(doc []byte, recordSchema string) (*Validator, error) {
-	loader := &openapi3.Loader{Context: context.Background(), IsExternalRefsAllowed: false}
-	t, err := loader.LoadFromData(doc)
+	// The catalog's parser, which also validates: VisitJSON's behaviour is
+	// undefined on a schema that did not pass Validate.
+	t, err := catalog.ParseOpenAPI(context.Background(), doc)
 	if err != nil {
-		return nil, fmt.Errorf("projection: loading the dataset document: %w", err)
-	}
-	// VisitJSON's behaviour is undefined on a schema that did not pass
-	// Validate, so a document that does not is refused here.
-	if err := t.Validate(loader.Context); err != nil {
-		return nil, fmt.Errorf("projection: the dataset document is not valid OpenAPI: %w", err)
+		return nil, fmt.Errorf("projection: %w", err)
 	}
 	if t.Components == nil || t.Components.Schemas[recordSchema] == nil || t.Components.Schemas[recordSchema].Value == nil {
 		return nil, fmt.Errorf("projection: the dataset document has no schema %q in components.schemas", recordSchema)
