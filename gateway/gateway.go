@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,14 +28,11 @@ import (
 
 // Gateway is one agency's gateway.
 type Gateway struct {
-	cfg     *Config
-	log     *slog.Logger
-	cp      *pull.Client
-	sync    *syncer
-	rotator *certs.Rotator
-	// identity is the rotator once made, read by the control-plane client's
-	// handshakes (which start before it exists).
-	identity atomic.Pointer[certs.Rotator]
+	cfg      *Config
+	log      *slog.Logger
+	cp       *pull.Client
+	sync     *syncer
+	rotator  *certs.Rotator
 	sink     audit.Sink
 	adapters map[string]adapters.Adapter
 	pools    []*pgxpool.Pool
@@ -70,15 +66,24 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: log, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{}}
-	// The gateway holds no token: the control plane knows it by the
-	// certificate it presents, the one in force (renewed by the rotator).
-	g.cp, err = controlPlaneClient(cfg, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		if r := g.identity.Load(); r != nil {
-			return r.Current(), nil
-		}
-		return initial, nil
+	// The certificate first: it is the gateway's only credential, towards
+	// peers and towards the control plane alike (it holds no token).
+	g.rotator, err = certs.NewRotator(ctx, certs.RotatorConfig{
+		Initial: initial,
+		Renew:   renewer(cfg, func() *pull.Client { return g.cp }, func() string { return trustDomainOf(g.sync.current.Load()) }),
+		OnRenew: func(leaf *x509.Certificate) {
+			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
+			g.retireConnections(ctx)
+			g.cp.CloseIdleConnections()
+		},
+		OnError: func(err error, retryIn time.Duration) {
+			log.Warn("gateway certificate renewal failed", "error", err.Error(), "retry_in", retryIn)
+		},
 	})
 	if err != nil {
+		return nil, fmt.Errorf("gateway: identity: %w", err)
+	}
+	if g.cp, err = controlPlaneClient(cfg, g.rotator.GetClientCertificate); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -115,22 +120,6 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		}
 		log.Warn("control plane unreachable; serving the stored configuration until it is stale", "error", err.Error())
 	}
-	g.rotator, err = certs.NewRotator(ctx, certs.RotatorConfig{
-		Initial: initial,
-		Renew:   renewer(cfg, g.cp, func() string { return trustDomainOf(g.sync.current.Load()) }),
-		OnRenew: func(leaf *x509.Certificate) {
-			log.Info("gateway certificate renewed", "serial", certs.SerialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
-			g.retireConnections(ctx)
-			g.cp.CloseIdleConnections()
-		},
-		OnError: func(err error, retryIn time.Duration) {
-			log.Warn("gateway certificate renewal failed", "error", err.Error(), "retry_in", retryIn)
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gateway: identity: %w", err)
-	}
-	g.identity.Store(g.rotator)
 	for ref, b := range cfg.Backends {
 		a, err := g.openBackend(ctx, b)
 		if err != nil {

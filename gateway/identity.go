@@ -31,8 +31,9 @@ func loadIdentity(cfg *Config) (*tls.Certificate, error) {
 // renewer returns the Rotator's renewal function: a new key made here (it
 // never leaves the machine), a CSR to the control plane, which signs only
 // while the gateway system's assessment is current, and the files on disk
-// replaced so a restart starts from the newest certificate.
-func renewer(cfg *Config, cp *pull.Client, trustDomain func() string) func(context.Context) (tls.Certificate, error) {
+// replaced so a restart starts from the newest certificate. The request
+// travels on cp(), authenticated by the certificate being renewed.
+func renewer(cfg *Config, cp func() *pull.Client, trustDomain func() string) func(context.Context) (tls.Certificate, error) {
 	return func(ctx context.Context) (tls.Certificate, error) {
 		id, err := catalog.ParseSystemID(cfg.System)
 		if err != nil {
@@ -42,7 +43,7 @@ func renewer(cfg *Config, cp *pull.Client, trustDomain func() string) func(conte
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
 		}
-		enr, err := cp.Renew(ctx, cfg.System, csrPEM)
+		enr, err := cp().Renew(ctx, cfg.System, csrPEM)
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
 		}
