@@ -91,6 +91,8 @@ type Model struct {
 	trustPEM    string
 	sites       map[string]Site
 	gateways    map[string]catalog.Gateway
+	// gatewayIDs are the SPIFFE ids of the gateways, sorted.
+	gatewayIDs []string
 	// provided lists each member's datasets.
 	provided map[string][]routeKey
 	// grants holds the grants in force by id; outbound counts them per
@@ -114,7 +116,11 @@ func NewModel(in Input) *Model {
 	}
 	for _, g := range in.Gateways {
 		m.gateways[g.Member] = g
+		if id, err := catalog.ParseSystemID(g.System); err == nil {
+			m.gatewayIDs = append(m.gatewayIDs, id.SPIFFE(m.trustDomain))
+		}
 	}
+	slices.Sort(m.gatewayIDs)
 	for _, d := range in.Datasets {
 		mem := memberOf(d.System)
 		m.provided[mem] = append(m.provided[mem], routeKey{d.System, d.Code})
@@ -204,7 +210,7 @@ func (m *Model) Edge(member string) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge %s: gateway system: %w", member, err)
 	}
-	in, err := m.inbound(member, gw, site)
+	in, err := m.inbound(member, gw, sysID.SPIFFE(m.trustDomain), site)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +253,7 @@ type side struct {
 
 // inbound is the provider side: peer gateways call the member's datasets;
 // ext_authz decides, the backend answers, ext_proc filters the answer.
-func (m *Model) inbound(member string, gw catalog.Gateway, site Site) (side, error) {
+func (m *Model) inbound(member string, gw catalog.Gateway, ownID string, site Site) (side, error) {
 	_, port, err := splitAddress(gw.Address)
 	if err != nil {
 		return side{}, fmt.Errorf("edge %s: registered gateway address: %w", member, err)
@@ -255,7 +261,7 @@ func (m *Model) inbound(member string, gw catalog.Gateway, site Site) (side, err
 	var s side
 	s.listener = Listener{
 		Name: InboundListener, Address: "0.0.0.0", Port: port,
-		TLS:        DownstreamTLS{CertificateSecret: EdgeCertificate, TrustSecret: TrustBundle, PeerSPIFFE: m.peerGateways(member)},
+		TLS:        DownstreamTLS{CertificateSecret: EdgeCertificate, TrustSecret: TrustBundle, PeerSPIFFE: m.peerGateways(ownID)},
 		RouteTable: InboundRoutes,
 		ExtAuthz:   ExtAuthz{Cluster: GatewayCluster, IncludePeerCertificate: true},
 		ExtProc:    &ExtProc{Cluster: GatewayCluster, ForwardNamespaces: []string{ExtAuthzNamespace}},
@@ -342,17 +348,13 @@ func datasetRoutes(k routeKey, cluster string) []Route {
 
 // peerGateways are the SPIFFE ids of every other member's registered
 // gateway: the only callers the inbound door admits.
-func (m *Model) peerGateways(member string) []string {
-	out := make([]string, 0, len(m.gateways))
-	for mem, gw := range m.gateways {
-		if mem == member {
-			continue
-		}
-		if id, err := catalog.ParseSystemID(gw.System); err == nil {
-			out = append(out, id.SPIFFE(m.trustDomain))
+func (m *Model) peerGateways(own string) []string {
+	out := make([]string, 0, len(m.gatewayIDs))
+	for _, id := range m.gatewayIDs {
+		if id != own {
+			out = append(out, id)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 

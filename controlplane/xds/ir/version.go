@@ -1,8 +1,7 @@
 package ir
 
 import (
-	"hash"
-	"hash/fnv"
+	"github.com/cespare/xxhash/v2"
 	"strconv"
 )
 
@@ -14,58 +13,60 @@ type Versions struct {
 	Listeners, Routes, Clusters, Secrets string
 }
 
-// Versions hashes the edge's parts (FNV-1a, 64 bits, over every field).
+// Versions hashes the edge's parts (xxHash64 over every field).
 func (e *Edge) Versions() Versions {
 	var v Versions
-	h := fnv.New64a()
+	h := &hasher{}
 	for _, l := range e.Listeners {
-		w(h, l.Name, l.Address, u(l.Port), l.RouteTable, l.TLS.CertificateSecret, l.TLS.TrustSecret, l.TLS.PeerSPIFFEPrefix)
-		w(h, l.TLS.PeerSPIFFE...)
-		w(h, l.ExtAuthz.Cluster, strconv.FormatBool(l.ExtAuthz.IncludePeerCertificate))
-		w(h, l.ExtAuthz.DisallowedHeaders...)
+		h.w(l.Name, l.Address, u(l.Port), l.RouteTable, l.TLS.CertificateSecret, l.TLS.TrustSecret, l.TLS.PeerSPIFFEPrefix)
+		h.w(l.TLS.PeerSPIFFE...)
+		h.w(l.ExtAuthz.Cluster, strconv.FormatBool(l.ExtAuthz.IncludePeerCertificate))
+		h.w(l.ExtAuthz.DisallowedHeaders...)
 		if l.ExtProc != nil {
-			w(h, "ext_proc", l.ExtProc.Cluster)
-			w(h, l.ExtProc.ForwardNamespaces...)
+			h.w("ext_proc", l.ExtProc.Cluster)
+			h.w(l.ExtProc.ForwardNamespaces...)
 		}
 	}
-	v.Listeners = sum(h)
+	v.Listeners = h.sum()
 	for _, r := range e.Routes {
-		w(h, r.Name)
-		w(h, r.RemoveRequestHeaders...)
+		h.w(r.Name)
+		h.w(r.RemoveRequestHeaders...)
 		for _, rt := range r.Routes {
-			w(h, rt.Name, rt.Prefix, rt.Cluster, rt.Provider, rt.Dataset)
+			h.w(rt.Name, rt.Prefix, rt.Cluster, rt.Provider, rt.Dataset)
 		}
 	}
-	v.Routes = sum(h)
+	v.Routes = h.sum()
 	for _, c := range e.Clusters {
-		w(h, c.Name, c.Host, u(c.Port), strconv.FormatBool(c.HTTP2), c.Upstream.CertificateSecret, c.Upstream.TrustSecret, c.Upstream.PeerSPIFFE)
+		h.w(c.Name, c.Host, u(c.Port), strconv.FormatBool(c.HTTP2), c.Upstream.CertificateSecret, c.Upstream.TrustSecret, c.Upstream.PeerSPIFFE)
 	}
-	v.Clusters = sum(h)
+	v.Clusters = h.sum()
 	for _, s := range e.Secrets {
-		w(h, s.Name, s.TrustPEM)
+		h.w(s.Name, s.TrustPEM)
 		if s.Certificate != nil {
-			w(h, s.Certificate.Dir, s.Certificate.CertFile, s.Certificate.KeyFile)
+			h.w(s.Certificate.Dir, s.Certificate.CertFile, s.Certificate.KeyFile)
 		}
 	}
-	v.Secrets = sum(h)
+	v.Secrets = h.sum()
 	return v
 }
 
-// w writes each string with its length, so that field boundaries count.
-func w(h hash.Hash64, ss ...string) {
-	var n [8]byte
+// hasher collects fields into one buffer and hashes it at sum.
+type hasher struct{ buf []byte }
+
+// w appends each string with its length, so that field boundaries count.
+func (h *hasher) w(ss ...string) {
 	for _, s := range ss {
-		h.Write(strconv.AppendInt(n[:0], int64(len(s)), 10))
-		h.Write([]byte{0})
-		h.Write([]byte(s))
+		h.buf = strconv.AppendInt(h.buf, int64(len(s)), 10)
+		h.buf = append(h.buf, 0)
+		h.buf = append(h.buf, s...)
 	}
-	h.Write([]byte{1})
+	h.buf = append(h.buf, 1)
 }
 
 func u(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 
-func sum(h hash.Hash64) string {
-	s := strconv.FormatUint(h.Sum64(), 16)
-	h.Reset()
-	return s
+func (h *hasher) sum() string {
+	sum := xxhash.Sum64(h.buf)
+	h.buf = h.buf[:0]
+	return strconv.FormatUint(sum, 16)
 }

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -133,30 +134,74 @@ func exactList(values []string) *matcherv3.ListStringMatcher {
 	return l
 }
 
-func routeTable(t *ir.RouteTable) (*routev3.RouteConfiguration, error) {
-	vh := &routev3.VirtualHost{Name: t.Name, Domains: []string{"*"}}
-	for _, r := range t.Routes {
-		ctx, err := pack(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
-			ContextExtensions: map[string]string{"provider": r.Provider, "dataset": r.Dataset},
-		}}})
+// routeTable assembles a route configuration from routes made once per
+// distinct IR route: a peer dataset's route is the same on every consumer
+// edge. Each route was validated when made; the configuration around them
+// is validated as a whole.
+func (t *Translator) routeTable(rt *ir.RouteTable) (*routev3.RouteConfiguration, error) {
+	vh := &routev3.VirtualHost{Name: rt.Name, Domains: []string{"*"}, Routes: make([]*routev3.Route, 0, len(rt.Routes))}
+	for _, r := range rt.Routes {
+		xr, err := t.route(r)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("route %s: %w", r.Name, err)
 		}
-		vh.Routes = append(vh.Routes, &routev3.Route{
-			Name:  r.Name,
-			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: r.Prefix}},
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: r.Cluster},
-			}},
-			TypedPerFilterConfig: map[string]*anypb.Any{extAuthzName: ctx},
-		})
+		vh.Routes = append(vh.Routes, xr)
 	}
-	return validate(&routev3.RouteConfiguration{
-		Name:                     t.Name,
+	// The routes were validated one by one when made; validating them again
+	// inside every configuration that shares them would only repeat it.
+	// So the configuration is validated around an empty virtual host, then
+	// given its routes.
+	routes := vh.Routes
+	vh.Routes = nil
+	rc, err := validate(&routev3.RouteConfiguration{
+		Name:                     rt.Name,
 		VirtualHosts:             []*routev3.VirtualHost{vh},
-		RequestHeadersToRemove:   t.RemoveRequestHeaders,
+		RequestHeadersToRemove:   rt.RemoveRequestHeaders,
 		ValidateClusters:         wrapperspb.Bool(false),
 		IgnorePortInHostMatching: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	vh.Routes = routes
+	return rc, nil
+}
+
+func (t *Translator) route(r ir.Route) (*routev3.Route, error) {
+	t.mu.Lock()
+	got, ok := t.routes[r]
+	t.mu.Unlock()
+	if ok {
+		return got, nil
+	}
+	xr, err := newRoute(r)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if len(t.routes) >= maxCached {
+		clear(t.routes)
+	}
+	t.routes[r] = xr
+	t.mu.Unlock()
+	return xr, nil
+}
+
+func newRoute(r ir.Route) (*routev3.Route, error) {
+	// The dataset the route addresses goes to ext_authz as context.
+	ctx, err := pack(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
+		ContextExtensions: map[string]string{"provider": r.Provider, "dataset": r.Dataset},
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	return validate(&routev3.Route{
+		Name:  r.Name,
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: r.Prefix}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: r.Cluster},
+		}},
+		TypedPerFilterConfig: map[string]*anypb.Any{extAuthzName: ctx},
 	})
 }
 

@@ -45,6 +45,7 @@ type Resources struct {
 type Translator struct {
 	mu       sync.Mutex
 	clusters map[ir.Cluster]*clusterv3.Cluster
+	routes   map[ir.Route]*routev3.Route
 	trust    map[string]*tlsv3.Secret
 }
 
@@ -53,7 +54,7 @@ const maxCached = 100_000
 
 // New returns an empty Translator.
 func New() *Translator {
-	return &Translator{clusters: map[ir.Cluster]*clusterv3.Cluster{}, trust: map[string]*tlsv3.Secret{}}
+	return &Translator{clusters: map[ir.Cluster]*clusterv3.Cluster{}, routes: map[ir.Route]*routev3.Route{}, trust: map[string]*tlsv3.Secret{}}
 }
 
 // Edge translates one edge.
@@ -67,7 +68,7 @@ func (t *Translator) Edge(e *ir.Edge) (*Resources, error) {
 		r.Listeners = append(r.Listeners, l)
 	}
 	for i := range e.Routes {
-		rc, err := routeTable(&e.Routes[i])
+		rc, err := t.routeTable(&e.Routes[i])
 		if err != nil {
 			return nil, fmt.Errorf("edge %s: routes %s: %w", e.NodeID, e.Routes[i].Name, err)
 		}
