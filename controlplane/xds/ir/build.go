@@ -84,8 +84,8 @@ type grantEdge struct {
 }
 
 // Model indexes an Input so that one edge is built from its own share and
-// a grant change touches only the member it routes for. It is not safe for
-// concurrent use.
+// a grant change touches only the member it routes for. Edge may be called
+// from several goroutines at once; PutGrant must not run at the same time.
 type Model struct {
 	trustDomain string
 	trustPEM    string
@@ -99,7 +99,10 @@ type Model struct {
 	// consumer member and provider dataset.
 	grants   map[string]grantEdge
 	outbound map[string]map[routeKey]int
-	now      time.Time
+	// peerRoutes holds the outbound routes of each provider dataset some
+	// grant covers, made once: they are the same on every consumer edge.
+	peerRoutes map[routeKey][]Route
+	now        time.Time
 }
 
 // NewModel indexes in.
@@ -112,6 +115,7 @@ func NewModel(in Input) *Model {
 		provided:    map[string][]routeKey{},
 		grants:      make(map[string]grantEdge, len(in.Grants)),
 		outbound:    map[string]map[routeKey]int{},
+		peerRoutes:  map[routeKey][]Route{},
 		now:         in.Now,
 	}
 	for _, g := range in.Gateways {
@@ -170,6 +174,9 @@ func (m *Model) PutGrant(g *catalog.Grant) []string {
 		m.outbound[e.consumerMember] = per
 	}
 	per[e.key]++
+	if _, ok := m.peerRoutes[e.key]; !ok {
+		m.peerRoutes[e.key] = datasetRoutes(e.key, "peer/"+memberOf(e.key.provider))
+	}
 	if per[e.key] == 1 && !slices.Contains(affected, e.consumerMember) {
 		affected = append(affected, e.consumerMember)
 	}
@@ -331,7 +338,7 @@ func (m *Model) outboundSide(member string, sysID catalog.SystemID, site Site) (
 			}
 			s.clusters = append(s.clusters, c)
 		}
-		s.routes.Routes = append(s.routes.Routes, datasetRoutes(k, name)...)
+		s.routes.Routes = append(s.routes.Routes, m.peerRoutes[k]...)
 	}
 	return s, nil
 }

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -92,45 +94,85 @@ func (s *Server) Sync(ctx context.Context, m *ir.Model) ([]string, error) {
 }
 
 // Update rebuilds the edges of the given members only (those a grant
-// change affected) and publishes those whose content changed.
+// change affected) and publishes those whose content changed. Edges are
+// built and translated on every core; snapshots are set in member order.
 func (s *Server) Update(ctx context.Context, m *ir.Model, members []string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	built := make([]builtEdge, len(members))
+	workers := min(runtime.GOMAXPROCS(0), len(members))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(members) {
+					return
+				}
+				built[i] = s.build(m, members[i])
+			}
+		}()
+	}
+	wg.Wait()
+
 	var changed []string
 	var errs []error
-	for _, member := range members {
-		e, err := m.Edge(member)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if e == nil {
+	for i, b := range built {
+		member := members[i]
+		switch {
+		case b.err != nil:
+			// The node keeps its previous snapshot: a bad edge must not
+			// take down a working one.
+			errs = append(errs, b.err)
+		case b.gone:
 			if _, ok := s.versions[member]; ok {
 				delete(s.versions, member)
 				s.cache.ClearSnapshot(member)
 				changed = append(changed, member)
 			}
-			continue
+		case b.snap != nil:
+			if err := s.cache.SetSnapshot(ctx, member, b.snap); err != nil {
+				errs = append(errs, fmt.Errorf("edge %s: %w", member, err))
+				continue
+			}
+			s.versions[member] = b.versions
+			changed = append(changed, member)
 		}
-		v := e.Versions()
-		if old, ok := s.versions[e.NodeID]; ok && old == v {
-			continue
-		}
-		snap, err := s.translator.Snapshot(e)
-		if err != nil {
-			// The node keeps its previous snapshot: a bad edge must not
-			// take down a working one.
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.cache.SetSnapshot(ctx, e.NodeID, snap); err != nil {
-			errs = append(errs, fmt.Errorf("edge %s: %w", e.NodeID, err))
-			continue
-		}
-		s.versions[e.NodeID] = v
-		changed = append(changed, e.NodeID)
 	}
 	return changed, errors.Join(errs...)
+}
+
+// builtEdge is one member's result: a snapshot to set, nothing to do
+// (same versions), no edge any more, or an error.
+type builtEdge struct {
+	snap     *cache.Snapshot
+	versions ir.Versions
+	gone     bool
+	err      error
+}
+
+// build makes one member's snapshot if its content changed. It reads
+// s.versions, which only Update (holding s.mu) writes, after the workers end.
+func (s *Server) build(m *ir.Model, member string) builtEdge {
+	e, err := m.Edge(member)
+	if err != nil {
+		return builtEdge{err: err}
+	}
+	if e == nil {
+		return builtEdge{gone: true}
+	}
+	v := e.Versions()
+	if old, ok := s.versions[e.NodeID]; ok && old == v {
+		return builtEdge{}
+	}
+	snap, err := s.translator.Snapshot(e)
+	if err != nil {
+		return builtEdge{err: err}
+	}
+	return builtEdge{snap: snap, versions: v}
 }
 
 // Snapshot returns the snapshot the cache holds for a node, for tests and
