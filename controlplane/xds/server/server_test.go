@@ -173,7 +173,11 @@ type adsClient struct {
 
 func (f *fixture) dial(t *testing.T, system, node string) *adsClient {
 	t.Helper()
-	cert := f.pki.issue(t, system)
+	return f.dialWith(t, f.pki.issue(t, system), node)
+}
+
+func (f *fixture) dialWith(t *testing.T, cert tls.Certificate, node string) *adsClient {
+	t.Helper()
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		Certificates:       []tls.Certificate{cert},
@@ -515,4 +519,69 @@ func TestNodeGetsOnlyItsMembersEdge(t *testing.T) {
 	if err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
+}
+
+// TestRevokedOrForeignNodeRefused: a revoked certificate loses the next
+// connection, and a certificate of the right CA but another trust domain
+// names no member of this federation.
+func TestRevokedOrForeignNodeRefused(t *testing.T) {
+	f := start(t)
+	cert := f.pki.issue(t, "VN:GOV:000.00.00.G14:GW")
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.try(t, cert, consumer); err != nil {
+		t.Fatalf("before the revocation: %v", err)
+	}
+	if err := f.pki.trust.Update(f.pki.roots, []string{certs.SerialHex(leaf.SerialNumber)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.try(t, cert, consumer); err == nil {
+		t.Fatal("a revoked certificate was served")
+	}
+
+	id, _ := catalog.ParseSystemID("VN:GOV:000.00.00.G14:GW")
+	keyPEM, csrPEM, err := certs.GenerateKeyAndCSR(id, "other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := f.pki.ca.Sign(context.Background(), certs.SignRequest{CSR: csrPEM, System: id, TrustDomain: "other.example", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := tls.X509KeyPair(iss.CertificatePEM(), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.try(t, foreign, consumer)
+	if err == nil {
+		t.Fatal("a certificate of another trust domain was served")
+	}
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("refusal %v, want PermissionDenied", err)
+	}
+}
+
+// try opens a stream with cert, asks for clusters as node, and returns the
+// first error on the way (nil when an answer arrives).
+func (f *fixture) try(t *testing.T, cert tls.Certificate, node string) error {
+	t.Helper()
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true} // the server's identity is not what this checks
+	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ClusterType, Node: &corev3.Node{Id: node}}); err != nil {
+		return err
+	}
+	_, err = s.Recv()
+	return err
 }

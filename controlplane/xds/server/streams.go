@@ -206,26 +206,41 @@ func shortType(typeURL string) string { return typeURL[strings.LastIndex(typeURL
 
 // The go-control-plane callbacks.
 
+// OnStreamOpen authorises a state-of-the-world stream by its TLS peer.
 func (s *streams) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	return s.opened(ctx, id)
 }
+
+// OnStreamClosed forgets the stream.
 func (s *streams) OnStreamClosed(id int64, _ *corev3.Node) { s.closed(id) }
+
+// OnStreamRequest checks the node id and records ACKs and NACKs.
 func (s *streams) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
 	return s.request(id, req)
 }
+
+// OnStreamResponse records the version sent.
 func (s *streams) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 	s.response(id, resp)
 }
+
+// OnDeltaStreamOpen authorises a delta stream by its TLS peer.
 func (s *streams) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
 	return s.opened(ctx, id)
 }
+
+// OnDeltaStreamClosed forgets the stream.
 func (s *streams) OnDeltaStreamClosed(id int64, _ *corev3.Node) { s.closed(id) }
+
+// OnStreamDeltaRequest checks the node id of a delta request.
 func (s *streams) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, err := s.authorise(id, req.GetNode())
 	return err
 }
+
+// OnStreamDeltaResponse keeps no status: Envoy is configured for state of the world.
 func (s *streams) OnStreamDeltaResponse(int64, *discoveryv3.DeltaDiscoveryRequest, *discoveryv3.DeltaDiscoveryResponse) {
 }
 
@@ -234,4 +249,6 @@ func (s *streams) OnStreamDeltaResponse(int64, *discoveryv3.DeltaDiscoveryReques
 func (s *streams) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error {
 	return status.Error(codes.PermissionDenied, "fetch is not served")
 }
+
+// OnFetchResponse is never called (fetches are refused).
 func (s *streams) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
