@@ -319,6 +319,7 @@ func (m *Model) outboundSide(member string, sysID catalog.SystemID, site Site) (
 		}
 	}
 	slices.SortFunc(keys, compareKeys)
+	s.routes.Routes = make([]Route, 0, 2*len(keys))
 	peers := map[string]bool{}
 	for _, k := range keys {
 		peer := memberOf(k.provider)

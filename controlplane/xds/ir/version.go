@@ -16,7 +16,7 @@ type Versions struct {
 // Versions hashes the edge's parts (xxHash64 over every field).
 func (e *Edge) Versions() Versions {
 	var v Versions
-	h := &hasher{}
+	h := &hasher{d: xxhash.New()}
 	for _, l := range e.Listeners {
 		h.w(l.Name, l.Address, u(l.Port), l.RouteTable, l.TLS.CertificateSecret, l.TLS.TrustSecret, l.TLS.PeerSPIFFEPrefix)
 		h.w(l.TLS.PeerSPIFFE...)
@@ -50,23 +50,26 @@ func (e *Edge) Versions() Versions {
 	return v
 }
 
-// hasher collects fields into one buffer and hashes it at sum.
-type hasher struct{ buf []byte }
+// hasher streams fields into xxHash, each with its length so that field
+// boundaries count, without building the text in memory.
+type hasher struct {
+	d       *xxhash.Digest
+	scratch [24]byte
+}
 
-// w appends each string with its length, so that field boundaries count.
 func (h *hasher) w(ss ...string) {
 	for _, s := range ss {
-		h.buf = strconv.AppendInt(h.buf, int64(len(s)), 10)
-		h.buf = append(h.buf, 0)
-		h.buf = append(h.buf, s...)
+		b := strconv.AppendInt(h.scratch[:0], int64(len(s)), 10)
+		_, _ = h.d.Write(append(b, 0))
+		_, _ = h.d.WriteString(s)
 	}
-	h.buf = append(h.buf, 1)
+	_, _ = h.d.Write([]byte{1})
 }
 
 func u(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
 
 func (h *hasher) sum() string {
-	sum := xxhash.Sum64(h.buf)
-	h.buf = h.buf[:0]
+	sum := h.d.Sum64()
+	h.d.Reset()
 	return strconv.FormatUint(sum, 16)
 }
