@@ -164,6 +164,11 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	if xdsErr != nil {
+		if err := <-xdsErr; err != nil {
+			return err
+		}
+	}
 	log.Info("control plane stopped")
 	return nil
 }

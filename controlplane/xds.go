@@ -19,7 +19,8 @@ import (
 // present their gateway system's certificate from the federation CA; the
 // listener presents the management certificate, which Envoy checks against
 // the management CA (deploy/envoy/bootstrap.yaml). It returns the listener
-// address and a channel that yields the server's end.
+// address and a channel that yields the server's end (nil error when ctx
+// ended).
 func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.Config, log *slog.Logger) (string, <-chan error, error) {
 	if len(mgmt.Certificates) == 0 {
 		return "", nil, errors.New("xds: no management certificate to present")
@@ -57,8 +58,17 @@ func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.C
 	}
 	cert := mgmt.Certificates[0]
 	tlsCfg := server.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }, store)
-	go func() { _ = syncer.Run(ctx) }()
+	// errc yields once both the server and the syncer have stopped, so the
+	// store is not closed under a sync in progress.
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln, tlsCfg) }()
+	go func() {
+		sctx, stop := context.WithCancel(ctx)
+		synced := make(chan struct{})
+		go func() { _ = syncer.Run(sctx); close(synced) }()
+		err := srv.Serve(ctx, ln, tlsCfg)
+		stop()
+		<-synced
+		errc <- err
+	}()
 	return ln.Addr().String(), errc, nil
 }
