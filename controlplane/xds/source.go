@@ -33,7 +33,11 @@ func readInput(ctx context.Context, r catalog.Reader, now time.Time) (ir.Input, 
 	if err != nil {
 		return ir.Input{}, 0, fmt.Errorf("xds: read grants: %w", err)
 	}
-	return ir.Input{Gateways: gws, Datasets: ds, Grants: grants, Now: now}, rev, nil
+	systems, err := r.ListSystems(ctx, catalog.SystemFilter{})
+	if err != nil {
+		return ir.Input{}, 0, fmt.Errorf("xds: read systems: %w", err)
+	}
+	return ir.Input{Gateways: gws, Datasets: ds, Grants: grants, Systems: systems, Now: now}, rev, nil
 }
 
 // grantChanges reads the trail after seq. When every entry is a grant
@@ -60,7 +64,7 @@ func grantChanges(ctx context.Context, r catalog.Reader, after int64) (grants []
 				}
 				grants = append(grants, g)
 			case "access.request", "access.refused", "access.withdrawn", "token.create", "token.revoke",
-				"member.create", "system.create", "system.assess", "policy.module.put", "policy.module.delete":
+				"member.create", "system.create", "policy.module.put", "policy.module.delete":
 				// Shapes no edge.
 			default:
 				return nil, 0, false, nil

@@ -40,6 +40,9 @@ type Config struct {
 	TrustStore *certs.TrustStore
 	// Sites hold the agencies' local settings (ir.Site), by member.
 	Sites map[string]ir.Site
+	// MinLevel is the platform's minimum assessed level (enrolment); 0
+	// means ir.DefaultMinLevel.
+	MinLevel int
 	// Interval is how often the catalog revision is checked (default 250 ms).
 	Interval time.Duration
 	// Resync is how often the edges are rebuilt even without a write, so
@@ -146,7 +149,7 @@ func (s *Syncer) rebuild(ctx context.Context, trustPEM string, now time.Time) er
 	if err != nil {
 		return err
 	}
-	in.TrustDomain, in.TrustPEM, in.Sites = s.cfg.TrustDomain, trustPEM, s.cfg.Sites
+	in.TrustDomain, in.TrustPEM, in.Sites, in.MinLevel = s.cfg.TrustDomain, trustPEM, s.cfg.Sites, s.cfg.MinLevel
 	m := ir.NewModel(in)
 	changed, err := s.srv.Sync(ctx, m)
 	// The model is kept even when some edge failed to translate: those

@@ -60,6 +60,9 @@ func seed(t *testing.T) catalog.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	now := time.Now().UTC()
+	assessment := func() *catalog.Assessment {
+		return &catalog.Assessment{Level: 3, AssessedBy: "A05", Reference: "QĐ 1", ValidUntil: now.Add(365 * 24 * time.Hour), RecordedAt: now}
+	}
 	write(t, st, "seed", "federation", nil, func(tx catalog.Tx) error {
 		for _, m := range []string{"000.00.00.G01", "000.00.00.G05", "000.00.00.G14"} {
 			if err := tx.CreateMember(ctx, &catalog.Member{Code: m, Name: "agency " + m, CreatedAt: now}); err != nil {
@@ -67,13 +70,13 @@ func seed(t *testing.T) catalog.Store {
 			}
 			gw := "VN:GOV:" + m + ":GW"
 			for _, id := range []string{gw} {
-				if err := tx.CreateSystem(ctx, &catalog.System{ID: id, Name: id, Member: m, SecurityLevel: 3, CreatedAt: now}); err != nil {
+				if err := tx.CreateSystem(ctx, &catalog.System{ID: id, Name: id, Member: m, SecurityLevel: 3, Assessment: assessment(), CreatedAt: now}); err != nil {
 					return err
 				}
 			}
 		}
 		for _, id := range []string{population, insurance, justice} {
-			if err := tx.CreateSystem(ctx, &catalog.System{ID: id, Name: id, Member: id[7:20], SecurityLevel: 3, CreatedAt: now}); err != nil {
+			if err := tx.CreateSystem(ctx, &catalog.System{ID: id, Name: id, Member: id[7:20], SecurityLevel: 3, Assessment: assessment(), CreatedAt: now}); err != nil {
 				return err
 			}
 		}
@@ -256,5 +259,33 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncerDropsRoutesOfAnUnassessedConsumer: a consumer system
+// re-assessed below the dataset's level loses its route at the next sync
+// (not secure, not connected), though its grant still stands.
+func TestSyncerDropsRoutesOfAnUnassessedConsumer(t *testing.T) {
+	st := seed(t)
+	ctx := context.Background()
+	approve(t, st, newGrant("grant-1", insurance))
+	srv := server.New(server.Config{TrustDomain: td, Log: quiet})
+	sy := xds.NewSyncer(srv, xds.Config{
+		Store: st, TrustDomain: td, Log: quiet,
+		Trust: func(context.Context) (xds.Trust, error) { return xds.Trust{RootsPEM: "roots"}, nil },
+	})
+	if err := sy.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := outbound(t, srv, "000.00.00.G14"); len(r) != 2 {
+		t.Fatalf("routes before: %v", r)
+	}
+	low := catalog.Assessment{Level: 2, AssessedBy: "A05", Reference: "QĐ 2", ValidUntil: time.Now().Add(time.Hour), RecordedAt: time.Now()}
+	write(t, st, "system.assess", insurance, low, func(tx catalog.Tx) error { return tx.SetAssessment(ctx, insurance, low) })
+	if err := sy.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := outbound(t, srv, "000.00.00.G14"); len(r) != 0 {
+		t.Fatalf("a consumer assessed below the dataset's level is still routed: %v", r)
 	}
 }

@@ -25,6 +25,14 @@ type Input struct {
 	// Datasets are the latest versions; documents are not needed.
 	Datasets []catalog.Dataset
 	Grants   []catalog.Grant
+	// Systems are the catalog's systems with their assessments. Not
+	// secure, not connected: a gateway, provider or consumer system that is
+	// not connectable now gets no edge, no route and no peer cluster; a
+	// system missing here counts as not connectable.
+	Systems []catalog.System
+	// MinLevel is the platform's minimum assessed level (the enrolment
+	// minimum); 0 means DefaultMinLevel.
+	MinLevel int
 	// Sites hold per-member settings; a member without one gets DefaultSite.
 	Sites map[string]Site
 	// Now decides which grants are in force.
@@ -73,6 +81,10 @@ func (s Site) withDefaults() Site {
 	return s
 }
 
+// DefaultMinLevel is the platform's default minimum assessed level, the
+// control plane's default enrolment minimum.
+const DefaultMinLevel = 3
+
 // routeKey is one provider dataset.
 type routeKey struct{ provider, dataset string }
 
@@ -99,6 +111,14 @@ type Model struct {
 	// consumer member and provider dataset.
 	grants   map[string]grantEdge
 	outbound map[string]map[routeKey]int
+	// systems and minLevel decide connectivity; consumerLevel is each
+	// dataset's minimum consumer level.
+	systems       map[string]*catalog.System
+	minLevel      int
+	consumerLevel map[routeKey]int
+	// connectable remembers each system's answer per level: many grants
+	// share a consumer, and the rule formats a reason every time.
+	connectable map[connKey]bool
 	// peerRoutes holds the outbound routes of each provider dataset some
 	// grant covers, made once: they are the same on every consumer edge.
 	peerRoutes map[routeKey][]Route
@@ -108,17 +128,30 @@ type Model struct {
 // NewModel indexes in.
 func NewModel(in Input) *Model {
 	m := &Model{
-		trustDomain: in.TrustDomain,
-		trustPEM:    in.TrustPEM,
-		sites:       in.Sites,
-		gateways:    make(map[string]catalog.Gateway, len(in.Gateways)),
-		provided:    map[string][]routeKey{},
-		grants:      make(map[string]grantEdge, len(in.Grants)),
-		outbound:    map[string]map[routeKey]int{},
-		peerRoutes:  map[routeKey][]Route{},
-		now:         in.Now,
+		trustDomain:   in.TrustDomain,
+		trustPEM:      in.TrustPEM,
+		sites:         in.Sites,
+		gateways:      make(map[string]catalog.Gateway, len(in.Gateways)),
+		provided:      map[string][]routeKey{},
+		grants:        make(map[string]grantEdge, len(in.Grants)),
+		outbound:      map[string]map[routeKey]int{},
+		peerRoutes:    map[routeKey][]Route{},
+		now:           in.Now,
+		systems:       make(map[string]*catalog.System, len(in.Systems)),
+		minLevel:      in.MinLevel,
+		consumerLevel: map[routeKey]int{},
+		connectable:   map[connKey]bool{},
+	}
+	if m.minLevel == 0 {
+		m.minLevel = DefaultMinLevel
+	}
+	for i := range in.Systems {
+		m.systems[in.Systems[i].ID] = &in.Systems[i]
 	}
 	for _, g := range in.Gateways {
+		if !m.secure(g.System) {
+			continue
+		}
 		m.gateways[g.Member] = g
 		if id, err := catalog.ParseSystemID(g.System); err == nil {
 			m.gatewayIDs = append(m.gatewayIDs, id.SPIFFE(m.trustDomain))
@@ -126,8 +159,13 @@ func NewModel(in Input) *Model {
 	}
 	slices.Sort(m.gatewayIDs)
 	for _, d := range in.Datasets {
+		if !m.secure(d.System) {
+			continue
+		}
+		k := routeKey{d.System, d.Code}
 		mem := memberOf(d.System)
-		m.provided[mem] = append(m.provided[mem], routeKey{d.System, d.Code})
+		m.provided[mem] = append(m.provided[mem], k)
+		m.consumerLevel[k] = d.MinConsumerLevel
 	}
 	for _, ks := range m.provided {
 		slices.SortFunc(ks, compareKeys)
@@ -201,7 +239,41 @@ func (m *Model) inForce(g *catalog.Grant) bool {
 	if g.StateAt(m.now) != catalog.GrantActive || m.now.Before(g.ValidFrom) {
 		return false
 	}
-	return slices.Contains(g.Modes, catalog.ModeQuery) || slices.Contains(g.Modes, catalog.ModeVerify)
+	if !slices.Contains(g.Modes, catalog.ModeQuery) && !slices.Contains(g.Modes, catalog.ModeVerify) {
+		return false
+	}
+	level, ok := m.consumerLevel[routeKey{g.Provider, g.Dataset}]
+	return ok && m.consumerSecure(g.Consumer, level)
+}
+
+// secure reports whether a gateway or provider system is connectable now
+// at the level a certificate needs: the platform minimum, or the level it
+// was declared at if higher.
+func (m *Model) secure(systemID string) bool {
+	sys, ok := m.systems[systemID]
+	return ok && m.connectableAt(sys, max(m.minLevel, sys.SecurityLevel))
+}
+
+type connKey struct {
+	system string
+	level  int
+}
+
+func (m *Model) connectableAt(sys *catalog.System, level int) bool {
+	k := connKey{sys.ID, level}
+	c, ok := m.connectable[k]
+	if !ok {
+		c = sys.ConnectivityAt(m.now, level).Connectable
+		m.connectable[k] = c
+	}
+	return c
+}
+
+// consumerSecure reports whether a consumer system is connectable now at
+// the dataset's minimum consumer level, the rule approvals apply.
+func (m *Model) consumerSecure(systemID string, level int) bool {
+	sys, ok := m.systems[systemID]
+	return ok && m.connectableAt(sys, level)
 }
 
 func (m *Model) site(member string) Site { return m.sites[member].withDefaults() }

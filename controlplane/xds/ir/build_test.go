@@ -24,8 +24,22 @@ func grant(id, consumer, dataset string) catalog.Grant {
 	}
 }
 
+func assessed(id string) catalog.System {
+	return catalog.System{ID: id, Name: id, Member: id[7:20], SecurityLevel: 3,
+		Assessment: &catalog.Assessment{Level: 3, AssessedBy: "A05", Reference: "QĐ 1", ValidUntil: now.Add(365 * 24 * time.Hour)}}
+}
+
+func systems(ids ...string) []catalog.System {
+	var out []catalog.System
+	for _, id := range ids {
+		out = append(out, assessed(id))
+	}
+	return out
+}
+
 func input() ir.Input {
 	return ir.Input{
+		Systems:     systems(population, insurance, justice, "VN:GOV:000.00.00.G01:GW", "VN:GOV:000.00.00.G05:GW", "VN:GOV:000.00.00.G14:GW"),
 		TrustDomain: "lienthong.test", TrustPEM: "roots", Now: now,
 		Gateways: []catalog.Gateway{
 			{Member: "000.00.00.G01", System: "VN:GOV:000.00.00.G01:GW", Address: "gw1.example:8443"},
@@ -148,5 +162,63 @@ func TestInboundAdmitsRegisteredPeersOnly(t *testing.T) {
 	want := []string{"spiffe://lienthong.test/GOV/000.00.00.G05/GW", "spiffe://lienthong.test/GOV/000.00.00.G14/GW"}
 	if !slices.Equal(in.TLS.PeerSPIFFE, want) || in.Port != 8443 || in.ExtProc == nil || !in.ExtAuthz.IncludePeerCertificate {
 		t.Fatalf("inbound listener %+v", in)
+	}
+}
+
+// TestNotSecureNotConnected: a system without a current assessment at the
+// required level gets no edge, no route and no peer cluster.
+func TestNotSecureNotConnected(t *testing.T) {
+	expire := func(id string) func(in *ir.Input) {
+		return func(in *ir.Input) {
+			for i := range in.Systems {
+				if in.Systems[i].ID == id {
+					in.Systems[i].Assessment.ValidUntil = now.Add(-time.Minute)
+				}
+			}
+		}
+	}
+	revoke := func(id string) func(in *ir.Input) {
+		return func(in *ir.Input) {
+			for i := range in.Systems {
+				if in.Systems[i].ID == id {
+					at := now.Add(-time.Minute)
+					in.Systems[i].RevokedAt = &at
+				}
+			}
+		}
+	}
+	cases := map[string]struct {
+		edit            func(in *ir.Input)
+		providerEdge    bool
+		consumerRoutes  int
+		providerInbound int
+	}{
+		"all assessed":                {func(*ir.Input) {}, true, 2, 4},
+		"consumer assessment expired": {expire(insurance), true, 0, 4},
+		"consumer below the dataset's level": {func(in *ir.Input) {
+			in.Datasets[0].MinConsumerLevel = 4
+		}, true, 0, 4},
+		"provider system revoked":       {revoke(population), true, 0, 0},
+		"provider gateway expired":      {expire("VN:GOV:000.00.00.G01:GW"), false, 0, 0},
+		"declared above assessed level": {func(in *ir.Input) { in.Systems[3].SecurityLevel = 4 }, false, 0, 0},
+		"system unknown":                {func(in *ir.Input) { in.Systems = in.Systems[1:] }, true, 0, 0},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := input()
+			c.edit(&in)
+			m := ir.NewModel(in)
+			if got := slices.Contains(m.Members(), "000.00.00.G01"); got != c.providerEdge {
+				t.Fatalf("provider edge present=%v", got)
+			}
+			if got := len(routeNames(t, m, "000.00.00.G14", ir.OutboundRoutes)); got != c.consumerRoutes {
+				t.Fatalf("consumer routes %d, want %d", got, c.consumerRoutes)
+			}
+			if c.providerEdge {
+				if got := len(routeNames(t, m, "000.00.00.G01", ir.InboundRoutes)); got != c.providerInbound {
+					t.Fatalf("provider inbound routes %d, want %d", got, c.providerInbound)
+				}
+			}
+		})
 	}
 }

@@ -23,6 +23,7 @@ func federation(agencies, grants int) ir.Input {
 	member := func(i int) string { return fmt.Sprintf("000.00.%02d.%c%02d", i/100, 'A'+i/100, i%100) }
 	for i := range agencies {
 		m := member(i)
+		in.Systems = append(in.Systems, assessed("VN:GOV:"+m+":GW", "VN:GOV:"+m+":DATA", "VN:GOV:"+m+":APP0", "VN:GOV:"+m+":APP1")...)
 		in.Gateways = append(in.Gateways, catalog.Gateway{Member: m, System: "VN:GOV:" + m + ":GW", Address: fmt.Sprintf("gw%d.example.gov.vn:8443", i)})
 		for _, code := range []string{"registry", "records", "events"} {
 			in.Datasets = append(in.Datasets, catalog.Dataset{System: "VN:GOV:" + m + ":DATA", Code: code})

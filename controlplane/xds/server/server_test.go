@@ -96,8 +96,18 @@ func grant(id string) catalog.Grant {
 	}
 }
 
+func assessed(ids ...string) []catalog.System {
+	var out []catalog.System
+	for _, id := range ids {
+		out = append(out, catalog.System{ID: id, Name: id, Member: id[7:20], SecurityLevel: 3,
+			Assessment: &catalog.Assessment{Level: 3, AssessedBy: "A05", Reference: "QĐ 1", ValidUntil: time.Now().Add(365 * 24 * time.Hour)}})
+	}
+	return out
+}
+
 func input(p *pki, grants ...catalog.Grant) ir.Input {
 	return ir.Input{
+		Systems:     assessed(population, insurance, "VN:GOV:000.00.00.G01:GW", "VN:GOV:000.00.00.G14:GW"),
 		TrustDomain: td, TrustPEM: string(certs.EncodeCertificatesPEM(p.roots)), Now: time.Now(),
 		Gateways: []catalog.Gateway{
 			{Member: provider, System: "VN:GOV:000.00.00.G01:GW", Address: "127.0.0.1:8443"},

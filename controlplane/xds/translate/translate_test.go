@@ -51,7 +51,13 @@ func grant(id, consumer, provider, dataset string, state catalog.GrantState) cat
 // baseInput is three agencies: the population database (G01), social
 // insurance (G14) consuming it, and Hà Nội (H26), a gateway without grants.
 func baseInput(t *testing.T) ir.Input {
+	var systems []catalog.System
+	for _, id := range []string{population, insurance, hanoi, "VN:GOV:000.00.00.G14:KCB", "VN:GOV:000.00.00.G01:GW", "VN:GOV:000.00.00.G14:GW", "VN:GOV:000.00.00.H26:GW"} {
+		systems = append(systems, catalog.System{ID: id, Name: id, Member: id[7:20], SecurityLevel: 3,
+			Assessment: &catalog.Assessment{Level: 3, AssessedBy: "A05", Reference: "QĐ 1", ValidUntil: now.Add(365 * 24 * time.Hour)}})
+	}
 	return ir.Input{
+		Systems:     systems,
 		TrustDomain: td,
 		TrustPEM:    roots(t),
 		Now:         now,
@@ -67,7 +73,7 @@ func baseInput(t *testing.T) ir.Input {
 		},
 		Grants: []catalog.Grant{
 			grant("grant-1", insurance, population, "population", catalog.GrantActive),
-			grant("grant-2", insurance+"X", population, "residence", catalog.GrantActive),
+			grant("grant-2", "VN:GOV:000.00.00.G14:KCB", population, "residence", catalog.GrantActive),
 		},
 	}
 }
