@@ -8,6 +8,7 @@
 package xds
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -172,12 +173,17 @@ func LoadSites(path string) (map[string]ir.Site, error) {
 		return nil, fmt.Errorf("xds sites: %w", err)
 	}
 	var sites map[string]ir.Site
-	if err := json.Unmarshal(b, &sites); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sites); err != nil {
 		return nil, fmt.Errorf("xds sites %s: %w", path, err)
 	}
-	for member := range sites {
+	for member, site := range sites {
 		if !catalog.ValidMemberCode(member) {
 			return nil, fmt.Errorf("xds sites %s: %q is not an agency code", path, member)
+		}
+		if err := site.Validate(); err != nil {
+			return nil, fmt.Errorf("xds sites %s: %s: %w", path, member, err)
 		}
 	}
 	return sites, nil

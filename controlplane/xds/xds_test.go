@@ -245,13 +245,23 @@ func TestLoadSites(t *testing.T) {
 	good := filepath.Join(dir, "sites.json")
 	bad := filepath.Join(dir, "bad.json")
 	writeFile(t, good, `{"000.00.00.G01": {"gatewayAddress": "127.0.0.1:7001", "backends": {"`+population+`/population": "db.internal:8080"}}}`)
-	writeFile(t, bad, `{"G01": {}}`)
 	sites, err := xds.LoadSites(good)
 	if err != nil || sites["000.00.00.G01"].GatewayAddress != "127.0.0.1:7001" {
 		t.Fatalf("%v %+v", err, sites)
 	}
-	if _, err := xds.LoadSites(bad); err == nil {
-		t.Fatal("a site keyed by something not an agency code was accepted")
+	for name, content := range map[string]string{
+		"not an agency code":    `{"G01": {}}`,
+		"address without port":  `{"000.00.00.G01": {"gatewayAddress": "127.0.0.1"}}`,
+		"port out of range":     `{"000.00.00.G01": {"adapterAddress": "127.0.0.1:70000"}}`,
+		"backend key malformed": `{"000.00.00.G01": {"backends": {"population": "db:8080"}}}`,
+		"relative cert dir":     `{"000.00.00.G01": {"certDir": "certs"}}`,
+		"unknown field":         `{"000.00.00.G01": {"gatewayAdress": "127.0.0.1:9001"}}`,
+		"not JSON":              `{`,
+	} {
+		writeFile(t, bad, content)
+		if _, err := xds.LoadSites(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 

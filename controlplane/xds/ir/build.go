@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -63,6 +64,34 @@ var DefaultSite = Site{
 	GatewayAddress:  "127.0.0.1:9001",
 	AdapterAddress:  "127.0.0.1:9002",
 	CertDir:         "/etc/lienthong/envoy",
+}
+
+// Validate checks the addresses of a site as an operator wrote it, so a
+// typo is refused when the file is loaded rather than when an edge is built.
+func (s Site) Validate() error {
+	var errs []error
+	for field, addr := range map[string]string{"outboundAddress": s.OutboundAddress, "gatewayAddress": s.GatewayAddress, "adapterAddress": s.AdapterAddress} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := splitAddress(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		}
+	}
+	for ref, addr := range s.Backends {
+		system, code, ok := strings.Cut(ref, "/")
+		if _, err := catalog.ParseSystemID(system); err != nil || !ok || !catalog.ValidDatasetCode(code) {
+			errs = append(errs, fmt.Errorf("backends: %q must be <provider system id>/<dataset code>", ref))
+		}
+		if _, _, err := splitAddress(addr); err != nil {
+			errs = append(errs, fmt.Errorf("backends[%s]: %w", ref, err))
+		}
+	}
+	if s.CertDir != "" && !path.IsAbs(s.CertDir) {
+		errs = append(errs, fmt.Errorf("certDir %q must be an absolute path", s.CertDir))
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }
 
 func (s Site) withDefaults() Site {
