@@ -595,3 +595,39 @@ func (f *fixture) try(t *testing.T, cert tls.Certificate, node string) error {
 	_, err = s.Recv()
 	return err
 }
+
+// TestDeltaStreamsAuthorisedToo: the incremental (delta) ADS door, which
+// the same gRPC service serves, applies the same rule as state of the
+// world: own member's node id served, another's refused.
+func TestDeltaStreamsAuthorisedToo(t *testing.T) {
+	f := start(t)
+	cert := f.pki.issue(t, "VN:GOV:000.00.00.G14:GW")
+	delta := func(node string) (*discoveryv3.DeltaDiscoveryResponse, error) {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true} // the server's identity is not what this checks
+		conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType, Node: &corev3.Node{Id: node}}); err != nil {
+			return nil, err
+		}
+		return s.Recv()
+	}
+	r, err := delta(consumer)
+	if err != nil {
+		t.Fatalf("own node id over delta: %v", err)
+	}
+	if len(r.GetResources()) == 0 {
+		t.Fatal("no clusters over delta")
+	}
+	if _, err := delta(provider); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("another member's node id over delta: %v, want PermissionDenied", err)
+	}
+}
