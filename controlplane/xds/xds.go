@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 
 	"fmt"
 	"log/slog"
@@ -99,34 +100,51 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 }
 
-// Once brings the edges up to the catalog's current revision.
+// Once brings the edges up to the catalog's current revision. When the
+// trust cannot be read (the authority is unreachable), grants and routes
+// still follow the catalog with the last trust bundle: a revocation must
+// not wait for the CA.
 func (s *Syncer) Once(ctx context.Context) error {
+	trustPEM, trustErr := s.refreshTrust(ctx)
+	if trustErr != nil && s.model == nil {
+		return trustErr
+	}
+	now := s.cfg.Now()
+	var err error
+	if s.model != nil && trustPEM == s.trustPEM && now.Sub(s.built) < s.cfg.Resync {
+		var grants []catalog.Grant
+		var last int64
+		var ok bool
+		grants, last, ok, err = grantChanges(ctx, s.cfg.Store, s.seq)
+		if err == nil && ok {
+			return errors.Join(trustErr, s.applyGrants(ctx, grants, last))
+		}
+	}
+	if err == nil {
+		err = s.rebuild(ctx, trustPEM, now)
+	}
+	return errors.Join(trustErr, err)
+}
+
+// refreshTrust reads the trust and keeps the ADS listener's trust store at
+// it. On failure it returns the last bundle with the error.
+func (s *Syncer) refreshTrust(ctx context.Context) (string, error) {
 	trust, err := s.cfg.Trust(ctx)
 	if err != nil {
-		return fmt.Errorf("xds: trust: %w", err)
+		return s.trustPEM, fmt.Errorf("xds: trust: %w", err)
 	}
 	revoked, _ := json.Marshal(trust.RevokedSerials)
 	if s.cfg.TrustStore != nil && (trust.RootsPEM != s.trustPEM || string(revoked) != s.revoked) {
 		roots, err := certs.ParseCertificatesPEM([]byte(trust.RootsPEM))
 		if err != nil {
-			return fmt.Errorf("xds: trust roots: %w", err)
+			return s.trustPEM, fmt.Errorf("xds: trust roots: %w", err)
 		}
 		if err := s.cfg.TrustStore.Update(roots, trust.RevokedSerials); err != nil {
-			return fmt.Errorf("xds: trust store: %w", err)
+			return s.trustPEM, fmt.Errorf("xds: trust store: %w", err)
 		}
 	}
 	s.revoked = string(revoked)
-	now := s.cfg.Now()
-	if s.model != nil && trust.RootsPEM == s.trustPEM && now.Sub(s.built) < s.cfg.Resync {
-		grants, last, ok, err := grantChanges(ctx, s.cfg.Store, s.seq)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return s.applyGrants(ctx, grants, last)
-		}
-	}
-	return s.rebuild(ctx, trust.RootsPEM, now)
+	return trust.RootsPEM, nil
 }
 
 func (s *Syncer) applyGrants(ctx context.Context, grants []catalog.Grant, last int64) error {

@@ -3,11 +3,13 @@ package xds_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -297,5 +299,38 @@ func TestSyncerDropsRoutesOfAnUnassessedConsumer(t *testing.T) {
 	}
 	if r := outbound(t, srv, "000.00.00.G14"); len(r) != 0 {
 		t.Fatalf("a consumer assessed below the dataset's level is still routed: %v", r)
+	}
+}
+
+// TestRevocationDoesNotWaitForTheCA: with the authority unreachable, a
+// grant revocation still reaches the edge; the failure is reported.
+func TestRevocationDoesNotWaitForTheCA(t *testing.T) {
+	st := seed(t)
+	ctx := context.Background()
+	g := newGrant("grant-1", insurance)
+	approve(t, st, g)
+	var caDown bool
+	srv := server.New(server.Config{TrustDomain: td, Log: quiet})
+	sy := xds.NewSyncer(srv, xds.Config{
+		Store: st, TrustDomain: td, Log: quiet,
+		Trust: func(context.Context) (xds.Trust, error) {
+			if caDown {
+				return xds.Trust{}, errors.New("vault: connection refused")
+			}
+			return xds.Trust{RootsPEM: "roots"}, nil
+		},
+	})
+	if err := sy.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	caDown = true
+	revoked := *g
+	revoked.State = catalog.GrantRevoked
+	write(t, st, "grant.revoke", g.ID, &revoked, func(tx catalog.Tx) error { return tx.UpdateGrant(ctx, &revoked) })
+	if err := sy.Once(ctx); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("the CA failure was not reported: %v", err)
+	}
+	if r := outbound(t, srv, "000.00.00.G14"); len(r) != 0 {
+		t.Fatalf("the revocation waited for the CA: %v", r)
 	}
 }
