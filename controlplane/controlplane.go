@@ -43,8 +43,11 @@ type Config struct {
 	// Seed, when set, is a federation file loaded into an empty catalog on first start.
 	Seed string
 	// CA selects the certificate authority and the enrolment rules.
-	CA  CAConfig
-	Log *slog.Logger
+	CA CAConfig
+	// XDSListen, when set, serves ADS to Envoy edges there over mTLS;
+	// XDSSites is an optional JSON file of per-agency site settings.
+	XDSListen, XDSSites string
+	Log                 *slog.Logger
 }
 
 // Ready tells the caller where the running control plane can be reached.
@@ -56,6 +59,8 @@ type Ready struct {
 	TokenFile  string
 	AdminToken string
 	Seeded     bool
+	// XDSAddress is the ADS listener's address, when one runs.
+	XDSAddress string
 }
 
 // OpenStore opens the configured store and runs its migrations.
@@ -135,6 +140,13 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	r.URL = "https://" + urlHost(ln.Addr().String())
+	var xdsErr <-chan error
+	if cfg.XDSListen != "" {
+		if r.XDSAddress, xdsErr, err = startXDS(ctx, cfg, svc, tlsCfg, log); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	log.Info("control plane listening", "url", r.URL, "store", storeName(cfg.Store))
@@ -144,12 +156,19 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-xdsErr:
+		return err
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if xdsErr != nil {
+		if err := <-xdsErr; err != nil {
+			return err
+		}
 	}
 	log.Info("control plane stopped")
 	return nil

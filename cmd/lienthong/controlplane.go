@@ -35,6 +35,9 @@ PKI role; see deploy/vault.md. Vault secrets are read from the environment
 			return controlplane.Run(cmd.Context(), cfg, func(r controlplane.Ready) {
 				out := cmd.OutOrStdout()
 				fmt.Fprintf(out, "lienthong control plane ready at %s\n", r.URL)
+				if r.XDSAddress != "" {
+					fmt.Fprintf(out, "  xDS (ADS over mTLS) for Envoy edges at %s\n", r.XDSAddress)
+				}
 				if r.Seeded {
 					fmt.Fprintf(out, "  loaded %s into the empty catalog\n", cfg.Seed)
 				}
@@ -59,6 +62,8 @@ PKI role; see deploy/vault.md. Vault secrets are read from the environment
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "host names and addresses the self-signed certificate covers (default localhost, 127.0.0.1, ::1)")
 	f.DurationVar(&cfg.MaxGrantPeriod, "max-grant-period", 0, "longest period an access request may ask for (default 8760h, a year)")
 	f.StringVar(&cfg.Seed, "seed", "", "federation file to load into an empty catalog, e.g. examples/federation.json")
+	f.StringVar(&cfg.XDSListen, "xds-listen", "", "serve ADS to Envoy edges at this address over mTLS, e.g. 127.0.0.1:18000 (default off; see docs/envoy.md)")
+	f.StringVar(&cfg.XDSSites, "xds-sites", "", "JSON file of per-agency Envoy site settings (gateway, adapter, backends, certificate directory)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	addCAFlags(cmd, &cfg.CA)
 	return cmd
