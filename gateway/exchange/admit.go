@@ -75,10 +75,10 @@ func (c *Core) Admit(ctx context.Context, req Request) (*Exchange, *Refusal) {
 	if req.Purpose == "" {
 		return nil, c.Refuse(ctx, x, statusBadRequest, KindPurposeRequired, purposeRequired)
 	}
-	ref2 := req.Provider + "/" + req.Dataset
-	ds, ok := snap.Datasets[ref2]
+	dsRef := req.Provider + "/" + req.Dataset
+	ds, ok := snap.Datasets[dsRef]
 	if !ok || MemberOf(req.Provider) != c.cfg.Member {
-		return nil, c.Refuse(ctx, x, statusNotFound, KindUnknownDataset, "this gateway serves no dataset "+ref2)
+		return nil, c.Refuse(ctx, x, statusNotFound, KindUnknownDataset, "this gateway serves no dataset "+dsRef)
 	}
 	x.dataset = ds
 	return x, nil
