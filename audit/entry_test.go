@@ -9,13 +9,8 @@ import (
 	"time"
 )
 
-func testKey(t testing.TB) ed25519.PrivateKey {
-	t.Helper()
-	return ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
-}
-
 func TestCheckpointSignatureCoversEveryField(t *testing.T) {
-	key := testKey(t)
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	pub := key.Public().(ed25519.PublicKey)
 	h := EntryHash([]byte("x"))
 	c := Checkpoint{Gateway: "gw", From: 1, Seq: 9, Head: h, Root: h, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
@@ -59,7 +54,7 @@ func TestCheckpointSignatureCoversEveryField(t *testing.T) {
 }
 
 func TestParseEntryStrict(t *testing.T) {
-	key := testKey(t)
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	pub := key.Public().(ed25519.PublicKey)
 	h := EntryHash([]byte("x"))
 	good := map[string]Entry{

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,10 @@ func WithSink(s audit.Sink) Option { return func(g *Gateway) { g.sink = s } }
 // WithClock replaces time.Now for staleness and decisions.
 func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.sync.now = now } }
 
+// auditKeyFile is the gateway's checkpoint key: it signs the audit log's
+// checkpoints and is the gateway's alone, in its state directory.
+func auditKeyFile(cfg *Config) string { return filepath.Join(cfg.StateDir, "audit-checkpoint.key") }
+
 // New prepares a gateway: it reads its identity, pulls (or restores) its
 // configuration, and opens its backends. It refuses to start without a
 // verified configuration, since it could not check anyone.
@@ -89,7 +94,11 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		return nil, err
 	}
 	if g.sink == nil {
-		fs, err := audit.OpenFile(cfg.AuditFile)
+		key, err := audit.LoadKey(auditKeyFile(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		fs, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log})
 		if err != nil {
 			return nil, err
 		}

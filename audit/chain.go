@@ -1,0 +1,236 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// A segment file holds entry lines and commit lines. Every group commit ends
+// with a commit line, "#commit <seq> <hash>", naming the last entry it made
+// durable; a commit line is framing, not an entry, and no hash covers it.
+// After a crash, bytes after the last commit line that verifies are what the
+// unfinished commit left (a torn tail); a commit line proves the entries
+// before it were whole when it was written, so damage before it is damage.
+const commitPrefix = "#commit "
+
+// maxLine bounds one stored line; longer is damage, not a record.
+const maxLine = 2 << 20
+
+// Position names an entry of the log: its sequence number and hash.
+type Position struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// Chain checks entries one at a time, in order, against the hash chain, the
+// segments' genesis entries and the signed checkpoints: the one verification
+// argument that start-up, `audit verify`, `audit prove` and set-aside share.
+// It holds O(log n) state, so a log of any length streams through it.
+type Chain struct {
+	// Checkpoints published elsewhere (the control plane's copy), by Seq:
+	// the log's entry at each Seq must have the checkpoint's Head, and the
+	// log must reach it. Optional.
+	Checkpoints map[uint64]*Checkpoint
+
+	started bool
+	genesis *Genesis
+	last    Position
+	from    uint64 // first seq of the open checkpoint interval
+	merkle  MerkleBuilder
+	// LastCheckpoint is the newest in-log checkpoint that verified.
+	LastCheckpoint *Checkpoint
+	// want is set at a segment boundary: the next entry must be a genesis.
+	want bool
+}
+
+// Last returns the position of the last entry that verified.
+func (c *Chain) Last() Position { return c.last }
+
+// Genesis returns the genesis of the segment being read.
+func (c *Chain) Genesis() *Genesis { return c.genesis }
+
+// Pending returns how many entries since the last checkpoint no checkpoint
+// covers yet.
+func (c *Chain) Pending() uint64 { return c.merkle.Len() }
+
+// From returns the first seq of the open checkpoint interval.
+func (c *Chain) From() uint64 { return c.from }
+
+// BeginSegment says the next entry opens a segment (a genesis).
+func (c *Chain) BeginSegment() { c.want = true }
+
+// clone copies the chain's state, so a caller can keep the state at the last
+// commit while reading on.
+func (c *Chain) clone() Chain {
+	d := *c
+	d.merkle.stack = append([]Hash(nil), c.merkle.stack...)
+	return d
+}
+
+// Add verifies one entry line (without its newline) following the previous
+// one, and returns it decoded.
+func (c *Chain) Add(line []byte) (*Entry, error) {
+	e, err := ParseEntry(line)
+	if err != nil {
+		return nil, err
+	}
+	if c.want && e.Kind != KindGenesis {
+		return nil, fmt.Errorf("a segment begins with a %s entry, not its genesis", e.Kind)
+	}
+	if c.started {
+		if e.Seq != c.last.Seq+1 {
+			return nil, fmt.Errorf("seq %d follows seq %d", e.Seq, c.last.Seq)
+		}
+		if e.Prev != c.last.Hash {
+			return nil, fmt.Errorf("prev %.12s… does not link to entry %d (%.12s…)", e.Prev, c.last.Seq, c.last.Hash)
+		}
+	} else if e.Kind != KindGenesis {
+		return nil, fmt.Errorf("the log begins with a %s entry, not a genesis", e.Kind)
+	}
+	hash := EntryHash(line)
+	switch e.Kind {
+	case KindGenesis:
+		if !c.want && c.started {
+			return nil, errors.New("a genesis inside a segment")
+		}
+		if c.genesis != nil && e.Genesis.Gateway != c.genesis.Gateway {
+			return nil, fmt.Errorf("genesis names gateway %q, the log before it %q", e.Genesis.Gateway, c.genesis.Gateway)
+		}
+		c.genesis = e.Genesis
+		c.merkle.Reset()
+		c.from = e.Seq
+		c.merkle.Add(LeafHash(line))
+	case KindRecord:
+		c.merkle.Add(LeafHash(line))
+	case KindCheckpoint:
+		cp := e.Checkpoint
+		switch {
+		case cp.Gateway != c.genesis.Gateway:
+			return nil, fmt.Errorf("checkpoint names gateway %q, the genesis %q", cp.Gateway, c.genesis.Gateway)
+		case cp.From != c.from || cp.Seq != e.Seq-1:
+			return nil, fmt.Errorf("checkpoint covers %d..%d, want %d..%d", cp.From, cp.Seq, c.from, e.Seq-1)
+		case cp.Head != c.last.Hash:
+			return nil, fmt.Errorf("checkpoint head %.12s… is not entry %d's hash", cp.Head, cp.Seq)
+		case cp.Root != HexHash(c.merkle.Root()):
+			return nil, fmt.Errorf("checkpoint root does not match entries %d..%d", cp.From, cp.Seq)
+		}
+		if err := cp.Verify(c.genesis.PublicKey); err != nil {
+			return nil, err
+		}
+		c.LastCheckpoint = cp
+		c.merkle.Reset()
+		c.from = e.Seq + 1
+	}
+	if ext := c.Checkpoints[e.Seq]; ext != nil && ext.Head != hash {
+		return nil, fmt.Errorf("entry %d differs from the one checkpoint %d..%d signed (head %.12s…, the log has %.12s…): rewritten after the checkpoint left the gateway",
+			e.Seq, ext.From, ext.Seq, ext.Head, hash)
+	}
+	c.started, c.want = true, false
+	c.last = Position{Seq: e.Seq, Hash: hash}
+	return e, nil
+}
+
+// Commit verifies a commit line against the last entry.
+func (c *Chain) Commit(line []byte) error {
+	seq, hash, ok := parseCommit(line)
+	if !ok {
+		return errors.New("malformed commit line")
+	}
+	if seq != c.last.Seq || hash != c.last.Hash {
+		return fmt.Errorf("commit line names entry %d %.12s…, the last entry is %d %.12s…", seq, hash, c.last.Seq, c.last.Hash)
+	}
+	return nil
+}
+
+// Finish checks the end of the log against the published checkpoints: a
+// log that stops before one of them was truncated.
+func (c *Chain) Finish() error {
+	for _, cp := range c.Checkpoints {
+		if cp.Seq > c.last.Seq {
+			return fmt.Errorf("the log ends at entry %d, but a checkpoint published by the gateway covers entries up to %d: entries were removed from the end",
+				c.last.Seq, cp.Seq)
+		}
+	}
+	return nil
+}
+
+func appendCommit(buf []byte, p Position) []byte {
+	buf = append(buf, commitPrefix...)
+	buf = strconv.AppendUint(buf, p.Seq, 10)
+	buf = append(buf, ' ')
+	buf = append(buf, p.Hash...)
+	return append(buf, '\n')
+}
+
+func parseCommit(line []byte) (uint64, string, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(commitPrefix))
+	if !ok {
+		return 0, "", false
+	}
+	num, hash, ok := bytes.Cut(rest, []byte(" "))
+	if !ok || !isHash(string(hash)) {
+		return 0, "", false
+	}
+	seq, err := strconv.ParseUint(string(num), 10, 64)
+	if err != nil || seq == 0 || strconv.FormatUint(seq, 10) != string(num) {
+		return 0, "", false
+	}
+	return seq, string(hash), true
+}
+
+// lineReader reads a segment's lines, ending at the first NUL byte (the
+// preallocated zeros) or the end of the file.
+type lineReader struct {
+	r    *bufio.Reader
+	off  int64 // offset of the next line
+	long []byte
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 256<<10)}
+}
+
+// next returns the next whole line without its newline and the offset it
+// starts at. At the end it returns io.EOF; a line cut short by the end or by
+// a NUL byte returns errTorn with what was read.
+func (l *lineReader) next() ([]byte, int64, error) {
+	start := l.off
+	line, err := l.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) && bytes.IndexByte(line, 0) < 0 {
+		l.long = append(l.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) && len(l.long) <= maxLine && bytes.IndexByte(line, 0) < 0 {
+			line, err = l.r.ReadSlice('\n')
+			l.long = append(l.long, line...)
+		}
+		line = l.long
+		if len(line) > maxLine {
+			return line, start, errTooLong
+		}
+	}
+	l.off += int64(len(line))
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		if i == 0 {
+			return nil, start, io.EOF
+		}
+		return line[:i], start, errTorn
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			return line, start, errTorn
+		}
+		return nil, start, err
+	}
+	return line[:len(line)-1], start, nil
+}
+
+var (
+	errTorn    = errors.New("a line cut short")
+	errTooLong = errors.New("a line longer than any entry")
+)
+
+// isCommitLine says whether a line is framing rather than an entry.
+func isCommitLine(line []byte) bool { return len(line) > 0 && line[0] == '#' }

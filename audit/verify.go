@@ -1,0 +1,131 @@
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Report sums up a log that verified.
+type Report struct {
+	Files       int
+	Entries     uint64
+	Records     uint64
+	Checkpoints uint64
+	// Last is the last entry; LastCheckpoint the last in-log checkpoint.
+	Last           Position
+	LastCheckpoint *Checkpoint
+	// Gateway and Key are what the last genesis names.
+	Gateway string
+	Key     []byte
+	// Uncovered counts entries after the last checkpoint: chained, but not
+	// yet under a signature.
+	Uncovered uint64
+}
+
+// Verify streams the given segment files, in order, through one chain and
+// returns a *Damage naming the first bad position if anything was altered,
+// removed, inserted, reordered or cut. published are checkpoints the gateway
+// sent the control plane: they catch a log rewritten and re-chained after
+// them, and one cut short of them.
+func Verify(files []string, published []*Checkpoint) (*Report, error) {
+	var c Chain
+	if len(published) > 0 {
+		c.Checkpoints = map[uint64]*Checkpoint{}
+		for _, cp := range published {
+			c.Checkpoints[cp.Seq] = cp
+		}
+	}
+	rep := &Report{}
+	for _, path := range files {
+		c.BeginSegment()
+		if err := verifyFileCounting(path, &c, rep); err != nil {
+			return rep, err
+		}
+		rep.Files++
+	}
+	if err := c.Finish(); err != nil {
+		return rep, &Damage{File: files[len(files)-1], Seq: c.Last().Seq + 1, Offset: -1, Reason: err.Error(),
+			LastGood: c.Last(), LastCheckpoint: c.LastCheckpoint}
+	}
+	rep.Last, rep.LastCheckpoint, rep.Uncovered = c.Last(), c.LastCheckpoint, c.Pending()
+	if g := c.Genesis(); g != nil {
+		rep.Gateway, rep.Key = g.Gateway, g.PublicKey
+	}
+	return rep, nil
+}
+
+func verifyFile(path string, c *Chain) error { return verifyFileCounting(path, c, &Report{}) }
+
+func verifyFileCounting(path string, c *Chain, rep *Report) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	lr := newLineReader(f)
+	committed := true
+	for {
+		line, off, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		damage := func(reason string) error {
+			return &Damage{File: path, Offset: off, Seq: c.Last().Seq + 1, Reason: reason, LastGood: c.Last(), LastCheckpoint: c.LastCheckpoint}
+		}
+		if err != nil {
+			return damage(err.Error())
+		}
+		if off == 0 && isLegacyLine(line) {
+			return fmt.Errorf("audit log %s: %w", path, ErrLegacy)
+		}
+		if isCommitLine(line) {
+			if err := c.Commit(line); err != nil {
+				return damage(err.Error())
+			}
+			committed = true
+			continue
+		}
+		e, err := c.Add(line)
+		if err != nil {
+			return damage(err.Error())
+		}
+		committed = false
+		rep.Entries++
+		switch e.Kind {
+		case KindRecord:
+			rep.Records++
+		case KindCheckpoint:
+			rep.Checkpoints++
+		}
+	}
+	if !committed {
+		return &Damage{File: path, Offset: lr.off, Seq: c.Last().Seq, Reason: "entries after the last commit line: an unfinished commit (the gateway cuts it at start-up) or the end of the file was removed",
+			LastGood: c.Last(), LastCheckpoint: c.LastCheckpoint}
+	}
+	return nil
+}
+
+// ReadCheckpoints reads published checkpoints: a JSON array, or one JSON
+// checkpoint per line.
+func ReadCheckpoints(r io.Reader) ([]*Checkpoint, error) {
+	d := json.NewDecoder(r)
+	var out []*Checkpoint
+	tok, err := d.Token()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
+	}
+	if delim, ok := tok.(json.Delim); ok && delim == '[' {
+		for d.More() {
+			var cp Checkpoint
+			if err := d.Decode(&cp); err != nil {
+				return nil, fmt.Errorf("checkpoints: %w", err)
+			}
+			out = append(out, &cp)
+		}
+		return out, nil
+	}
+	return nil, errors.New("checkpoints: want a JSON array of checkpoints")
+}
