@@ -39,6 +39,7 @@ type Chain struct {
 	started bool
 	genesis *Genesis
 	last    Position
+	before  Position // the entry before last
 	from    uint64 // first seq of the open checkpoint interval
 	merkle  MerkleBuilder
 	// LastCheckpoint is the newest in-log checkpoint that verified.
@@ -82,11 +83,17 @@ func (c *Chain) Add(line []byte) (*Entry, error) {
 		return nil, fmt.Errorf("a segment begins with a %s entry, not its genesis", e.Kind)
 	}
 	if c.started {
+		if e.Seq <= c.last.Seq {
+			return nil, &chainError{seq: e.Seq, msg: fmt.Sprintf("a second entry %d (after entry %d): an entry was inserted or moved", e.Seq, c.last.Seq)}
+		}
 		if e.Seq != c.last.Seq+1 {
-			return nil, fmt.Errorf("seq %d follows seq %d", e.Seq, c.last.Seq)
+			return nil, fmt.Errorf("seq %d follows seq %d: entries are missing or moved", e.Seq, c.last.Seq)
 		}
 		if e.Prev != c.last.Hash {
-			return nil, fmt.Errorf("prev %.12s… does not link to entry %d (%.12s…)", e.Prev, c.last.Seq, c.last.Hash)
+			// Either entry last was changed or this one's link was: the
+			// first position in doubt is last.
+			return nil, &chainError{seq: c.last.Seq, msg: fmt.Sprintf("entry %d's stored bytes hash to %.12s…, but entry %d links to %.12s…: entry %d was altered (or the link was)",
+				c.last.Seq, c.last.Hash, e.Seq, e.Prev, c.last.Seq)}
 		}
 	} else if e.Kind != KindGenesis {
 		return nil, fmt.Errorf("the log begins with a %s entry, not a genesis", e.Kind)
@@ -130,7 +137,7 @@ func (c *Chain) Add(line []byte) (*Entry, error) {
 			e.Seq, ext.From, ext.Seq, ext.Head, hash)
 	}
 	c.started, c.want = true, false
-	c.last = Position{Seq: e.Seq, Hash: hash}
+	c.before, c.last = c.last, Position{Seq: e.Seq, Hash: hash}
 	return e, nil
 }
 
@@ -140,10 +147,36 @@ func (c *Chain) Commit(line []byte) error {
 	if !ok {
 		return errors.New("malformed commit line")
 	}
-	if seq != c.last.Seq || hash != c.last.Hash {
+	if seq == c.last.Seq && hash != c.last.Hash {
+		return &chainError{seq: seq, msg: fmt.Sprintf("the commit line names entry %d's hash as %.12s…, its bytes hash to %.12s…: entry %d was altered (or the commit line was)", seq, hash, c.last.Hash, seq)}
+	}
+	if seq != c.last.Seq {
 		return fmt.Errorf("commit line names entry %d %.12s…, the last entry is %d %.12s…", seq, hash, c.last.Seq, c.last.Hash)
 	}
 	return nil
+}
+
+// chainError names the first position a broken link puts in doubt, when it
+// is not the entry being added.
+type chainError struct {
+	seq uint64
+	msg string
+}
+
+func (e *chainError) Error() string { return e.msg }
+
+// damage describes err at off in path: the first bad position, and the last
+// good entry and checkpoint before it.
+func (c *Chain) damage(path string, off int64, err error) *Damage {
+	d := &Damage{File: path, Offset: off, Seq: c.last.Seq + 1, Reason: err.Error(), LastGood: c.last, LastCheckpoint: c.LastCheckpoint}
+	var ce *chainError
+	if errors.As(err, &ce) && ce.seq <= c.last.Seq {
+		d.Seq, d.LastGood = ce.seq, c.before
+		if d.LastCheckpoint != nil && d.LastCheckpoint.Seq+1 >= ce.seq {
+			d.LastCheckpoint = nil // the checkpoint entry itself is in doubt
+		}
+	}
+	return d
 }
 
 // Finish checks the end of the log against the published checkpoints: a

@@ -182,7 +182,7 @@ func OpenFile(path string, opts Options) (*FileSink, error) {
 			return fail(err)
 		}
 	}
-	st, err := recoverTail(f, path, opts.Log)
+	st, err := recoverTail(f, path, opts.Log, true)
 	if err != nil {
 		return fail(err)
 	}
@@ -225,19 +225,27 @@ func continuation(active string) (Position, error) {
 	if err != nil || len(segs) == 0 {
 		return Position{}, err
 	}
-	last := segs[len(segs)-1]
-	var c Chain
-	c.BeginSegment()
-	err = verifyFile(last.path, &c)
-	var d *Damage
-	switch {
-	case err == nil:
-	case last.damaged && errors.As(err, &d):
-		// The set-aside segment's good part ends where the damage begins.
-	default:
-		return Position{}, fmt.Errorf("newest sealed segment: %w", err)
+	for i := len(segs) - 1; i >= 0; i-- {
+		var c Chain
+		c.BeginSegment()
+		err := verifyFile(segs[i].path, &c)
+		var d *Damage
+		switch {
+		case err == nil:
+		case segs[i].damaged && errors.As(err, &d):
+			// A set-aside segment's good part ends where its damage
+			// begins; one damaged from its genesis on continues the one
+			// before it.
+			if d.LastGood.Seq == 0 {
+				continue
+			}
+			return d.LastGood, nil
+		default:
+			return Position{}, fmt.Errorf("newest sealed segment: %w", err)
+		}
+		return c.Last(), nil
 	}
-	return c.Last(), nil
+	return Position{}, nil
 }
 
 // Head returns the position of the last entry written (durable once the

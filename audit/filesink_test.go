@@ -337,8 +337,8 @@ func TestFileSinkRecoversFromACutAnywhere(t *testing.T) {
 	// the first commit line ends the records' commit.
 	commit := whole[:bytes.Index(whole, []byte(commitPrefix))]
 	commit = whole[:len(commit)+bytes.IndexByte(whole[len(commit):], '\n')+1]
-	for cut := 0; cut <= len(commit); cut += 7 {
-		if cut > len(commit)-7 {
+	for cut := 0; cut <= len(commit); cut += 29 {
+		if cut > len(commit)-29 {
 			cut = len(commit)
 		}
 		want := []string{"a"}

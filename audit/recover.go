@@ -39,7 +39,9 @@ type tailState struct {
 //
 // What it cuts it first copies to "<file>.torn-<offset>", so even a torn
 // tail is kept as evidence.
-func recoverTail(f *os.File, path string, log *slog.Logger) (*tailState, error) {
+//
+// With cut false it only reads: it reports damage, and a torn tail it leaves.
+func recoverTail(f *os.File, path string, log *slog.Logger, cut bool) (*tailState, error) {
 	info, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -49,6 +51,7 @@ func recoverTail(f *os.File, path string, log *slog.Logger) (*tailState, error) 
 	c.BeginSegment()
 	good, goodEnd, first := c.clone(), int64(0), uint64(0)
 	failOff, reason := int64(-1), "an unfinished commit"
+	var failed *Damage
 	lr := newLineReader(io.NewSectionReader(f, 0, size))
 	for {
 		line, off, err := lr.next()
@@ -74,6 +77,7 @@ func recoverTail(f *os.File, path string, log *slog.Logger) (*tailState, error) 
 		}
 		if err != nil {
 			failOff, reason = off, err.Error()
+			failed = c.damage(path, off, err)
 			break
 		}
 	}
@@ -89,8 +93,13 @@ func recoverTail(f *os.File, path string, log *slog.Logger) (*tailState, error) 
 		failOff = goodEnd
 	}
 	damage := func(why string) error {
-		return &Damage{File: path, Offset: failOff, Seq: good.Last().Seq + 1, Reason: reason + why,
+		d := &Damage{File: path, Offset: failOff, Seq: good.Last().Seq + 1, Reason: reason + why,
 			LastGood: good.Last(), LastCheckpoint: good.LastCheckpoint}
+		if failed != nil {
+			d.Seq, d.LastGood, d.LastCheckpoint = failed.Seq, failed.LastGood, failed.LastCheckpoint
+			d.Reason = failed.Reason + why
+		}
+		return d
 	}
 	if last-goodEnd > maxTornBytes {
 		return nil, damage(fmt.Sprintf(", followed by %d bytes, more than one commit writes", last-goodEnd))
@@ -101,6 +110,9 @@ func recoverTail(f *os.File, path string, log *slog.Logger) (*tailState, error) 
 	}
 	if why := notTorn(tail); why != "" {
 		return nil, damage(why)
+	}
+	if !cut {
+		return st, nil
 	}
 	aside := fmt.Sprintf("%s.torn-%d", path, goodEnd)
 	if _, err := os.Stat(aside); err == nil {

@@ -41,7 +41,7 @@ func Verify(files []string, published []*Checkpoint) (*Report, error) {
 	rep := &Report{}
 	for _, path := range files {
 		c.BeginSegment()
-		if err := verifyFileCounting(path, &c, rep); err != nil {
+		if err := walkFile(path, &c, rep, nil); err != nil {
 			return rep, err
 		}
 		rep.Files++
@@ -57,9 +57,11 @@ func Verify(files []string, published []*Checkpoint) (*Report, error) {
 	return rep, nil
 }
 
-func verifyFile(path string, c *Chain) error { return verifyFileCounting(path, c, &Report{}) }
+func verifyFile(path string, c *Chain) error { return walkFile(path, c, &Report{}, nil) }
 
-func verifyFileCounting(path string, c *Chain, rep *Report) error {
+// walkFile verifies one segment file through c, counting into rep and
+// calling fn (if not nil) with each entry that verified.
+func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
@@ -72,27 +74,29 @@ func verifyFileCounting(path string, c *Chain, rep *Report) error {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		damage := func(reason string) error {
-			return &Damage{File: path, Offset: off, Seq: c.Last().Seq + 1, Reason: reason, LastGood: c.Last(), LastCheckpoint: c.LastCheckpoint}
-		}
 		if err != nil {
-			return damage(err.Error())
+			return c.damage(path, off, err)
 		}
 		if off == 0 && isLegacyLine(line) {
 			return fmt.Errorf("audit log %s: %w", path, ErrLegacy)
 		}
 		if isCommitLine(line) {
 			if err := c.Commit(line); err != nil {
-				return damage(err.Error())
+				return c.damage(path, off, err)
 			}
 			committed = true
 			continue
 		}
 		e, err := c.Add(line)
 		if err != nil {
-			return damage(err.Error())
+			return c.damage(path, off, err)
 		}
 		committed = false
+		if fn != nil {
+			if err := fn(e, line); err != nil {
+				return err
+			}
+		}
 		rep.Entries++
 		switch e.Kind {
 		case KindRecord:
@@ -108,8 +112,7 @@ func verifyFileCounting(path string, c *Chain, rep *Report) error {
 	return nil
 }
 
-// ReadCheckpoints reads published checkpoints: a JSON array, or one JSON
-// checkpoint per line.
+// ReadCheckpoints reads published checkpoints, a JSON array of them.
 func ReadCheckpoints(r io.Reader) ([]*Checkpoint, error) {
 	d := json.NewDecoder(r)
 	var out []*Checkpoint
