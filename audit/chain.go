@@ -40,7 +40,7 @@ type Chain struct {
 	genesis *Genesis
 	last    Position
 	before  Position // the entry before last
-	from    uint64 // first seq of the open checkpoint interval
+	from    uint64   // first seq of the open checkpoint interval
 	merkle  MerkleBuilder
 	// LastCheckpoint is the newest in-log checkpoint that verified.
 	LastCheckpoint *Checkpoint
