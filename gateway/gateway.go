@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +22,7 @@ import (
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/adapters/rest"
 	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/audit/ship"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/client"
@@ -37,6 +39,7 @@ type Gateway struct {
 	sync     *syncer
 	rotator  *certs.Rotator
 	sink     audit.Sink
+	shipper  *ship.Shipper // nil with a sink from WithSink
 	masker   *projection.Masker
 	adapters map[string]adapters.Adapter
 	pools    []*pgxpool.Pool
@@ -98,7 +101,11 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
-		fs, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log})
+		// Checkpoints leave for the control plane as soon as they are
+		// durable; entries follow at least once (audit/ship).
+		g.shipper = ship.New(ship.NewClient(cp.HTTPClient(), cfg.ControlPlane.URL, cfg.System, cp.Token()), cfg.AuditFile,
+			ship.Options{Key: key.Public().(ed25519.PublicKey), Log: log})
+		fs, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge})
 		if err != nil {
 			return nil, err
 		}
@@ -201,6 +208,9 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	go g.sync.run(ctx)
 	go func() { _ = g.rotator.Run(ctx) }()
+	if g.shipper != nil {
+		go g.shipper.Run(ctx)
+	}
 	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound)
 	if ready != nil {
 		ready(addrs)
