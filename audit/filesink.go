@@ -2,6 +2,8 @@ package audit
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +20,7 @@ const (
 	DefaultCommitDelay        = 5 * time.Millisecond
 	DefaultCheckpointEvery    = 10_000
 	DefaultCheckpointInterval = 10 * time.Second
-	DefaultSegmentBytes       = 256 << 20
+	DefaultSegmentBytes       = 64 << 20
 	DefaultSegmentAge         = 24 * time.Hour
 )
 
@@ -421,9 +423,10 @@ func (s *FileSink) build(buf []byte, pos []Position, batch []pending, forceCP bo
 
 // added advances the chain over an entry's stored bytes.
 func (s *FileSink) added(line []byte) {
+	sum := sha256.Sum256(line)
 	s.seq++
-	s.head = EntryHash(line)
-	s.merkle.Add(LeafHash(line))
+	s.head = hex.EncodeToString(sum[:])
+	s.merkle.Add(leafOf(sum))
 }
 
 // checkpoint appends a signed checkpoint over the open interval.
