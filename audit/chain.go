@@ -81,7 +81,10 @@ func (c *Chain) clone() Chain {
 // prev are read from the fixed prefix and the Entry returned has no Record.
 // The chain's argument rests on the hash of the stored bytes, which covers
 // the record whatever it holds; EachEntry decodes records strictly.
-func (c *Chain) Add(line []byte) (*Entry, error) {
+func (c *Chain) Add(line []byte) (*Entry, error) { return c.addHashed(line, sha256.Sum256(line)) }
+
+// addHashed is Add for a line whose SHA-256 is already known.
+func (c *Chain) addHashed(line []byte, sum Hash) (*Entry, error) {
 	e, ok := recordHeader(line)
 	if !ok {
 		var err error
@@ -108,7 +111,6 @@ func (c *Chain) Add(line []byte) (*Entry, error) {
 	} else if e.Kind != KindGenesis {
 		return nil, fmt.Errorf("the log begins with a %s entry, not a genesis", e.Kind)
 	}
-	sum := sha256.Sum256(line)
 	hash := hex.EncodeToString(sum[:])
 	leaf := leafOf(sum)
 	switch e.Kind {

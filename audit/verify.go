@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,49 +68,103 @@ func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte)
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
-	lr := newLineReader(f)
-	committed := true
-	for {
-		line, off, err := lr.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return c.damage(path, off, err)
-		}
-		if off == 0 && isLegacyLine(line) {
-			return fmt.Errorf("audit log %s: %w", path, ErrLegacy)
-		}
-		if isCommitLine(line) {
-			if err := c.Commit(line); err != nil {
+	chunks := make(chan *lineChunk, 4)
+	stop := make(chan struct{})
+	defer close(stop)
+	go readHashed(f, chunks, stop)
+	committed, end := true, int64(0)
+	for ch := range chunks {
+		for i := range ch.lines {
+			hl := &ch.lines[i]
+			line, off := ch.line(i), hl.off
+			if errors.Is(hl.err, io.EOF) {
+				break
+			}
+			if hl.err != nil {
+				return c.damage(path, off, hl.err)
+			}
+			end = off + int64(len(line)) + 1
+			if off == 0 && isLegacyLine(line) {
+				return fmt.Errorf("audit log %s: %w", path, ErrLegacy)
+			}
+			if isCommitLine(line) {
+				if err := c.Commit(line); err != nil {
+					return c.damage(path, off, err)
+				}
+				committed = true
+				continue
+			}
+			e, err := c.addHashed(line, hl.sum)
+			if err != nil {
 				return c.damage(path, off, err)
 			}
-			committed = true
-			continue
-		}
-		e, err := c.Add(line)
-		if err != nil {
-			return c.damage(path, off, err)
-		}
-		committed = false
-		if fn != nil {
-			if err := fn(e, line); err != nil {
-				return err
+			committed = false
+			if fn != nil {
+				if err := fn(e, line); err != nil {
+					return err
+				}
 			}
-		}
-		rep.Entries++
-		switch e.Kind {
-		case KindRecord:
-			rep.Records++
-		case KindCheckpoint:
-			rep.Checkpoints++
+			rep.Entries++
+			switch e.Kind {
+			case KindRecord:
+				rep.Records++
+			case KindCheckpoint:
+				rep.Checkpoints++
+			}
 		}
 	}
 	if !committed {
-		return &Damage{File: path, Offset: lr.off, Seq: c.Last().Seq, Reason: "entries after the last commit line: an unfinished commit (the gateway cuts it at start-up) or the end of the file was removed",
+		return &Damage{File: path, Offset: end, Seq: c.Last().Seq, Reason: "entries after the last commit line: an unfinished commit (the gateway cuts it at start-up) or the end of the file was removed",
 			LastGood: c.Last(), LastCheckpoint: c.LastCheckpoint}
 	}
 	return nil
+}
+
+// lineChunk is a run of lines read and hashed ahead of the chain, so
+// reading and SHA-256 run on one core while the chain checks on another.
+type lineChunk struct {
+	buf   []byte
+	lines []hashedLine
+}
+
+type hashedLine struct {
+	start, end int
+	off        int64
+	sum        Hash
+	err        error // the line reader's, on the chunk's last line
+}
+
+func (ch *lineChunk) line(i int) []byte { return ch.buf[ch.lines[i].start:ch.lines[i].end] }
+
+// readHashed reads r's lines into chunks, hashing each, until the end or
+// an error (carried by the last line), or until stop closes.
+func readHashed(r io.Reader, out chan<- *lineChunk, stop <-chan struct{}) {
+	defer close(out)
+	lr := newLineReader(r)
+	for {
+		ch := &lineChunk{buf: make([]byte, 0, 1<<20), lines: make([]hashedLine, 0, 1024)}
+		var err error
+		for len(ch.lines) < 1024 && err == nil {
+			var line []byte
+			var off int64
+			line, off, err = lr.next()
+			start := len(ch.buf)
+			ch.buf = append(ch.buf, line...)
+			hl := hashedLine{start: start, end: len(ch.buf), off: off, err: err}
+			if err == nil {
+				hl.sum = sha256.Sum256(line)
+			}
+			ch.lines = append(ch.lines, hl)
+		}
+		select {
+		case out <- ch:
+		case <-stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // ReadCheckpoints reads published checkpoints, a JSON array of them.
