@@ -320,3 +320,11 @@ func recordHeader(line []byte) (e *Entry, ok bool) {
 	}
 	return &Entry{Seq: seq, Prev: prev, Kind: KindRecord}, true
 }
+
+// IsRecordLine says, without decoding it, whether line is a record entry
+// in the form the sink writes: what a reader that wants only the other
+// kinds (a shipper looking for checkpoints) skips cheaply.
+func IsRecordLine(line []byte) bool {
+	_, ok := recordHeader(line)
+	return ok
+}

@@ -67,7 +67,12 @@ func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.sync.n
 
 // auditKeyFile is the gateway's checkpoint key: it signs the audit log's
 // checkpoints and is the gateway's alone, in its state directory.
-func auditKeyFile(cfg *Config) string { return filepath.Join(cfg.StateDir, "audit-checkpoint.key") }
+func auditKeyFile(cfg *Config) string {
+	if cfg.AuditLog.CheckpointKeyFile != "" {
+		return cfg.AuditLog.CheckpointKeyFile
+	}
+	return filepath.Join(cfg.StateDir, "audit-checkpoint.key")
+}
 
 // New prepares a gateway: it reads its identity, pulls (or restores) its
 // configuration, and opens its backends. It refuses to start without a
@@ -105,7 +110,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		// durable; entries follow at least once (audit/ship).
 		g.shipper = ship.New(ship.NewClient(cp.HTTPClient(), cfg.ControlPlane.URL, cfg.System, cp.Token()), cfg.AuditFile,
 			ship.Options{Key: key.Public().(ed25519.PublicKey), Log: log})
-		fs, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge})
+		fs, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge,
+			CheckpointEvery: cfg.AuditLog.CheckpointEvery, CheckpointInterval: cfg.AuditLog.CheckpointInterval.Duration,
+			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration})
 		if err != nil {
 			return nil, err
 		}

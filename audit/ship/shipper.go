@@ -124,20 +124,35 @@ func (s *Shipper) session(ctx context.Context) (shipped bool, err error) {
 			}
 			continue
 		}
-		if _, err := s.c.PostEntries(ctx, lines); err != nil {
-			return shipped, fmt.Errorf("entries: %w", err)
-		}
-		shipped = true
-		for _, l := range lines {
+		// A checkpoint goes out after the entries it covers and before its
+		// own entry: a session that stops between the two finds its
+		// entry first next time and posts the checkpoint again, so none
+		// is lost however either side crashes.
+		start := 0
+		for i, l := range lines {
+			if audit.IsRecordLine(l) {
+				continue
+			}
 			e, err := audit.ParseEntry(l)
 			if err != nil {
 				return shipped, err
 			}
-			if e.Checkpoint != nil {
-				if err := s.c.PostCheckpoint(ctx, e.Checkpoint); err != nil {
-					return shipped, fmt.Errorf("checkpoint %d..%d: %w", e.Checkpoint.From, e.Checkpoint.Seq, err)
+			if e.Checkpoint == nil {
+				continue
+			}
+			if i > start {
+				if _, err := s.c.PostEntries(ctx, lines[start:i]); err != nil {
+					return shipped, fmt.Errorf("entries: %w", err)
 				}
+				shipped, start = true, i
+			}
+			if err := s.c.PostCheckpoint(ctx, e.Checkpoint); err != nil {
+				return shipped, fmt.Errorf("checkpoint %d..%d: %w", e.Checkpoint.From, e.Checkpoint.Seq, err)
 			}
 		}
+		if _, err := s.c.PostEntries(ctx, lines[start:]); err != nil {
+			return shipped, fmt.Errorf("entries: %w", err)
+		}
+		shipped = true
 	}
 }
