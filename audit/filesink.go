@@ -194,15 +194,24 @@ func OpenFile(path string, opts Options) (*FileSink, error) {
 		if g.Gateway != opts.Gateway {
 			return fail(fmt.Errorf("the segment belongs to gateway %q, not %q", g.Gateway, opts.Gateway))
 		}
-		if !ed25519.PublicKey(g.PublicKey).Equal(opts.Key.Public()) {
-			return fail(errors.New("the segment's checkpoint key is not this gateway's key (a changed key file?)"))
-		}
 		last := st.chain.Last()
 		s.seq, s.head, s.from = last.Seq, last.Hash, st.chain.From()
 		s.merkle = st.chain.merkle
 		s.segFirst, s.segStart, s.lastCP = st.first, g.Time, g.Time
 		if cp := st.chain.LastCheckpoint; cp != nil {
 			s.lastCP = cp.Time
+		}
+		if !ed25519.PublicKey(g.PublicKey).Equal(opts.Key.Public()) {
+			// A new checkpoint key (rotated, or the old one lost): the
+			// segment is sealed as it is, and the next one's genesis names
+			// the new key. Entries after its last checkpoint stay chained
+			// but unsigned; the control plane decides whether to enrol
+			// the new key.
+			opts.Log.Warn("audit log: the checkpoint key changed; sealing the segment and starting one under the new key",
+				"file", path, "last_seq", last.Seq, "unsigned_entries", s.merkle.Len())
+			if err := s.rotate(); err != nil {
+				return fail(err)
+			}
 		}
 	} else {
 		// An empty segment: a new log, or the one after the newest
