@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -135,6 +136,9 @@ type FileSink struct {
 	lastCP    time.Time
 	segFirst  uint64
 	segStart  time.Time
+	// durable is the seq of the last entry synced to disk, for readers
+	// that must not see more (the shipper).
+	durable atomic.Uint64
 
 	mu       sync.Mutex
 	queue    []pending
@@ -189,6 +193,7 @@ func OpenFile(path string, opts Options) (*FileSink, error) {
 		return fail(err)
 	}
 	s.end, s.size = st.end, st.size
+	s.durable.Store(st.chain.Last().Seq)
 	now := opts.Now()
 	if g := st.chain.Genesis(); g != nil {
 		if g.Gateway != opts.Gateway {
@@ -480,9 +485,15 @@ func (s *FileSink) write(buf []byte) error {
 	}
 	if err == nil {
 		s.end += int64(len(buf))
+		s.durable.Store(s.seq)
 	}
 	return err
 }
+
+// Durable returns the seq of the last entry synced to disk. Written but
+// unsynced entries could still be lost with the machine, and be replaced
+// by others at the same seqs, so nothing past it may leave the gateway.
+func (s *FileSink) Durable() uint64 { return s.durable.Load() }
 
 // writeGenesis begins the segment: a genesis continuing the chain at
 // s.seq, s.head (a new log if s.seq is 0).

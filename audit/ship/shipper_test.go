@@ -139,7 +139,7 @@ func TestShipperResumesAndDeliversEachEntryOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := NewClient(srv.Client(), srv.URL, opts.Gateway, "gw-token")
-	shipper = New(client, path, Options{Key: key.Public().(ed25519.PublicKey), Batch: 50, Poll: 10 * time.Millisecond, Log: quiet})
+	shipper = New(client, path, Options{Key: key.Public().(ed25519.PublicKey), Batch: 50, Poll: 10 * time.Millisecond, Log: quiet, Durable: sink.Durable})
 	write := func(from, to int) {
 		for i := from; i < to; i++ {
 			if err := audit.Write(context.Background(), sink, &audit.Record{ExchangeID: fmt.Sprintf("x%04d", i), Phase: audit.Outcome}); err != nil {
