@@ -178,23 +178,24 @@ func readHashed(r io.Reader, out chan<- *lineChunk, free <-chan *lineChunk, stop
 	}
 }
 
-// ReadCheckpoints reads published checkpoints, a JSON array of them.
+// ReadCheckpoints reads published checkpoints: a JSON array of them, or an
+// object holding the array as "checkpoints" or "items" (a page of the
+// control plane's answer).
 func ReadCheckpoints(r io.Reader) ([]*Checkpoint, error) {
-	d := json.NewDecoder(r)
-	var out []*Checkpoint
-	tok, err := d.Token()
+	bs, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
-	if delim, ok := tok.(json.Delim); ok && delim == '[' {
-		for d.More() {
-			var cp Checkpoint
-			if err := d.Decode(&cp); err != nil {
-				return nil, fmt.Errorf("checkpoints: %w", err)
-			}
-			out = append(out, &cp)
-		}
-		return out, nil
+	var list []*Checkpoint
+	if err := json.Unmarshal(bs, &list); err == nil {
+		return list, nil
 	}
-	return nil, errors.New("checkpoints: want a JSON array of checkpoints")
+	var page struct {
+		Checkpoints []*Checkpoint `json:"checkpoints"`
+		Items       []*Checkpoint `json:"items"`
+	}
+	if err := json.Unmarshal(bs, &page); err != nil {
+		return nil, fmt.Errorf("checkpoints: want a JSON array of checkpoints: %w", err)
+	}
+	return append(page.Checkpoints, page.Items...), nil
 }
