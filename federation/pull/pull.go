@@ -56,6 +56,11 @@ func (c *Client) WithBearerToken(token string) *Client {
 	return &cp
 }
 
+// HTTPClient is the client's transport, carrying the gateway's certificate,
+// for the other calls a gateway makes to the control plane with the same
+// identity (such as shipping its audit log).
+func (c *Client) HTTPClient() *http.Client { return c.http }
+
 // CloseIdleConnections closes kept-alive connections, so the next request
 // makes a handshake with the certificate the node holds now.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -146,7 +147,7 @@ func newWorld(t *testing.T) *world {
 	}}
 	w.src.at.Store(&now)
 	w.auditLog = filepath.Join(t.TempDir(), "audit.jsonl")
-	if w.sink, err = audit.OpenFile(w.auditLog); err != nil {
+	if w.sink, err = audit.OpenFile(w.auditLog, audit.Options{Gateway: provider, Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.sink.Close() })
