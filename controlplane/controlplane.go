@@ -21,6 +21,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // Config is the control plane's configuration; cmd/lienthong fills it from flags.
@@ -184,7 +185,7 @@ func bootstrapToken(ctx context.Context, svc *service.Service, file string) (str
 		return "", err
 	}
 	if secret != "" {
-		if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		if err := durable.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("write bootstrap token: %w", err)
 		}
 		return secret, nil

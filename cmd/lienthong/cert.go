@@ -17,6 +17,7 @@ import (
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // addCAFlags adds the certificate-authority flags of `lienthong controlplane`.
@@ -161,33 +162,11 @@ func checkEnrolment(enr *service.Enrolment, keyPEM []byte, spiffeID string) erro
 	return certs.CheckIssued(chain[0], chain[1:], certs.Expectation{SPIFFEID: spiffeID, PublicKey: signer.Public(), Roots: roots})
 }
 
-// writeFileAtomic writes through a temporary file in the same directory
-// and renames it, so a gateway reading the files never sees half of one.
+// writeFileAtomic writes durably through a temporary file in the same
+// directory (internal/durable), so a gateway reading the files never sees
+// half of one.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return durable.WriteFile(path, data, mode)
 }
 
 // newSystemRevokeCommand is `lienthong system revoke`.

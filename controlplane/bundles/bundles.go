@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -219,7 +220,7 @@ func LoadOrCreateKey(file string) (policies.SigningKey, error) {
 			return policies.SigningKey{}, fmt.Errorf("bundle signing key: %w", merr)
 		}
 		raw = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-		if werr := os.WriteFile(file, raw, 0o600); werr != nil {
+		if werr := durable.WriteFile(file, raw, 0o600); werr != nil {
 			return policies.SigningKey{}, fmt.Errorf("bundle signing key: %w", werr)
 		}
 	} else if err != nil {
