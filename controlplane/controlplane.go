@@ -82,20 +82,51 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// A directory that holds a federation's state never starts over: its
+	// catalog is checked, touching nothing, before anything opens it.
+	found := existingState(cfg.DataDir)
+	if len(found) > 0 && storeName(cfg.Store) == "sqlite" {
+		if err := checkCatalogFile(cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	certOpts, err := certificateOptions(cfg, log)
+	certOpts, authority, err := certificateOptions(cfg, log)
 	if err != nil {
 		return err
 	}
 	store, err := OpenStore(ctx, cfg)
 	if err != nil {
+		if errors.Is(err, sqlstore.ErrDamaged) {
+			return refuseStartOver(cfg.DataDir, []string{"catalog.db"}, err)
+		}
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "error", err.Error())
+		}
+	}()
+	if len(found) > 0 {
+		empty, err := storeIsEmpty(ctx, store)
+		if err != nil {
+			return err
+		}
+		if empty {
+			return refuseStartOver(cfg.DataDir, found, errors.New("the store holds no catalog at all"))
+		}
+	}
 	bundleKey, err := bundles.LoadOrCreateKey(filepath.Join(cfg.DataDir, "bundle-signing-key.pem"))
 	if err != nil {
+		return err
+	}
+	fps, err := fingerprintsOf(ctx, authority, bundleKey, cfg.CA.Kind)
+	if err != nil {
+		return err
+	}
+	if err := pinKeys(ctx, store, fps); err != nil {
 		return err
 	}
 	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey), service.WithMaxGrantPeriod(cfg.MaxGrantPeriod))...)
@@ -108,6 +139,9 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		if r.Seeded, err = SeedIfEmpty(ctx, svc, cfg.Seed); err != nil {
 			return err
 		}
+	}
+	if err := writeMarker(cfg.DataDir, cfg.Store); err != nil {
+		return err
 	}
 
 	hosts := cfg.Hosts

@@ -26,6 +26,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/gateway"
+	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
@@ -82,8 +83,13 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+
+	// Each part runs until its own context ends, so a stop can take them
+	// down in order: gateways first (the consumer's, then the provider's,
+	// each draining its exchanges and syncing its audit log), then the
+	// control plane (closing its store), then the backend.
+	var stack stopStack
+	defer stack.stopAll()
 	errc := make(chan error, 4)
 
 	// The synthetic population database, on loopback.
@@ -93,20 +99,30 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 		return fmt.Errorf("population backend: %w", err)
 	}
 	backend := &http.Server{Handler: synthetic.Handler(people), ReadHeaderTimeout: 5 * time.Second}
-	go func() { errc <- backend.Serve(ln) }()
-	defer backend.Close()
+	backendDone := make(chan struct{})
+	go func() { defer close(backendDone); _ = backend.Serve(ln) }()
+	stack.push(func() { backend.Close(); <-backendDone })
 
 	ready := make(chan controlplane.Ready, 1)
+	cpCtx, cpStop := context.WithCancel(context.Background())
+	cpDone := make(chan struct{})
 	go func() {
-		errc <- controlplane.Run(ctx, controlplane.Config{
+		defer close(cpDone)
+		err := controlplane.Run(cpCtx, controlplane.Config{
 			DataDir: o.dataDir, Listen: o.controlPlane, Seed: o.seed, Log: log,
 		}, func(r controlplane.Ready) { ready <- r })
+		if err != nil {
+			errc <- fmt.Errorf("control plane: %w", err)
+		}
 	}()
+	stack.push(func() { cpStop(); <-cpDone })
 	var cp controlplane.Ready
 	select {
 	case cp = <-ready:
 	case err := <-errc:
 		return err
+	case <-ctx.Done():
+		return nil
 	}
 	admin, err := client.New(cp.URL, cp.AdminToken, cp.CAFile)
 	if err != nil {
@@ -114,10 +130,19 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	}
 	dir := filepath.Join(o.dataDir, "federation")
 	if err := setUpFederation(ctx, admin, dir, o); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("set up the federation: %w", err)
 	}
+	// What the flags say applies on every start, not only the first.
+	if err := applyAddresses(ctx, admin, dir, o); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("apply the addresses given: %w", err)
+	}
 
-	started := 0
 	for _, member := range []string{upProvider, upConsumer} {
 		cfg, err := gateway.LoadConfig(filepath.Join(dir, member, "gateway.json"))
 		if err != nil {
@@ -127,13 +152,21 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 		if err != nil {
 			return err
 		}
-		gwReady := make(chan struct{})
-		go func() { errc <- gw.Run(ctx, func(gateway.Addrs) { close(gwReady) }) }()
+		gwCtx, gwStop := context.WithCancel(context.Background())
+		gwReady, gwDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(gwDone)
+			if err := gw.Run(gwCtx, func(gateway.Addrs) { close(gwReady) }); err != nil {
+				errc <- fmt.Errorf("gateway of %s: %w", member, err)
+			}
+		}()
+		stack.push(func() { gwStop(); <-gwDone })
 		select {
 		case <-gwReady:
-			started++
 		case err := <-errc:
 			return err
+		case <-ctx.Done():
+			return nil
 		}
 	}
 	if err := printUp(out, cp, dir, o, people[0]); err != nil {
@@ -141,12 +174,23 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	}
 	select {
 	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
+		return err
 	case <-ctx.Done():
 	}
+	log.Info("stopping: draining exchanges, syncing audit logs, closing the store")
 	return nil
+}
+
+// stopStack runs stop functions in reverse order of their pushing, once.
+type stopStack struct{ fns []func() }
+
+func (s *stopStack) push(fn func()) { s.fns = append(s.fns, fn) }
+
+func (s *stopStack) stopAll() {
+	for i := len(s.fns) - 1; i >= 0; i-- {
+		s.fns[i]()
+	}
+	s.fns = nil
 }
 
 // setUpFederation does, once, what the two agencies' operators would do
@@ -182,32 +226,13 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(gdir, "token"), []byte(tok.Token), 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(gdir, "token"), []byte(tok.Token), 0o600); err != nil {
 			return err
 		}
 		if err := enrollInto(ctx, admin, g.system, trust.TrustDomain, gdir); err != nil {
 			return err
 		}
 		if _, err := admin.RegisterGateway(ctx, g.member, g.system, g.inbound); err != nil {
-			return err
-		}
-		cfg := map[string]any{
-			"member": g.member, "system": g.system,
-			"identity":     map[string]string{"keyFile": filepath.Join(gdir, "key.pem"), "certFile": filepath.Join(gdir, "cert.pem")},
-			"controlPlane": map[string]string{"url": "https://" + o.controlPlane, "caFile": filepath.Join(o.dataDir, "tls", "ca.pem"), "tokenFile": filepath.Join(gdir, "token")},
-			"outbound":     map[string]string{"listen": g.outbound},
-			"inbound":      map[string]string{"listen": g.inbound},
-			"stateDir":     filepath.Join(gdir, "state"), "maskingKeyFile": filepath.Join(gdir, "masking.key"),
-			"auditFile": filepath.Join(gdir, "audit.jsonl"), "pollInterval": "10s",
-		}
-		if g.member == upProvider {
-			cfg["backends"] = map[string]any{upProviderSystem + "/population": map[string]any{
-				"recordPath": "citizens/{id}",
-				"rest":       map[string]string{"baseUrl": "http://" + o.backend},
-			}}
-		}
-		raw, _ := json.MarshalIndent(cfg, "", "  ")
-		if err := os.WriteFile(filepath.Join(gdir, "gateway.json"), raw, 0o600); err != nil {
 			return err
 		}
 	}
@@ -242,7 +267,53 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 	}}); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "done"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+	return durable.WriteFile(filepath.Join(dir, "done"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// applyAddresses makes the addresses given on this start the ones in force:
+// it writes each gateway's configuration again and registers a moved inbound
+// address with the control plane, so the printed commands always name what
+// listens. Paths in the configuration are relative to its own directory, so
+// a copied or restored data directory uses its own files.
+func applyAddresses(ctx context.Context, admin *client.Client, dir string, o upOptions) error {
+	registered, err := admin.Gateways(ctx)
+	if err != nil {
+		return err
+	}
+	at := map[string]string{}
+	for _, g := range registered {
+		at[g.Member] = g.Address
+	}
+	for _, g := range []struct{ member, system, inbound, outbound string }{
+		{upProvider, upProviderGW, o.inbound, o.providerOutbound},
+		{upConsumer, upConsumerGW, o.consumerInbound, o.outbound},
+	} {
+		if at[g.member] != g.inbound {
+			if _, err := admin.RegisterGateway(ctx, g.member, g.system, g.inbound); err != nil {
+				return err
+			}
+		}
+		cfg := map[string]any{
+			"member": g.member, "system": g.system,
+			"identity":     map[string]string{"keyFile": "key.pem", "certFile": "cert.pem"},
+			"controlPlane": map[string]string{"url": "https://" + o.controlPlane, "caFile": filepath.Join("..", "..", "tls", "ca.pem"), "tokenFile": "token"},
+			"outbound":     map[string]string{"listen": g.outbound},
+			"inbound":      map[string]string{"listen": g.inbound},
+			"stateDir":     "state", "maskingKeyFile": "masking.key",
+			"auditFile": "audit.jsonl", "pollInterval": "10s",
+		}
+		if g.member == upProvider {
+			cfg["backends"] = map[string]any{upProviderSystem + "/population": map[string]any{
+				"recordPath": "citizens/{id}",
+				"rest":       map[string]string{"baseUrl": "http://" + o.backend},
+			}}
+		}
+		raw, _ := json.MarshalIndent(cfg, "", "  ")
+		if err := durable.WriteFile(filepath.Join(dir, g.member, "gateway.json"), append(raw, '\n'), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // enrollInto makes a key in dir (0600; it never leaves the machine) and
@@ -263,13 +334,13 @@ func enrollInto(ctx context.Context, admin *client.Client, system, trustDomain, 
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
+	if err := durable.ReplaceTogether(
+		durable.File{Path: filepath.Join(dir, "key.pem"), Data: keyPEM, Perm: 0o600},
+		durable.File{Path: filepath.Join(dir, "cert.pem"), Data: []byte(enr.ChainPEM), Perm: 0o600},
+	); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), []byte(enr.ChainPEM), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "bundle.pem"), []byte(enr.TrustBundlePEM), 0o644)
+	return durable.WriteFile(filepath.Join(dir, "bundle.pem"), []byte(enr.TrustBundlePEM), 0o644)
 }
 
 func isStatus(err error, status int) bool {
