@@ -112,7 +112,7 @@ func ReplaceTogether(files ...File) error {
 			return err
 		}
 	}
-	Crashpoint("replace-prepared")
+	Crashpoint("replace-prepared", paths[0])
 	commit := paths[0] + commitSuffix
 	if err := WriteFile(commit, []byte(strings.Join(paths, "\n")+"\n"), 0o600); err != nil {
 		return err
@@ -126,7 +126,7 @@ func finish(paths []string) error {
 	dirs := map[string]bool{}
 	for i, p := range paths {
 		if i == 1 {
-			Crashpoint("replace-half-renamed")
+			Crashpoint("replace-half-renamed", paths[0])
 		}
 		if err := os.Rename(p+nextSuffix, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("replace %s: %w", p, err)
@@ -179,15 +179,18 @@ func Recover(paths ...string) error {
 }
 
 // CrashEnv names the environment variable that crash tests set to make the
-// process kill itself (SIGKILL, no clean-up) at a named point of a write:
-// "replace-prepared" (new files written, not committed) or
-// "replace-half-renamed" (the first file of a group renamed, the others
-// not). Nothing but tests sets it.
+// process kill itself (SIGKILL, no clean-up) at a named point of a group
+// replacement: "replace-prepared" (new files written, not committed) or
+// "replace-half-renamed" (the first file of the group renamed, the others
+// not), alone or followed by ":" and the base name of the group's first
+// file to pick one group, e.g. "replace-half-renamed:key.pem". Nothing but
+// tests sets it.
 const CrashEnv = "LIENTHONG_TEST_CRASH_AT"
 
-// Crashpoint kills the process when CrashEnv names point.
-func Crashpoint(point string) {
-	if v := os.Getenv(CrashEnv); v != "" && v == point {
+// Crashpoint kills the process when CrashEnv names point, alone or for the
+// group whose first file is first.
+func Crashpoint(point, first string) {
+	if v := os.Getenv(CrashEnv); v != "" && (v == point || v == point+":"+filepath.Base(first)) {
 		if p, err := os.FindProcess(os.Getpid()); err == nil {
 			_ = p.Kill() // SIGKILL: no deferred call, no clean-up runs
 		}
