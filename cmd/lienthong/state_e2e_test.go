@@ -211,6 +211,16 @@ func TestStartRefusesDamagedState(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(killed, "catalog.db-wal")); err != nil || fi.Size() < 32+3*(24+4096) {
 		t.Fatalf("the killed federation's WAL is missing or nearly empty (%v): the damage below would test nothing", err)
 	}
+	// Killed is not damaged: a copy of it starts, with its catalog whole.
+	t.Run("killed but whole starts", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		copyDir(t, killed, dir)
+		p, _ := startUp(t, dir, a)
+		if !read(exchangeClient(t, dir), a, "after-sigkill") {
+			t.Error("no exchange after a restart from a killed federation")
+		}
+		stopClean(t, p)
+	})
 	// A federation stopped cleanly: its catalog is all in catalog.db.
 	clean, _ := newFederation(t)
 
