@@ -92,18 +92,16 @@ it answers with the reason. Run it again to renew: every run makes a new key.`,
 			if err := os.MkdirAll(outDir, 0o700); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			for _, f := range []struct {
-				path string
-				data []byte
-				mode os.FileMode
-			}{
-				{files.Key, keyPEM, 0o600},
-				{files.Chain, []byte(enr.ChainPEM), 0o644},
-				{files.Bundle, []byte(enr.TrustBundlePEM), 0o644},
-			} {
-				if err := writeFileAtomic(f.path, f.data, f.mode); err != nil {
-					return err
-				}
+			// The key and its chain are replaced as one (a gateway reading
+			// them settles an interrupted replacement first).
+			if err := durable.ReplaceTogether(
+				durable.File{Path: files.Key, Data: keyPEM, Perm: 0o600},
+				durable.File{Path: files.Chain, Data: []byte(enr.ChainPEM), Perm: 0o644},
+			); err != nil {
+				return err
+			}
+			if err := writeFileAtomic(files.Bundle, []byte(enr.TrustBundlePEM), 0o644); err != nil {
+				return err
 			}
 			out := struct {
 				Certificate service.CertificateView `json:"certificate"`
