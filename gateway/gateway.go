@@ -30,15 +30,17 @@ import (
 
 // Gateway is one agency's gateway.
 type Gateway struct {
-	cfg      *Config
-	log      *slog.Logger
-	cp       *client.Client
-	sync     *syncer
-	rotator  *certs.Rotator
-	sink     audit.Sink
-	masker   *projection.Masker
-	adapters map[string]adapters.Adapter
-	pools    []*pgxpool.Pool
+	cfg     *Config
+	log     *slog.Logger
+	cp      *client.Client
+	sync    *syncer
+	rotator *certs.Rotator
+	sink    audit.Sink
+	// auditPath is the audit file the gateway opened ("" with WithSink).
+	auditPath string
+	masker    *projection.Masker
+	adapters  map[string]adapters.Adapter
+	pools     []*pgxpool.Pool
 
 	peersMu sync.Mutex
 	peers   map[string]*http.Client
@@ -93,7 +95,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		if err != nil {
 			return nil, err
 		}
-		g.sink = fs
+		g.sink, g.auditPath = fs, cfg.AuditFile
 	}
 	initial, err := loadIdentity(cfg)
 	if err != nil {

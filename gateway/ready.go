@@ -23,7 +23,8 @@ type Check struct {
 //
 //   - certificate: the chain presented verifies to the trust bundle of the
 //     configuration in force, and the private key matches it;
-//   - audit-log: the audit file can be opened for writing;
+//   - audit-log: the audit file can be opened for writing (a sink given
+//     with WithSink is not checked);
 //   - configuration: a verified configuration is in force and not stale.
 func (g *Gateway) Readiness() []Check {
 	return []Check{
@@ -66,10 +67,10 @@ func (g *Gateway) checkCertificate() error {
 }
 
 func (g *Gateway) checkAuditLog() error {
-	if g.cfg.AuditFile == "" {
-		return nil
+	if g.auditPath == "" {
+		return nil // a sink given with WithSink answers for itself
 	}
-	f, err := os.OpenFile(g.cfg.AuditFile, os.O_WRONLY, 0)
+	f, err := os.OpenFile(g.auditPath, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("audit log not writable: %w", err)
 	}

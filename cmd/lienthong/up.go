@@ -150,6 +150,9 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 		}
 		gw, err := gateway.New(ctx, cfg, log.With("gateway", member))
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
 			return err
 		}
 		gwCtx, gwStop := context.WithCancel(context.Background())
