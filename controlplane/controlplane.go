@@ -85,6 +85,9 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	// A directory that holds a federation's state never starts over: its
 	// catalog is checked, touching nothing, before anything opens it.
 	found := existingState(cfg.DataDir)
+	if err := checkMarker(cfg); err != nil {
+		return err
+	}
 	if len(found) > 0 && storeName(cfg.Store) == "sqlite" {
 		if err := checkCatalogFile(cfg.DataDir); err != nil {
 			return err
@@ -140,7 +143,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 			return err
 		}
 	}
-	if err := writeMarker(cfg.DataDir, cfg.Store); err != nil {
+	if err := writeMarker(cfg); err != nil {
 		return err
 	}
 

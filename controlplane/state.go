@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/certs"
+	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/policies"
 )
@@ -46,14 +48,67 @@ func existingState(dir string) []string {
 	return found
 }
 
-// writeMarker records that the data directory's first start is complete.
-func writeMarker(dir, store string) error {
-	path := filepath.Join(dir, MarkerFile)
+// marker is the content of MarkerFile: the settings a federation's state
+// was made with, which a later start may not silently change.
+type marker struct {
+	Store       string `json:"store"`
+	CA          string `json:"ca"`
+	TrustDomain string `json:"trustDomain"`
+	CreatedAt   string `json:"createdAt,omitempty"`
+}
+
+func markerOf(cfg Config) marker {
+	m := marker{Store: storeName(cfg.Store), CA: cfg.CA.Kind, TrustDomain: cfg.CA.TrustDomain}
+	if m.CA == "" {
+		m.CA = "embedded"
+	}
+	if m.TrustDomain == "" {
+		m.TrustDomain = service.DefaultTrustDomain
+	}
+	return m
+}
+
+// checkMarker refuses a start whose flags conflict with the settings the
+// data directory's federation was made with: certificates already issued
+// name its trust domain, and its catalog is in its store.
+func checkMarker(cfg Config) error {
+	raw, err := os.ReadFile(filepath.Join(cfg.DataDir, MarkerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var was marker
+	if err := json.Unmarshal(raw, &was); err != nil {
+		return fmt.Errorf("refusing to start: %s is damaged (%v); restore it from a backup (see %s)", filepath.Join(cfg.DataDir, MarkerFile), err, RecoveryDoc)
+	}
+	now := markerOf(cfg)
+	var conflicts []string
+	for _, c := range []struct{ flag, was, now string }{
+		{"--store", was.Store, now.Store}, {"--ca", was.CA, now.CA}, {"--trust-domain", was.TrustDomain, now.TrustDomain},
+	} {
+		if c.was != "" && c.was != c.now {
+			conflicts = append(conflicts, fmt.Sprintf("%s %s (this data directory's federation uses %s)", c.flag, c.now, c.was))
+		}
+	}
+	if len(conflicts) > 0 {
+		return fmt.Errorf("refusing to start: %s; start with the federation's settings, or use a new --data-dir for a new federation", strings.Join(conflicts, "; "))
+	}
+	return nil
+}
+
+// writeMarker records that the data directory's first start is complete,
+// with the settings it was made with.
+func writeMarker(cfg Config) error {
+	path := filepath.Join(cfg.DataDir, MarkerFile)
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	raw := fmt.Sprintf("{\"store\": %q, \"createdAt\": %q}\n", storeName(store), time.Now().UTC().Format(time.RFC3339))
-	return durable.WriteFile(path, []byte(raw), 0o600)
+	m := markerOf(cfg)
+	m.CreatedAt = time.Now().UTC().Format(time.RFC3339)
+	raw, _ := json.MarshalIndent(m, "", "  ")
+	return durable.WriteFile(path, append(raw, '\n'), 0o600)
 }
 
 // refuseStartOver is the error for a data directory whose catalog is gone

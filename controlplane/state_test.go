@@ -160,3 +160,46 @@ func TestPinKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsThatConflictWithTheFederationAreRefused starts a control plane,
+// then again with another trust domain and another store: both refused,
+// naming the flag and the federation's value; the same flags start.
+func TestFlagsThatConflictWithTheFederationAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	stop, err := startControlPlane(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	before, err := os.ReadFile(filepath.Join(dir, MarkerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		tweak func(*Config)
+		want  string
+	}{
+		{"other trust domain", func(c *Config) { c.CA.TrustDomain = "other.example" }, "--trust-domain other.example (this data directory's federation uses lienthong.vn)"},
+		{"other store", func(c *Config) { c.Store, c.PostgresDSN = "postgres", "postgres://nowhere.invalid/x" }, "--store postgres"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			changed := cfg
+			c.tweak(&changed)
+			_, err := startControlPlane(t, changed)
+			if err == nil || !strings.Contains(err.Error(), "refusing to start") || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v, want a refusal naming %q", err, c.want)
+			}
+		})
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, MarkerFile))
+	if string(after) != string(before) {
+		t.Errorf("%s changed by a refused start", MarkerFile)
+	}
+	stop, err = startControlPlane(t, cfg)
+	if err != nil {
+		t.Fatalf("the same flags again: %v", err)
+	}
+	stop()
+}
