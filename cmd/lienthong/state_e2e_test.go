@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -460,5 +461,56 @@ func TestSIGKILLDuringConfigurationSaveLeavesAStateThatStarts(t *testing.T) {
 	gw.drain()
 	if err := gw.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Errorf("gateway after SIGTERM: %v, want status 0", err)
+	}
+}
+
+// TestSecondSignalExitsAtOnce holds an exchange in flight at a backend that
+// does not answer, stops the provider's gateway with SIGTERM (it waits for
+// the exchange) and then again: the second signal must end it at once,
+// before the backend ever answers.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir, a := newFederation(t)
+	arrived, release := make(chan struct{}, 16), make(chan struct{})
+	defer close(release)
+	ln, err := net.Listen("tcp", a.backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	})}
+	go func() { _ = backend.Serve(ln) }()
+	defer backend.Close()
+
+	controlPlaneOf(t, dir, a)
+	provider := start(t, nil, "gateway", "--config", filepath.Join(dir, "federation", upProvider, "gateway.json"), "--log-level", "warn")
+	provider.waitFor("ready", 60*time.Second)
+	provider.drain()
+	consumer := start(t, nil, gatewayArgs(dir)...)
+	consumer.waitFor(gatewayReady, 60*time.Second)
+	consumer.drain()
+
+	go read(exchangeClient(t, dir), a, "held")
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the exchange never reached the backend")
+	}
+	_ = provider.cmd.Process.Signal(syscall.SIGTERM)
+	for !strings.Contains(provider.errText(), "stopping cleanly") {
+		select {
+		case <-provider.done:
+			t.Fatalf("the gateway ended on the first signal with an exchange in flight: %v", provider.err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	err = provider.stop(syscall.SIGTERM, 30*time.Second)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("after the second signal: %v, want exit status 130 while the exchange is still held", err)
+	}
+	if err := consumer.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Errorf("consumer gateway after SIGTERM: %v", err)
 	}
 }

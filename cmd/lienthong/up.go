@@ -59,7 +59,10 @@ Vietnam Social Security's gateway. On first start it registers and enrols both
 gateways, enrols the Social Security system that will call, and grants it four
 fields of the population dataset for procedure 1.001234 (personal id hashed,
 religion refused). It prints curl commands for a granted read, a masked read,
-a verify and a refused read. Later starts reuse everything in --data-dir.`,
+a verify and a refused read. Later starts reuse everything in --data-dir; the
+addresses given apply on every start. A data directory whose catalog is missing
+or damaged is never started over: the start refuses and says how to restore
+(docs/operations.md). SIGTERM or Ctrl-C stops cleanly; a second one at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd.Context(), cmd.OutOrStdout(), o) },
 	}
