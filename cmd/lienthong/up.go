@@ -80,7 +80,7 @@ or damaged is never started over: the start refuses and says how to restore
 	return cmd
 }
 
-func runUp(ctx context.Context, out io.Writer, o upOptions) error {
+func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -92,14 +92,24 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	// each draining its exchanges and syncing its audit log), then the
 	// control plane (closing its store), then the backend.
 	var stack stopStack
-	defer stack.stopAll()
 	errc := make(chan error, 4)
+	defer func() {
+		stack.stopAll()
+		// A part that failed while stopping (its audit log could not be
+		// synced, say) makes the exit status say so.
+		if err == nil {
+			select {
+			case err = <-errc:
+			default:
+			}
+		}
+	}()
 
 	// The synthetic population database, on loopback.
 	people := synthetic.Citizens(o.citizens, 2026)
-	ln, err := net.Listen("tcp", o.backend)
-	if err != nil {
-		return fmt.Errorf("population backend: %w", err)
+	ln, lerr := net.Listen("tcp", o.backend)
+	if lerr != nil {
+		return fmt.Errorf("population backend: %w", lerr)
 	}
 	backend := &http.Server{Handler: synthetic.Handler(people), ReadHeaderTimeout: 5 * time.Second}
 	backendDone := make(chan struct{})
