@@ -110,32 +110,32 @@ func OpenAuthority(cfg Config) (certs.Authority, error) {
 
 // certificateOptions checks the enrolment settings, opens the authority and
 // returns the service options that carry them.
-func certificateOptions(cfg Config, log *slog.Logger) ([]service.Option, error) {
+func certificateOptions(cfg Config, log *slog.Logger) ([]service.Option, certs.Authority, error) {
 	ca := cfg.CA
 	td := ca.TrustDomain
 	if td == "" {
 		td = service.DefaultTrustDomain
 	}
 	if !certs.ValidTrustDomain(td) {
-		return nil, fmt.Errorf("trust domain %q must be lower-case letters, digits, '.', '-' or '_', e.g. %s", td, service.DefaultTrustDomain)
+		return nil, nil, fmt.Errorf("trust domain %q must be lower-case letters, digits, '.', '-' or '_', e.g. %s", td, service.DefaultTrustDomain)
 	}
 	ttl := ca.CertTTL
 	if ttl == 0 {
 		ttl = certs.DefaultTTL
 	}
 	if ttl < time.Minute || ttl > maxCertTTL {
-		return nil, fmt.Errorf("certificate lifetime %s must be between 1m and %s", ttl, maxCertTTL)
+		return nil, nil, fmt.Errorf("certificate lifetime %s must be between 1m and %s", ttl, maxCertTTL)
 	}
 	level := ca.EnrollMinLevel
 	if level == 0 {
 		level = service.DefaultEnrollMinLevel
 	}
 	if level < catalog.MinSecurityLevel || level > catalog.MaxSecurityLevel {
-		return nil, fmt.Errorf("enrolment minimum level %d must be between %d and %d", level, catalog.MinSecurityLevel, catalog.MaxSecurityLevel)
+		return nil, nil, fmt.Errorf("enrolment minimum level %d must be between %d and %d", level, catalog.MinSecurityLevel, catalog.MaxSecurityLevel)
 	}
 	a, err := OpenAuthority(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	attrs := []any{"authority", a.Name(), "trust_domain", td, "certificate_lifetime", ttl.String(), "enroll_min_level", level}
 	if ca.Kind == "vault" {
@@ -151,5 +151,5 @@ func certificateOptions(cfg Config, log *slog.Logger) ([]service.Option, error) 
 		service.WithTrustDomain(td),
 		service.WithCertTTL(ttl),
 		service.WithEnrollMinLevel(level),
-	}, nil
+	}, a, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/httpguard"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // Config is the control plane's configuration; cmd/lienthong fills it from flags.
@@ -87,20 +88,54 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	// A directory that holds a federation's state never starts over: its
+	// catalog is checked, touching nothing, before anything opens it.
+	found := existingState(cfg.DataDir)
+	if err := checkMarker(cfg); err != nil {
+		return err
+	}
+	if len(found) > 0 && storeName(cfg.Store) == "sqlite" {
+		if err := checkCatalogFile(cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	certOpts, err := certificateOptions(cfg, log)
+	certOpts, authority, err := certificateOptions(cfg, log)
 	if err != nil {
 		return err
 	}
 	store, err := OpenStore(ctx, cfg)
 	if err != nil {
+		if errors.Is(err, sqlstore.ErrDamaged) {
+			return refuseStartOver(cfg.DataDir, []string{"catalog.db"}, err)
+		}
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "error", err.Error())
+		}
+	}()
+	if len(found) > 0 {
+		empty, err := storeIsEmpty(ctx, store)
+		if err != nil {
+			return err
+		}
+		if empty {
+			return refuseStartOver(cfg.DataDir, found, errors.New("the store holds no catalog at all"))
+		}
+	}
 	bundleKey, err := bundles.LoadOrCreateKey(filepath.Join(cfg.DataDir, "bundle-signing-key.pem"))
 	if err != nil {
+		return err
+	}
+	fps, err := fingerprintsOf(ctx, authority, bundleKey, cfg.CA.Kind)
+	if err != nil {
+		return err
+	}
+	if err := pinKeys(ctx, store, fps); err != nil {
 		return err
 	}
 	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey), service.WithMaxGrantPeriod(cfg.MaxGrantPeriod))...)
@@ -113,6 +148,9 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		if r.Seeded, err = SeedIfEmpty(ctx, svc, cfg.Seed); err != nil {
 			return err
 		}
+	}
+	if err := writeMarker(cfg); err != nil {
+		return err
 	}
 
 	hosts := cfg.Hosts
@@ -204,7 +242,7 @@ func bootstrapToken(ctx context.Context, svc *service.Service, file string) (str
 		return "", err
 	}
 	if secret != "" {
-		if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		if err := durable.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("write bootstrap token: %w", err)
 		}
 		return secret, nil

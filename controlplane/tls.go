@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/controlplane/api"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // managementTLS returns the management API's TLS configuration. With an
@@ -106,10 +107,12 @@ func newSelfSignedCA(certFile, keyFile string) (*x509.Certificate, *ecdsa.Privat
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	// The key first: the certificate's presence says the pair is whole
+	// (loadPair makes a new CA when it is missing).
+	if err := durable.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := durable.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)

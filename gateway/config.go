@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
@@ -44,6 +45,9 @@ type Config struct {
 	// Outbound is where the member's own systems call; Inbound where peers call.
 	Outbound Listener `json:"outbound"`
 	Inbound  Listener `json:"inbound"`
+	// Health, when set, serves GET /readyz over plain HTTP for probes and
+	// supervisors; keep it on loopback or a management network.
+	Health Listener `json:"health,omitzero"`
 
 	// VerificationKeyFile, when set, pins the key configuration and bundles
 	// must be signed with ({"keyId", "publicKeyPem"}, as GET
@@ -173,6 +177,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("gateway config %s: %w", path, err)
 	}
+	c.resolvePaths(filepath.Dir(path))
 	return c.withDefaults(), nil
 }
 
@@ -215,6 +220,28 @@ func (c *Config) withDefaults() *Config {
 		d.RateLimit.Burst = max(1, int(2*d.RateLimit.PerSecond))
 	}
 	return &d
+}
+
+// resolvePaths makes relative file paths relative to the configuration
+// file's directory rather than to wherever the process started: a data
+// directory copied or restored elsewhere then uses its own files, never
+// the original's.
+func (c *Config) resolvePaths(base string) {
+	for _, p := range []*string{
+		&c.Identity.KeyFile, &c.Identity.CertFile,
+		&c.ControlPlane.CAFile, &c.AuditSubjectKeyFile, &c.AuditLog.CheckpointKeyFile,
+		&c.VerificationKeyFile, &c.StateDir, &c.MaskingKeyFile, &c.AuditFile,
+	} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	for ref, b := range c.Backends {
+		if b.REST != nil && b.REST.CAFile != "" && !filepath.IsAbs(b.REST.CAFile) {
+			b.REST.CAFile = filepath.Join(base, b.REST.CAFile)
+			c.Backends[ref] = b
+		}
+	}
 }
 
 func (c *Config) check() error {

@@ -31,15 +31,17 @@ import (
 
 // Gateway is one agency's gateway.
 type Gateway struct {
-	cfg      *Config
-	log      *slog.Logger
-	cp       *pull.Client
-	sync     *syncer
-	rotator  *certs.Rotator
-	sink     audit.Sink
-	shipper  *ship.Shipper // nil with a sink from WithSink
-	adapters map[string]adapters.Adapter
-	pools    []*pgxpool.Pool
+	cfg     *Config
+	log     *slog.Logger
+	cp      *pull.Client
+	sync    *syncer
+	rotator *certs.Rotator
+	sink    audit.Sink
+	shipper *ship.Shipper // nil with a sink from WithSink
+	// auditPath is the audit file the gateway opened ("" with WithSink).
+	auditPath string
+	adapters  map[string]adapters.Adapter
+	pools     []*pgxpool.Pool
 	// core runs every exchange; the HTTP handlers are its doors.
 	core *exchange.Core
 
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		if err != nil {
 			return nil, err
 		}
-		g.sink = fs
+		g.sink, g.auditPath = fs, cfg.AuditFile
 	}
 	if err := g.sync.loadKey(ctx); err != nil {
 		return nil, err
@@ -190,17 +192,28 @@ func (g *Gateway) openBackend(ctx context.Context, b Backend) (adapters.Adapter,
 }
 
 // Addrs are the addresses the gateway listens on once running.
-type Addrs struct{ Outbound, Inbound string }
+type Addrs struct{ Outbound, Inbound, Health string }
 
 // Run serves both listeners until ctx ends, pulling configuration and
-// renewing its certificate in the background.
+// renewing its certificate in the background. It refuses to start when its
+// certificate chain does not verify to the trust bundle, its key does not
+// match, or its audit log cannot be written (see Readiness). When ctx ends
+// it stops accepting, lets exchanges in flight finish, waits for the
+// background work, and syncs and closes the audit log before returning.
 func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
+	for _, c := range g.Readiness() {
+		// A stale configuration is served as denials until a pull renews
+		// it; the rest cannot heal by waiting.
+		if c.Err != nil && c.Name != "configuration" {
+			return fmt.Errorf("gateway of %s is not ready: %s: %w", g.cfg.Member, c.Name, c.Err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var servers []*http.Server
 	var addrs Addrs
-	errc := make(chan error, 2)
-	serve := func(listen string, h http.Handler, name string) (string, error) {
+	errc := make(chan error, 3)
+	serve := func(listen string, h http.Handler, name string, plain bool) (string, error) {
 		if listen == "" {
 			return "", nil
 		}
@@ -209,28 +222,39 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 			return "", fmt.Errorf("%s listener: %w", name, err)
 		}
 		srv := &http.Server{
-			Handler: h, TLSConfig: g.sync.trust.ServerConfig(g.rotator),
+			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 			IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 			ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		}
 		servers = append(servers, srv)
-		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+		if plain {
+			go func() { errc <- srv.Serve(ln) }()
+		} else {
+			srv.TLSConfig = g.sync.trust.ServerConfig(g.rotator)
+			go func() { errc <- srv.ServeTLS(ln, "", "") }()
+		}
 		return ln.Addr().String(), nil
 	}
 	var err error
-	if addrs.Outbound, err = serve(g.cfg.Outbound.Listen, g.consumerHandler(), "outbound"); err != nil {
+	if addrs.Outbound, err = serve(g.cfg.Outbound.Listen, g.consumerHandler(), "outbound", false); err != nil {
 		return err
 	}
-	if addrs.Inbound, err = serve(g.cfg.Inbound.Listen, g.providerHandler(), "inbound"); err != nil {
+	if addrs.Inbound, err = serve(g.cfg.Inbound.Listen, g.providerHandler(), "inbound", false); err != nil {
 		return err
 	}
-	go g.sync.run(ctx)
-	go func() { _ = g.rotator.Run(ctx) }()
+	if addrs.Health, err = serve(g.cfg.Health.Listen, g.readyzHandler(), "health", true); err != nil {
+		return err
+	}
+	var background sync.WaitGroup
+	background.Add(2)
+	go func() { defer background.Done(); g.sync.run(ctx) }()
+	go func() { defer background.Done(); _ = g.rotator.Run(ctx) }()
 	if g.shipper != nil {
-		go g.shipper.Run(ctx)
+		background.Add(1)
+		go func() { defer background.Done(); g.shipper.Run(ctx) }()
 	}
-	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound)
+	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "health", addrs.Health)
 	if ready != nil {
 		ready(addrs)
 	}
@@ -238,20 +262,27 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	case err = <-errc:
 	case <-ctx.Done():
 	}
+	// Stop accepting and let the exchanges in flight finish; then no
+	// record can still be submitted, and closing the sink syncs them all.
 	shutdown, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stop()
 	for _, s := range servers {
 		_ = s.Shutdown(shutdown)
 	}
+	cancel()
+	background.Wait()
 	for _, p := range g.pools {
 		p.Close()
 	}
 	if c, ok := g.sink.(interface{ Close() error }); ok {
-		_ = c.Close()
+		if cerr := c.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the audit log: %w", cerr)
+		}
 	}
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	g.log.Info("gateway stopped", "member", g.cfg.Member)
 	return nil
 }
 
@@ -288,6 +319,11 @@ func (g *Gateway) retireConnections(ctx context.Context) {
 		}
 	}()
 }
+
+// RenewCertificate renews the gateway's certificate now rather than at
+// two-thirds of its life (operators use it after a CA rotation; tests, to
+// renew on demand).
+func (g *Gateway) RenewCertificate(ctx context.Context) error { return g.rotator.RenewNow(ctx) }
 
 // Sync pulls configuration and policy now rather than at the next tick
 // (operators use it after an urgent revocation; tests, to avoid sleeping).

@@ -14,10 +14,16 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/federation/pull"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // loadIdentity reads the gateway's key and certificate chain from disk.
+// A renewal that a crash interrupted is settled first, so the key and the
+// chain always belong together.
 func loadIdentity(cfg *Config) (*tls.Certificate, error) {
+	if err := durable.Recover(cfg.Identity.KeyFile, cfg.Identity.CertFile); err != nil {
+		return nil, fmt.Errorf("gateway identity: %w", err)
+	}
 	pair, err := tls.LoadX509KeyPair(cfg.Identity.CertFile, cfg.Identity.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("gateway identity: %w (enrol the gateway system first: lienthong system enroll --system %s)", err, cfg.System)
@@ -51,10 +57,12 @@ func renewer(cfg *Config, cp func() *pull.Client, trustDomain func() string) fun
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
 		}
-		if err := writeFileAtomic(cfg.Identity.KeyFile, keyPEM); err != nil {
-			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
-		}
-		if err := writeFileAtomic(cfg.Identity.CertFile, []byte(enr.ChainPEM)); err != nil {
+		// Key and chain are replaced as one: a crash between the two must
+		// not leave a key that its certificate does not match.
+		if err := durable.ReplaceTogether(
+			durable.File{Path: cfg.Identity.KeyFile, Data: keyPEM, Perm: 0o600},
+			durable.File{Path: cfg.Identity.CertFile, Data: []byte(enr.ChainPEM), Perm: 0o600},
+		); err != nil {
 			return tls.Certificate{}, fmt.Errorf("renew identity: %w", err)
 		}
 		return pair, nil

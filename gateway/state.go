@@ -20,6 +20,7 @@ import (
 	"github.com/lienthong/lienthong/federation/pull"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -148,6 +149,9 @@ func (s *syncer) readKey(path string) error {
 // restore loads the last good configuration from disk, verifying its
 // signature again, so a restart during an outage serves until it is stale.
 func (s *syncer) restore(ctx context.Context) error {
+	if err := durable.Recover(s.storedConfigFiles()...); err != nil {
+		return fmt.Errorf("stored configuration: %w", err)
+	}
 	body, err := os.ReadFile(filepath.Join(s.cfg.StateDir, fileConfig))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -183,6 +187,16 @@ func (s *syncer) restore(ctx context.Context) error {
 	return nil
 }
 
+// storedConfigFiles are the files pull replaces together, in the order it
+// names them.
+func (s *syncer) storedConfigFiles() []string {
+	return []string{
+		filepath.Join(s.cfg.StateDir, fileConfig),
+		filepath.Join(s.cfg.StateDir, fileBundle),
+		filepath.Join(s.cfg.StateDir, fileConfigSignature),
+	}
+}
+
 // pull fetches the configuration and the bundle if they changed, verifies
 // both, and installs them. While neither changed, the control plane's signed
 // statement that the configuration is current renews the gateway's
@@ -216,14 +230,17 @@ func (s *syncer) pull(ctx context.Context) error {
 		return err
 	}
 	s.bundleETag, s.configBody = etag, body
-	files := map[string][]byte{fileConfig: body, fileBundle: archive}
-	if !got.NotModified {
-		files[fileConfigSignature] = []byte(got.Signature)
+	// The body, its signature and the bundle are replaced as one: a crash
+	// between them must not leave a body that its signature does not cover.
+	files := []durable.File{
+		{Path: filepath.Join(s.cfg.StateDir, fileConfig), Data: body, Perm: 0o600},
+		{Path: filepath.Join(s.cfg.StateDir, fileBundle), Data: archive, Perm: 0o600},
 	}
-	for name, data := range files {
-		if err := writeFileAtomic(filepath.Join(s.cfg.StateDir, name), data); err != nil {
-			return fmt.Errorf("keep last good configuration: %w", err)
-		}
+	if !got.NotModified {
+		files = append(files, durable.File{Path: filepath.Join(s.cfg.StateDir, fileConfigSignature), Data: []byte(got.Signature), Perm: 0o600})
+	}
+	if err := durable.ReplaceTogether(files...); err != nil {
+		return fmt.Errorf("keep last good configuration: %w", err)
 	}
 	return s.keepMeta(got)
 }
@@ -414,12 +431,10 @@ func older(a, b string) bool {
 	return errA == nil && errB == nil && x < y
 }
 
+// writeFileAtomic keeps a gateway file (mode 0600) durably: see
+// internal/durable.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return durable.WriteFile(path, data, 0o600)
 }
 
 func memberOfSystem(id string) string {

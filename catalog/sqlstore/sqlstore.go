@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
@@ -69,6 +70,11 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	if path == "" || strings.Contains(path, ":memory:") || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
 		return nil, fmt.Errorf("open sqlite store: %q must be a plain file path (no file: URI, no ? query, not :memory:)", path)
 	}
+	// Refuse, before SQLite touches anything, files it would open by
+	// dropping committed transactions.
+	if err := checkSQLiteFiles(path); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
 	dsn := path + "?_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)" +
@@ -82,6 +88,10 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	s := &Store{reader: reader{q: db, d: sqliteDialect}, db: db, wsem: make(chan struct{}, 1)}
+	if err := s.quickCheck(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
 	if err := s.init(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -109,6 +119,33 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
+// quickCheck runs SQLite's own structural check (pages, b-trees) before
+// anything is written, for damage the file check cannot see.
+func (s *Store) quickCheck(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return err
+		}
+		if line != "ok" && len(problems) < 5 {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrDamaged, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
 // init checks the connection and migrates the schema.
 func (s *Store) init(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
@@ -117,8 +154,23 @@ func (s *Store) init(ctx context.Context) error {
 	return migrate(ctx, s.db, s.d)
 }
 
-// Close closes the database. Calls in flight may fail.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database. Calls in flight may fail. A SQLite store is
+// checkpointed first, so the database file holds everything and the WAL
+// is empty: the file alone is then a complete copy of the catalog.
+func (s *Store) Close() error {
+	var errs []error
+	if s.d == sqliteDialect {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			errs = append(errs, fmt.Errorf("checkpoint: %w", err))
+		}
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
 
 // Update runs fn in one transaction and commits it when fn returns nil. When
 // fn returns an error or panics, everything it wrote is rolled back and the

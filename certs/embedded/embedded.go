@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/certs"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // PassphraseEnv names the environment variable Open reads the key
@@ -615,41 +616,11 @@ func checkPrivate(path string) error {
 	return nil
 }
 
-// writeFileAtomic writes data with mode 0600 through a temporary file and a
-// rename, and syncs the directory, so a crash leaves the old file or the new
-// one, never a torn one.
+// writeFileAtomic writes data with mode 0600 durably (internal/durable), so
+// a crash leaves the old file or the new one, never a torn one.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("embedded CA: write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("embedded CA: write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("embedded CA: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("embedded CA: sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("embedded CA: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("embedded CA: write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("embedded CA: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("embedded CA: sync %s: %w", dir, err)
+	if err := durable.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("embedded CA: %w", err)
 	}
 	return nil
 }

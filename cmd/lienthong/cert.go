@@ -17,6 +17,7 @@ import (
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // addCAFlags adds the certificate-authority flags of `lienthong controlplane`.
@@ -91,18 +92,16 @@ it answers with the reason. Run it again to renew: every run makes a new key.`,
 			if err := os.MkdirAll(outDir, 0o700); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			for _, f := range []struct {
-				path string
-				data []byte
-				mode os.FileMode
-			}{
-				{files.Key, keyPEM, 0o600},
-				{files.Chain, []byte(enr.ChainPEM), 0o644},
-				{files.Bundle, []byte(enr.TrustBundlePEM), 0o644},
-			} {
-				if err := writeFileAtomic(f.path, f.data, f.mode); err != nil {
-					return err
-				}
+			// The key and its chain are replaced as one (a gateway reading
+			// them settles an interrupted replacement first).
+			if err := durable.ReplaceTogether(
+				durable.File{Path: files.Key, Data: keyPEM, Perm: 0o600},
+				durable.File{Path: files.Chain, Data: []byte(enr.ChainPEM), Perm: 0o644},
+			); err != nil {
+				return err
+			}
+			if err := writeFileAtomic(files.Bundle, []byte(enr.TrustBundlePEM), 0o644); err != nil {
+				return err
 			}
 			out := struct {
 				Certificate service.CertificateView `json:"certificate"`
@@ -161,33 +160,11 @@ func checkEnrolment(enr *service.Enrolment, keyPEM []byte, spiffeID string) erro
 	return certs.CheckIssued(chain[0], chain[1:], certs.Expectation{SPIFFEID: spiffeID, PublicKey: signer.Public(), Roots: roots})
 }
 
-// writeFileAtomic writes through a temporary file in the same directory
-// and renames it, so a gateway reading the files never sees half of one.
+// writeFileAtomic writes durably through a temporary file in the same
+// directory (internal/durable), so a gateway reading the files never sees
+// half of one.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return durable.WriteFile(path, data, mode)
 }
 
 // newSystemRevokeCommand is `lienthong system revoke`.

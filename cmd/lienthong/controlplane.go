@@ -24,7 +24,12 @@ file (members, systems, assessments, datasets) into an empty catalog.
 Certificates come from the embedded CA (keys in <data-dir>/ca, sealed with
 LIENTHONG_CA_PASSPHRASE when set) or, with --ca vault, from a Vault or OpenBao
 PKI role; see deploy/vault.md. Vault secrets are read from the environment
-(VAULT_TOKEN, LIENTHONG_VAULT_SECRET_ID) so they stay out of process listings.`,
+(VAULT_TOKEN, LIENTHONG_VAULT_SECRET_ID) so they stay out of process listings.
+
+A data directory that holds a federation is never started over: a missing,
+truncated or damaged catalog, keys that differ from those the store recorded,
+or a --store, --ca or --trust-domain other than the federation's make the start
+refuse, changing nothing (docs/operations.md). SIGTERM or Ctrl-C stops cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +23,8 @@ serves the agency's own systems (GET /r/{provider}/{dataset}/{path}, POST /v/…
 verify mode); the inbound listener serves peer gateways. Identity comes only from
 client certificates. Configuration, trust and the signed policy bundle are pulled
 from the control plane and kept on disk; past the staleness limit the gateway denies.
+SIGTERM or SIGINT stops it cleanly (exchanges in flight finish, the audit log
+is synced); SIGHUP pulls the configuration and renews the certificate now.
 See docs/gateway.md for the configuration reference.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -36,6 +41,7 @@ See docs/gateway.md for the configuration reference.`,
 			if err != nil {
 				return err
 			}
+			renewOnHangup(cmd.Context(), gw, log)
 			return gw.Run(cmd.Context(), func(a gateway.Addrs) {
 				fmt.Fprintf(cmd.OutOrStdout(), "lienthong gateway of %s ready: outbound %s, inbound %s\n", cfg.Member, dash(a.Outbound), dash(a.Inbound))
 			})
@@ -45,4 +51,27 @@ See docs/gateway.md for the configuration reference.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// renewOnHangup pulls the configuration and renews the certificate when the
+// process gets SIGHUP, until ctx ends.
+func renewOnHangup(ctx context.Context, gw *gateway.Gateway, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := gw.Sync(ctx); err != nil {
+					log.Warn("SIGHUP: configuration pull failed", "error", err.Error())
+				}
+				if err := gw.RenewCertificate(ctx); err != nil {
+					log.Warn("SIGHUP: certificate renewal failed", "error", err.Error())
+				}
+			}
+		}
+	}()
 }

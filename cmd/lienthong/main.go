@@ -15,8 +15,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := stopOnSignal()
 	root := newRootCommand()
 	if err := root.ExecuteContext(ctx); err != nil {
 		var p *problem.Problem
@@ -33,6 +32,25 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// stopOnSignal returns a context that ends at the first SIGTERM or SIGINT:
+// long-running commands then stop accepting work, drain what is in flight,
+// sync their logs, close their stores and exit 0. A second signal exits at
+// once, for an operator who will not wait.
+func stopOnSignal() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "lienthong: %v: stopping cleanly (send it again to exit at once)\n", s)
+		cancel()
+		s = <-sigs
+		fmt.Fprintf(os.Stderr, "lienthong: %v again: exiting without waiting\n", s)
+		os.Exit(130)
+	}()
+	return ctx
 }
 
 func orRoot(pointer string) string {

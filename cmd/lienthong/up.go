@@ -27,6 +27,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/gateway"
+	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
@@ -59,7 +60,10 @@ Vietnam Social Security's gateway. On first start it registers and enrols both
 gateways, enrols the Social Security system that will call, and grants it four
 fields of the population dataset for procedure 1.001234 (personal id hashed,
 religion refused). It prints curl commands for a granted read, a masked read,
-a verify and a refused read. Later starts reuse everything in --data-dir.`,
+a verify and a refused read. Later starts reuse everything in --data-dir; the
+addresses given apply on every start. A data directory whose catalog is missing
+or damaged is never started over: the start refuses and says how to restore
+(docs/operations.md). SIGTERM or Ctrl-C stops cleanly; a second one at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd.Context(), cmd.OutOrStdout(), o) },
 	}
@@ -77,37 +81,62 @@ a verify and a refused read. Later starts reuse everything in --data-dir.`,
 	return cmd
 }
 
-func runUp(ctx context.Context, out io.Writer, o upOptions) error {
+func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+
+	// Each part runs until its own context ends, so a stop can take them
+	// down in order: gateways first (the consumer's, then the provider's,
+	// each draining its exchanges and syncing its audit log), then the
+	// control plane (closing its store), then the backend.
+	var stack stopStack
 	errc := make(chan error, 4)
+	defer func() {
+		stack.stopAll()
+		// A part that failed while stopping (its audit log could not be
+		// synced, say) makes the exit status say so.
+		if err == nil {
+			select {
+			case err = <-errc:
+			default:
+			}
+		}
+	}()
 
 	// The synthetic population database, on loopback.
 	people := synthetic.Citizens(o.citizens, 2026)
-	ln, err := net.Listen("tcp", o.backend)
-	if err != nil {
-		return fmt.Errorf("population backend: %w", err)
+	ln, lerr := net.Listen("tcp", o.backend)
+	if lerr != nil {
+		return fmt.Errorf("population backend: %w", lerr)
 	}
 	backend := &http.Server{Handler: synthetic.Handler(people), ReadHeaderTimeout: 5 * time.Second}
-	go func() { errc <- backend.Serve(ln) }()
-	defer backend.Close()
+	backendDone := make(chan struct{})
+	go func() { defer close(backendDone); _ = backend.Serve(ln) }()
+	stack.push(func() { backend.Close(); <-backendDone })
 
 	ready := make(chan controlplane.Ready, 1)
+	cpCtx, cpStop := context.WithCancel(context.Background())
+	cpDone := make(chan struct{})
 	go func() {
-		errc <- controlplane.Run(ctx, controlplane.Config{
+		defer close(cpDone)
+		err := controlplane.Run(cpCtx, controlplane.Config{
 			DataDir: o.dataDir, Listen: o.controlPlane, Seed: o.seed, Log: log,
 		}, func(r controlplane.Ready) { ready <- r })
+		if err != nil {
+			errc <- fmt.Errorf("control plane: %w", err)
+		}
 	}()
+	stack.push(func() { cpStop(); <-cpDone })
 	var cp controlplane.Ready
 	select {
 	case cp = <-ready:
 	case err := <-errc:
 		return err
+	case <-ctx.Done():
+		return nil
 	}
 	admin, err := client.New(cp.URL, cp.AdminToken, cp.CAFile)
 	if err != nil {
@@ -119,10 +148,19 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	}
 	dir := filepath.Join(o.dataDir, "federation")
 	if err := setUpFederation(ctx, admin, dir, o); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("set up the federation: %w", err)
 	}
+	// What the flags say applies on every start, not only the first.
+	if err := applyAddresses(ctx, admin, dir, o); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("apply the addresses given: %w", err)
+	}
 
-	started := 0
 	for _, member := range []string{upProvider, upConsumer} {
 		cfg, err := gateway.LoadConfig(filepath.Join(dir, member, "gateway.json"))
 		if err != nil {
@@ -130,15 +168,26 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 		}
 		gw, err := gateway.New(ctx, cfg, log.With("gateway", member))
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
 			return err
 		}
-		gwReady := make(chan struct{})
-		go func() { errc <- gw.Run(ctx, func(gateway.Addrs) { close(gwReady) }) }()
+		gwCtx, gwStop := context.WithCancel(context.Background())
+		gwReady, gwDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(gwDone)
+			if err := gw.Run(gwCtx, func(gateway.Addrs) { close(gwReady) }); err != nil {
+				errc <- fmt.Errorf("gateway of %s: %w", member, err)
+			}
+		}()
+		stack.push(func() { gwStop(); <-gwDone })
 		select {
 		case <-gwReady:
-			started++
 		case err := <-errc:
 			return err
+		case <-ctx.Done():
+			return nil
 		}
 	}
 	if err := printUp(out, cp, dir, o, people[0]); err != nil {
@@ -146,17 +195,28 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	}
 	select {
 	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
+		return err
 	case <-ctx.Done():
 	}
+	log.Info("stopping: draining exchanges, syncing audit logs, closing the store")
 	return nil
 }
 
 // auditSubjectKeyFile is the federation's audit subject key, in the control
 // plane's data directory.
 const auditSubjectKeyFile = "audit-subject.key"
+
+// stopStack runs stop functions in reverse order of their pushing, once.
+type stopStack struct{ fns []func() }
+
+func (s *stopStack) push(fn func()) { s.fns = append(s.fns, fn) }
+
+func (s *stopStack) stopAll() {
+	for i := len(s.fns) - 1; i >= 0; i-- {
+		s.fns[i]()
+	}
+	s.fns = nil
+}
 
 // setUpFederation does, once, what the two agencies' operators would do
 // through the management API. Every step is skipped when already done.
@@ -196,26 +256,6 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 		if _, err := admin.RegisterGateway(ctx, g.member, g.system, g.inbound); err != nil {
 			return err
 		}
-		cfg := map[string]any{
-			"member": g.member, "system": g.system,
-			"identity":     map[string]string{"keyFile": filepath.Join(gdir, "key.pem"), "certFile": filepath.Join(gdir, "cert.pem")},
-			"controlPlane": map[string]string{"url": "https://" + o.controlPlane, "caFile": filepath.Join(o.dataDir, "tls", "ca.pem")},
-			"outbound":     map[string]string{"listen": g.outbound},
-			"inbound":      map[string]string{"listen": g.inbound},
-			"stateDir":     filepath.Join(gdir, "state"), "maskingKeyFile": filepath.Join(gdir, "masking.key"),
-			"auditFile": filepath.Join(gdir, "audit.jsonl"), "pollInterval": "10s",
-			"auditSubjectKeyFile": filepath.Join(o.dataDir, auditSubjectKeyFile),
-		}
-		if g.member == upProvider {
-			cfg["backends"] = map[string]any{upProviderSystem + "/population": map[string]any{
-				"recordPath": "citizens/{id}", "subjectField": "personalId",
-				"rest": map[string]string{"baseUrl": "http://" + o.backend},
-			}}
-		}
-		raw, _ := json.MarshalIndent(cfg, "", "  ")
-		if err := os.WriteFile(filepath.Join(gdir, "gateway.json"), raw, 0o600); err != nil {
-			return err
-		}
 	}
 	// The Social Security system that calls its gateway.
 	if err := enrollInto(ctx, admin, upConsumerSystem, trust.TrustDomain, filepath.Join(dir, "client")); err != nil {
@@ -248,7 +288,54 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 	}}); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "done"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+	return durable.WriteFile(filepath.Join(dir, "done"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// applyAddresses makes the addresses given on this start the ones in force:
+// it writes each gateway's configuration again and registers a moved inbound
+// address with the control plane, so the printed commands always name what
+// listens. Paths in the configuration are relative to its own directory, so
+// a copied or restored data directory uses its own files.
+func applyAddresses(ctx context.Context, admin *client.Client, dir string, o upOptions) error {
+	registered, err := admin.Gateways(ctx)
+	if err != nil {
+		return err
+	}
+	at := map[string]string{}
+	for _, g := range registered {
+		at[g.Member] = g.Address
+	}
+	for _, g := range []struct{ member, system, inbound, outbound string }{
+		{upProvider, upProviderGW, o.inbound, o.providerOutbound},
+		{upConsumer, upConsumerGW, o.consumerInbound, o.outbound},
+	} {
+		if at[g.member] != g.inbound {
+			if _, err := admin.RegisterGateway(ctx, g.member, g.system, g.inbound); err != nil {
+				return err
+			}
+		}
+		cfg := map[string]any{
+			"member": g.member, "system": g.system,
+			"identity":     map[string]string{"keyFile": "key.pem", "certFile": "cert.pem"},
+			"controlPlane": map[string]string{"url": "https://" + o.controlPlane, "caFile": filepath.Join("..", "..", "tls", "ca.pem")},
+			"outbound":     map[string]string{"listen": g.outbound},
+			"inbound":      map[string]string{"listen": g.inbound},
+			"stateDir":     "state", "maskingKeyFile": "masking.key",
+			"auditFile": "audit.jsonl", "pollInterval": "10s",
+			"auditSubjectKeyFile": filepath.Join("..", "..", auditSubjectKeyFile),
+		}
+		if g.member == upProvider {
+			cfg["backends"] = map[string]any{upProviderSystem + "/population": map[string]any{
+				"recordPath": "citizens/{id}", "subjectField": "personalId",
+				"rest": map[string]string{"baseUrl": "http://" + o.backend},
+			}}
+		}
+		raw, _ := json.MarshalIndent(cfg, "", "  ")
+		if err := durable.WriteFile(filepath.Join(dir, g.member, "gateway.json"), append(raw, '\n'), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // enrollInto makes a key in dir (0600; it never leaves the machine) and
@@ -269,13 +356,13 @@ func enrollInto(ctx context.Context, admin *client.Client, system, trustDomain, 
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
+	if err := durable.ReplaceTogether(
+		durable.File{Path: filepath.Join(dir, "key.pem"), Data: keyPEM, Perm: 0o600},
+		durable.File{Path: filepath.Join(dir, "cert.pem"), Data: []byte(enr.ChainPEM), Perm: 0o600},
+	); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), []byte(enr.ChainPEM), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "bundle.pem"), []byte(enr.TrustBundlePEM), 0o644)
+	return durable.WriteFile(filepath.Join(dir, "bundle.pem"), []byte(enr.TrustBundlePEM), 0o644)
 }
 
 func isStatus(err error, status int) bool {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/federation"
+	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -176,7 +177,7 @@ func LoadOrCreateKey(file string) (policies.SigningKey, error) {
 			return policies.SigningKey{}, fmt.Errorf("bundle signing key: %w", merr)
 		}
 		raw = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-		if werr := os.WriteFile(file, raw, 0o600); werr != nil {
+		if werr := durable.WriteFile(file, raw, 0o600); werr != nil {
 			return policies.SigningKey{}, fmt.Errorf("bundle signing key: %w", werr)
 		}
 	} else if err != nil {

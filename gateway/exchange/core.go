@@ -160,6 +160,16 @@ func New(cfg Config) (*Core, error) {
 // match the dataset, since the Core started.
 func (c *Core) InvalidResponses() int64 { return c.invalidResponses.Load() }
 
+// Fresh reports whether the configuration in force is within its allowed
+// staleness, with the same rule every exchange is admitted by, so a
+// readiness probe never disagrees with the doors.
+func (c *Core) Fresh() error {
+	if _, ref := c.fresh(); ref != nil {
+		return errors.New(ref.Detail)
+	}
+	return nil
+}
+
 // fresh returns the snapshot in force, or refuses when there is none or it
 // is older than the allowed staleness: deny by default.
 func (c *Core) fresh() (*Snapshot, *Refusal) {
