@@ -21,8 +21,8 @@ import (
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/service"
-	"github.com/lienthong/lienthong/internal/httpguard"
 	"github.com/lienthong/lienthong/internal/durable"
+	"github.com/lienthong/lienthong/internal/httpguard"
 )
 
 // Config is the control plane's configuration; cmd/lienthong fills it from flags.
