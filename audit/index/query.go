@@ -254,3 +254,13 @@ func (s *SQLStore) Disclosures(ctx context.Context, subject string, limit int, c
 	}
 	return page, rows.Err()
 }
+
+// DisclosureCursor is the cursor that continues a listing after d, for a
+// caller that drops some items of a page and must resume after the last
+// one it kept.
+func DisclosureCursor(d Disclosure) string {
+	return cursor{at: micros(d.Time), gateway: d.Gateway, seq: int64(d.Seq)}.String()
+}
+
+// PageLimit is the page size a limit asks for: 100 by default, at most 1000.
+func PageLimit(n int) int { return pageLimit(n) }

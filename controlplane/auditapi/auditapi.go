@@ -1,0 +1,237 @@
+// Package auditapi mounts the audit index on the management API: the
+// routes gateways ship their logs through (position, entries, checkpoints,
+// key enrolment) and the auditors' queries (exchanges, flow matrix, JSON
+// lines export, alerts). The citizen's tracker lives in package citizen.
+//
+// Routes are handed to api.New as extra routes, so the API server knows
+// nothing of the audit index.
+package auditapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/audit/index"
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/controlplane/api"
+	"github.com/lienthong/lienthong/controlplane/auth"
+	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/internal/problem"
+)
+
+// maxShipment bounds one POST of entries: a gateway ships in batches well
+// below it (a batch of a few thousand entries of under 4 KiB each).
+const maxShipment = 32 << 20
+
+// Handlers serves the audit index's routes.
+type Handlers struct {
+	ix      index.Store
+	log     *slog.Logger
+	subject index.SubjectKey
+}
+
+// New returns the handlers over ix. key turns a personal ID an auditor
+// searches for into the subject HMAC the index holds.
+func New(ix index.Store, key index.SubjectKey, log *slog.Logger) *Handlers {
+	return &Handlers{ix: ix, log: log, subject: key}
+}
+
+// Routes lists the routes to mount (api.New's extra routes).
+func (h *Handlers) Routes() []api.Route {
+	return []api.Route{
+		{Pattern: "GET /v1/audit/gateways/{gateway}/position", Handler: h.position},
+		{Pattern: "POST /v1/audit/gateways/{gateway}/entries", Handler: h.entries},
+		{Pattern: "POST /v1/audit/gateways/{gateway}/checkpoints", Handler: h.checkpoints},
+		{Pattern: "PUT /v1/audit/gateways/{gateway}/key", Handler: h.enrolKey},
+		{Pattern: "GET /v1/audit/alerts", Handler: h.alerts},
+		{Pattern: "GET /v1/audit/exchanges", Handler: h.exchanges},
+		{Pattern: "POST /v1/audit/exchanges/query", Handler: h.exchangesQuery},
+		{Pattern: "GET /v1/audit/flows", Handler: h.flows},
+		{Pattern: "GET /v1/audit/export", Handler: h.export},
+	}
+}
+
+// AuthorizeGateway decides whether the caller may act as the gateway: read
+// its position, ship its entries and checkpoints, enrol its key. It is the
+// one place that decides it. Today a gateway authenticates with its
+// member's gateway token (what service.RequireGateway admits for pulling
+// configuration), bound to the member the gateway id names; when gateways
+// move to mTLS identity, this function checks the certificate's system
+// instead and nothing else changes.
+func AuthorizeGateway(p auth.Principal, gateway, action string) error {
+	member := index.GatewayMember(gateway)
+	if member == "" {
+		return catalog.Invalid("gateway", "/gateway", "%q is not a gateway id (a member code or a system id like VN:GOV:000.00.00.G01:GW)", gateway)
+	}
+	if err := service.RequireGateway(p, action); err != nil {
+		return err
+	}
+	if !p.IsPlatformAdmin() && p.Member != member {
+		return fmt.Errorf("%w: %s: token %s acts for member %s, not for gateway %s", catalog.ErrForbidden, action, p.TokenID, p.Member, gateway)
+	}
+	return nil
+}
+
+// AuditScope is the member whose exchanges p may query: "" (all) for the
+// platform operator, its own member for an auditor; anyone else is refused.
+func AuditScope(p auth.Principal) (string, error) {
+	if p.IsPlatformAdmin() {
+		return "", nil
+	}
+	if p.Role == catalog.RoleAuditor && p.Member != "" {
+		return p.Member, nil
+	}
+	return "", fmt.Errorf("%w: querying the audit index needs the auditor role (or platform-admin); token %s has role %s", catalog.ErrForbidden, p.TokenID, p.Role)
+}
+
+// writeError answers ShipErrors as 409 problems of their alert kind and
+// unreadable shipments as 400, and everything else as the API does.
+func (h *Handlers) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *index.ShipError
+	switch {
+	case errors.As(err, &se):
+		problem.Write(w, r, problem.New(http.StatusConflict, string(se.Kind), se.Error()))
+	case errors.Is(err, index.ErrInvalid):
+		problem.Write(w, r, problem.New(http.StatusBadRequest, "invalid-input", err.Error()))
+	default:
+		api.WriteErrorWith(h.log, w, r, err)
+	}
+}
+
+func (h *Handlers) position(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	gw := r.PathValue("gateway")
+	if err := AuthorizeGateway(p, gw, "read the audit position"); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	pos, err := h.ix.Position(r.Context(), gw)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, pos)
+}
+
+// Shipment is the body of POST .../entries: raw entry lines, each a JSON
+// string holding the entry's exact stored bytes.
+type Shipment struct {
+	Entries []string `json:"entries"`
+}
+
+// Shipped is the answer to a shipment: the seq the index expects next.
+type Shipped struct {
+	Next uint64 `json:"next"`
+}
+
+func (h *Handlers) entries(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	gw := r.PathValue("gateway")
+	if err := AuthorizeGateway(p, gw, "ship audit entries"); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var in Shipment
+	if err := api.DecodeJSON(w, r, maxShipment, &in); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	lines := make([][]byte, len(in.Entries))
+	for i, e := range in.Entries {
+		lines[i] = []byte(e)
+	}
+	pos, err := h.ix.Ingest(r.Context(), gw, lines)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, Shipped{Next: pos.Next})
+}
+
+func (h *Handlers) checkpoints(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	gw := r.PathValue("gateway")
+	if err := AuthorizeGateway(p, gw, "send an audit checkpoint"); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var c audit.Checkpoint
+	if err := api.DecodeJSON(w, r, 64<<10, &c); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.ix.AddCheckpoint(r.Context(), gw, &c); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]uint64{"seq": c.Seq})
+}
+
+// KeyEnrolment is the body of PUT .../key: the gateway's Ed25519 checkpoint
+// public key (base64 in JSON).
+type KeyEnrolment struct {
+	PublicKey []byte `json:"publicKey"`
+}
+
+func (h *Handlers) enrolKey(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	gw := r.PathValue("gateway")
+	if err := AuthorizeGateway(p, gw, "enrol an audit checkpoint key"); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var in KeyEnrolment
+	if err := api.DecodeJSON(w, r, 4<<10, &in); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.ix.EnrolKey(r.Context(), gw, in.PublicKey); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, in)
+}
+
+func (h *Handlers) alerts(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	scope, err := AuditScope(p)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	after, err1 := intParam(q.Get("after"), "/after")
+	limit, err2 := intParam(q.Get("limit"), "/limit")
+	if err := errors.Join(err1, err2); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	as, err := h.ix.Alerts(r.Context(), scope, int64(after), limit)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, index.Page[index.Alert]{Items: as})
+}
+
+func intParam(s, pointer string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, catalog.Invalid("query", pointer, "%q is not a non-negative integer", s)
+	}
+	return n, nil
+}
+
+func timeParam(s, pointer string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, catalog.Invalid("query", pointer, "%q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", s)
+	}
+	return t, nil
+}
