@@ -42,8 +42,10 @@ type Config struct {
 	// Seed, when set, is a federation file loaded into an empty catalog on first start.
 	Seed string
 	// CA selects the certificate authority and the enrolment rules.
-	CA  CAConfig
-	Log *slog.Logger
+	CA CAConfig
+	// Citizen configures the citizen's data tracker (off without an issuer).
+	Citizen CitizenConfig
+	Log     *slog.Logger
 }
 
 // Ready tells the caller where the running control plane can be reached.
@@ -109,6 +111,11 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		}
 	}
 
+	extra, err := auditRoutes(cfg, svc, log)
+	if err != nil {
+		return err
+	}
+
 	hosts := cfg.Hosts
 	if len(hosts) == 0 {
 		hosts = []string{"localhost", "127.0.0.1", "::1"}
@@ -124,7 +131,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(svc, log),
+		Handler:           api.New(svc, log, extra...),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,

@@ -23,12 +23,12 @@ func shipped(t *testing.T, ix *index.SQLStore, n int) *testLog {
 	l := newTestLog(t, gwMPS)
 	base := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 	for i := 0; i < n; i++ {
-		l.record(exchange(fmt.Sprintf("x-%d", i), insurance, population, fmt.Sprintf("%064x", i%3), base.Add(time.Duration(i)*time.Minute)))
+		l.Record(exchange(fmt.Sprintf("x-%d", i), insurance, population, fmt.Sprintf("%064x", i%3), base.Add(time.Duration(i)*time.Minute)))
 		if i%4 == 3 {
-			l.checkpoint()
+			l.Checkpoint()
 		}
 	}
-	if err := ix.EnrolKey(context.Background(), gwMPS, l.pub()); err != nil {
+	if err := ix.EnrolKey(context.Background(), gwMPS, l.Public()); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -59,11 +59,11 @@ func TestIngestIsIdempotentAndResumable(t *testing.T) {
 	ctx := context.Background()
 	ix := openIndex(t)
 	l := shipped(t, ix, 10)
-	total := uint64(len(l.lines))
+	total := uint64(len(l.Lines))
 
 	// Ship in overlapping batches, as a gateway resending after a crash would.
-	for _, b := range [][2]int{{0, 5}, {3, 9}, {0, 9}, {9, len(l.lines)}, {0, len(l.lines)}} {
-		pos, err := ix.Ingest(ctx, gwMPS, l.lines[b[0]:b[1]])
+	for _, b := range [][2]int{{0, 5}, {3, 9}, {0, 9}, {9, len(l.Lines)}, {0, len(l.Lines)}} {
+		pos, err := ix.Ingest(ctx, gwMPS, l.Lines[b[0]:b[1]])
 		if err != nil {
 			t.Fatalf("batch %v: %v", b, err)
 		}
@@ -72,7 +72,7 @@ func TestIngestIsIdempotentAndResumable(t *testing.T) {
 		}
 	}
 	pos, err := ix.Position(ctx, gwMPS)
-	if err != nil || pos.Next != total+1 || pos.Head != audit.EntryHash(l.lines[total-1]) {
+	if err != nil || pos.Next != total+1 || pos.Head != audit.EntryHash(l.Lines[total-1]) {
 		t.Fatalf("position = %+v, %v; want next %d", pos, err, total+1)
 	}
 	page, err := ix.Exchanges(ctx, index.Query{Limit: 1000})
@@ -103,25 +103,25 @@ func TestIngestRefusesGapForkAndBrokenChain(t *testing.T) {
 		kind index.AlertKind
 		seq  uint64
 	}{
-		{"gap", func(l *testLog) [][]byte { return l.lines[6:] }, index.AlertGap, 7},
+		{"gap", func(l *testLog) [][]byte { return l.Lines[6:] }, index.AlertGap, 7},
 		{"fork: a held entry altered", func(l *testLog) [][]byte {
 			// Same entry, one more byte (trailing space): parses, hashes differently.
-			alt := append(append([]byte(nil), l.lines[2]...), ' ')
+			alt := append(append([]byte(nil), l.Lines[2]...), ' ')
 			return [][]byte{alt}
 		}, index.AlertFork, 3},
 		{"broken chain", func(l *testLog) [][]byte {
-			other := newTestLog(l.t, gwMPS) // same seqs, different history
+			other := newTestLog(t, gwMPS) // same seqs, different history
 			for i := 0; i < 5; i++ {
-				other.record(exchange(fmt.Sprintf("y-%d", i), insurance, population, "", time.Now()))
+				other.Record(exchange(fmt.Sprintf("y-%d", i), insurance, population, "", time.Now()))
 			}
-			return other.lines[5:6]
+			return other.Lines[5:6]
 		}, index.AlertChain, 6},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ix := openIndex(t)
 			l := shipped(t, ix, 8)
-			if _, err := ix.Ingest(ctx, gwMPS, l.lines[:5]); err != nil {
+			if _, err := ix.Ingest(ctx, gwMPS, l.Lines[:5]); err != nil {
 				t.Fatal(err)
 			}
 			pos, err := ix.Ingest(ctx, gwMPS, c.ship(l))
@@ -134,7 +134,7 @@ func TestIngestRefusesGapForkAndBrokenChain(t *testing.T) {
 				t.Fatalf("alerts = %+v, want one %s at %d for %s", as, c.kind, c.seq, gwMPS)
 			}
 			// The genuine continuation is still accepted afterwards.
-			if _, err := ix.Ingest(ctx, gwMPS, l.lines[5:]); err != nil {
+			if _, err := ix.Ingest(ctx, gwMPS, l.Lines[5:]); err != nil {
 				t.Fatalf("genuine entries after the alert: %v", err)
 			}
 		})
@@ -146,7 +146,7 @@ func TestIngestKeepsTheGoodPrefixOfARefusedBatch(t *testing.T) {
 	var logged bytes.Buffer
 	ix := openIndex(t, index.WithLogger(slog.New(slog.NewJSONHandler(&logged, nil))))
 	l := shipped(t, ix, 6)
-	batch := append(append([][]byte{}, l.lines[:4]...), l.lines[5:]...) // entry 5 missing
+	batch := append(append([][]byte{}, l.Lines[:4]...), l.Lines[5:]...) // entry 5 missing
 	pos, err := ix.Ingest(ctx, gwMPS, batch)
 	shipErr(t, err, index.AlertGap, 6)
 	if pos.Next != 5 {
@@ -169,22 +169,22 @@ func TestCheckpointsAreVerified(t *testing.T) {
 	t.Run("bad signature in the log", func(t *testing.T) {
 		ix := openIndex(t)
 		l := shipped(t, ix, 3)
-		c := l.signedCheckpoint()
+		c := l.SignedCheckpoint()
 		c.Signature[0] ^= 0xff
-		l.add(&audit.Entry{Kind: audit.KindCheckpoint, Checkpoint: c})
-		_, err := ix.Ingest(ctx, gwMPS, l.lines)
-		shipErr(t, err, index.AlertCheckpoint, uint64(len(l.lines)))
+		l.Add(&audit.Entry{Kind: audit.KindCheckpoint, Checkpoint: c})
+		_, err := ix.Ingest(ctx, gwMPS, l.Lines)
+		shipErr(t, err, index.AlertCheckpoint, uint64(len(l.Lines)))
 	})
 
 	t.Run("signed by another key", func(t *testing.T) {
 		ix := openIndex(t)
 		l := shipped(t, ix, 3)
 		_, other, _ := ed25519.GenerateKey(rand.Reader)
-		c := l.signedCheckpoint()
+		c := l.SignedCheckpoint()
 		c.Sign(other)
-		l.add(&audit.Entry{Kind: audit.KindCheckpoint, Checkpoint: c})
-		_, err := ix.Ingest(ctx, gwMPS, l.lines)
-		shipErr(t, err, index.AlertCheckpoint, uint64(len(l.lines)))
+		l.Add(&audit.Entry{Kind: audit.KindCheckpoint, Checkpoint: c})
+		_, err := ix.Ingest(ctx, gwMPS, l.Lines)
+		shipErr(t, err, index.AlertCheckpoint, uint64(len(l.Lines)))
 	})
 
 	t.Run("root over other entries, validly signed", func(t *testing.T) {
@@ -192,12 +192,12 @@ func TestCheckpointsAreVerified(t *testing.T) {
 		// its new history; the index holds the old one.
 		ix := openIndex(t)
 		l := shipped(t, ix, 3)
-		if _, err := ix.Ingest(ctx, gwMPS, l.lines); err != nil {
+		if _, err := ix.Ingest(ctx, gwMPS, l.Lines); err != nil {
 			t.Fatal(err)
 		}
-		c := l.signedCheckpoint()
+		c := l.SignedCheckpoint()
 		c.Root = audit.HexHash(audit.MerkleRoot([]audit.Hash{audit.LeafHash([]byte("rewritten"))}))
-		c.Sign(l.key)
+		c.Sign(l.Key)
 		err := ix.AddCheckpoint(ctx, gwMPS, c)
 		shipErr(t, err, index.AlertCheckpoint, c.Seq)
 	})
@@ -205,42 +205,42 @@ func TestCheckpointsAreVerified(t *testing.T) {
 	t.Run("posted before its entries, checked when they arrive", func(t *testing.T) {
 		ix := openIndex(t)
 		l := shipped(t, ix, 5)
-		good := l.signedCheckpoint()
+		good := l.SignedCheckpoint()
 		if err := ix.AddCheckpoint(ctx, gwMPS, good); err != nil {
 			t.Fatalf("pending checkpoint refused: %v", err)
 		}
 		if err := ix.AddCheckpoint(ctx, gwMPS, good); err != nil {
 			t.Fatalf("the same checkpoint again: %v", err)
 		}
-		if _, err := ix.Ingest(ctx, gwMPS, l.lines); err != nil {
+		if _, err := ix.Ingest(ctx, gwMPS, l.Lines); err != nil {
 			t.Fatalf("entries matching the posted checkpoint: %v", err)
 		}
 
 		ix2 := openIndex(t)
 		l2 := shipped(t, ix2, 5)
-		bad := l2.signedCheckpoint()
+		bad := l2.SignedCheckpoint()
 		bad.Head = audit.EntryHash([]byte("not the head"))
-		bad.Sign(l2.key)
+		bad.Sign(l2.Key)
 		if err := ix2.AddCheckpoint(ctx, gwMPS, bad); err != nil {
 			t.Fatalf("pending checkpoint refused early: %v", err)
 		}
-		_, err := ix2.Ingest(ctx, gwMPS, l2.lines)
+		_, err := ix2.Ingest(ctx, gwMPS, l2.Lines)
 		shipErr(t, err, index.AlertCheckpoint, bad.Seq)
 	})
 
 	t.Run("a second, different checkpoint at the same seq", func(t *testing.T) {
 		ix := openIndex(t)
 		l := shipped(t, ix, 3)
-		if _, err := ix.Ingest(ctx, gwMPS, l.lines); err != nil {
+		if _, err := ix.Ingest(ctx, gwMPS, l.Lines); err != nil {
 			t.Fatal(err)
 		}
-		c := l.signedCheckpoint()
+		c := l.SignedCheckpoint()
 		if err := ix.AddCheckpoint(ctx, gwMPS, c); err != nil {
 			t.Fatal(err)
 		}
 		c2 := *c
 		c2.Time = c.Time.Add(time.Second)
-		c2.Sign(l.key)
+		c2.Sign(l.Key)
 		shipErr(t, ix.AddCheckpoint(ctx, gwMPS, &c2), index.AlertFork, c.Seq)
 	})
 }
@@ -251,7 +251,7 @@ func TestKeys(t *testing.T) {
 	t.Run("genesis without an enrolled key", func(t *testing.T) {
 		ix := openIndex(t)
 		l := newTestLog(t, gwMPS)
-		_, err := ix.Ingest(ctx, gwMPS, l.lines)
+		_, err := ix.Ingest(ctx, gwMPS, l.Lines)
 		shipErr(t, err, index.AlertKey, 1)
 	})
 
@@ -259,25 +259,25 @@ func TestKeys(t *testing.T) {
 		ix := openIndex(t)
 		l := newTestLog(t, gwMPS)
 		other := newTestLog(t, gwMPS)
-		if err := ix.EnrolKey(ctx, gwMPS, other.pub()); err != nil {
+		if err := ix.EnrolKey(ctx, gwMPS, other.Public()); err != nil {
 			t.Fatal(err)
 		}
-		_, err := ix.Ingest(ctx, gwMPS, l.lines)
+		_, err := ix.Ingest(ctx, gwMPS, l.Lines)
 		shipErr(t, err, index.AlertKey, 1)
 	})
 
 	t.Run("re-enrolling another key", func(t *testing.T) {
 		ix := openIndex(t)
 		l := newTestLog(t, gwMPS)
-		if err := ix.EnrolKey(ctx, gwMPS, l.pub()); err != nil {
+		if err := ix.EnrolKey(ctx, gwMPS, l.Public()); err != nil {
 			t.Fatal(err)
 		}
-		if err := ix.EnrolKey(ctx, gwMPS, l.pub()); err != nil {
+		if err := ix.EnrolKey(ctx, gwMPS, l.Public()); err != nil {
 			t.Fatalf("same key again: %v", err)
 		}
 		other := newTestLog(t, gwMPS)
 		var se *index.ShipError
-		if err := ix.EnrolKey(ctx, gwMPS, other.pub()); !errors.As(err, &se) || se.Kind != index.AlertKey {
+		if err := ix.EnrolKey(ctx, gwMPS, other.Public()); !errors.As(err, &se) || se.Kind != index.AlertKey {
 			t.Fatalf("another key enrolled over the first: %v", err)
 		}
 		if err := ix.EnrolKey(ctx, gwMPS, []byte("short")); !errors.Is(err, index.ErrInvalid) {
@@ -288,9 +288,9 @@ func TestKeys(t *testing.T) {
 	t.Run("reindex adopts the genesis key", func(t *testing.T) {
 		ix := openIndex(t, index.AdoptGenesisKeys())
 		l := newTestLog(t, gwMPS)
-		l.record(exchange("x", insurance, population, "", time.Now()))
-		l.checkpoint()
-		if _, err := ix.Ingest(ctx, gwMPS, l.lines); err != nil {
+		l.Record(exchange("x", insurance, population, "", time.Now()))
+		l.Checkpoint()
+		if _, err := ix.Ingest(ctx, gwMPS, l.Lines); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -298,10 +298,10 @@ func TestKeys(t *testing.T) {
 	t.Run("a gateway shipping as another", func(t *testing.T) {
 		ix := openIndex(t)
 		l := newTestLog(t, gwVSS)
-		if err := ix.EnrolKey(ctx, gwMPS, l.pub()); err != nil {
+		if err := ix.EnrolKey(ctx, gwMPS, l.Public()); err != nil {
 			t.Fatal(err)
 		}
-		_, err := ix.Ingest(ctx, gwMPS, l.lines)
+		_, err := ix.Ingest(ctx, gwMPS, l.Lines)
 		shipErr(t, err, index.AlertKey, 1)
 	})
 }

@@ -56,5 +56,6 @@ exchange whose answer may have been released when the gateway stopped.`,
 	}
 	read.Flags().StringVar(&exchange, "exchange", "", "only the records of this exchange id")
 	cmd.AddCommand(read)
+	addAuditIndexCommands(cmd, g)
 	return cmd
 }

@@ -61,5 +61,6 @@ PKI role; see deploy/vault.md. Vault secrets are read from the environment
 	f.StringVar(&cfg.Seed, "seed", "", "federation file to load into an empty catalog, e.g. examples/federation.json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	addCAFlags(cmd, &cfg.CA)
+	addCitizenFlags(cmd, &cfg.Citizen)
 	return cmd
 }
