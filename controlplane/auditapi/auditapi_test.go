@@ -84,7 +84,9 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) client(token string) *client.Client {
-	return client.NewWithHTTP(f.srv.URL, token, f.srv.Client())
+	hc := *f.srv.Client()
+	hc.Transport = newDocumented(f.t, f.srv.URL, hc.Transport)
+	return client.NewWithHTTP(f.srv.URL, token, &hc)
 }
 
 func (f *fixture) token(role catalog.Role, member string) *client.Client {
