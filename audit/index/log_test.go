@@ -10,6 +10,7 @@ import (
 	"github.com/lienthong/lienthong/audit/index"
 	"github.com/lienthong/lienthong/audit/index/indextest"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
+	"github.com/lienthong/lienthong/catalog/storetest"
 )
 
 const (
@@ -33,8 +34,31 @@ func exchange(id, consumer, provider, subject string, at time.Time) audit.Record
 	return indextest.Outcome(id, consumer, provider, subject, at)
 }
 
-// openIndex opens a fresh catalog database (migrated) and the index over it.
-func openIndex(t *testing.T, opts ...index.Option) *index.SQLStore {
+// opener opens a fresh catalog database (migrated) and the index over it.
+type opener func(t *testing.T, opts ...index.Option) *index.SQLStore
+
+// backends runs fn on SQLite and on PostgreSQL (which skips unless
+// LIENTHONG_POSTGRES_DSN is set, and fails under LIENTHONG_REQUIRE_SERVICES=1).
+func backends(t *testing.T, fn func(t *testing.T, open opener)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, openSQLite) })
+	t.Run("postgres", func(t *testing.T) { fn(t, openPostgres) })
+}
+
+func openPostgres(t *testing.T, opts ...index.Option) *index.SQLStore {
+	t.Helper()
+	st, err := sqlstore.OpenPostgres(context.Background(), storetest.FreshPostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ix, err := index.New(st.DB(), st.Dialect(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func openSQLite(t *testing.T, opts ...index.Option) *index.SQLStore {
 	t.Helper()
 	st, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "catalog.db"))
 	if err != nil {

@@ -189,7 +189,8 @@ func (s *SQLStore) Flows(ctx context.Context, scope string, from, until time.Tim
 	w.eq("phase", string(audit.Outcome))
 	w.scope(scope, "")
 	w.period("at", from, until)
-	q := `SELECT consumer_member, provider_member, COUNT(*), COALESCE(SUM(recs), 0), COALESCE(SUM(b), 0), COALESCE(SUM(denied), 0) FROM (
+	q := `SELECT consumer_member, provider_member, COUNT(*), CAST(COALESCE(SUM(recs), 0) AS BIGINT),
+		CAST(COALESCE(SUM(b), 0) AS BIGINT), CAST(COALESCE(SUM(denied), 0) AS BIGINT) FROM (
 		SELECT consumer_member, provider_member, exchange_id,
 			MAX(CASE WHEN status >= 200 AND status < 300 THEN subjects ELSE 0 END) AS recs,
 			MAX(bytes) AS b,
