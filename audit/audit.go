@@ -86,6 +86,7 @@ type Sink interface {
 type Receipt struct {
 	done chan struct{}
 	err  error
+	pos  Position
 }
 
 // NewReceipt returns a receipt its sink settles with Settle.
@@ -104,6 +105,25 @@ func Refused(err error) *Receipt {
 func (r *Receipt) Settle(err error) {
 	r.err = err
 	close(r.done)
+}
+
+// SettleAt records that the write is durable at position p of a chained
+// log. A sink calls it (or Settle) exactly once.
+func (r *Receipt) SettleAt(p Position) {
+	r.pos = p
+	close(r.done)
+}
+
+// Position returns where the record is in its log (seq and entry hash),
+// once Wait has returned nil; the zero Position for a sink that keeps no
+// chain.
+func (r *Receipt) Position() Position {
+	select {
+	case <-r.done:
+		return r.pos
+	default:
+		return Position{}
+	}
 }
 
 // Wait returns once the record is durable (nil) or lost (the error), or when

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,9 +17,14 @@ import (
 	"time"
 )
 
+// testOptions are a sink's options with a fixed test key.
+func testOptions() Options {
+	return Options{Gateway: "VN:GOV:000.00.00.G01:GW", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))}
+}
+
 func TestFileSinkAppendsWholeLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	s, err := OpenFile(path)
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +42,7 @@ func TestFileSinkAppendsWholeLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reopening appends rather than truncating.
-	s, err = OpenFile(path)
+	s, err = OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,20 +68,31 @@ func TestFileSinkAppendsWholeLines(t *testing.T) {
 
 // A failed write settles the records of its round with the error and
 // refuses every later one: after a failed sync nothing may be reported
-// durable again. /dev/full fails every write (ENOSPC) and allocation, as a full disk does.
+// durable again. The sink's file is swapped for a read-only descriptor of
+// it, so every write fails as on a broken disk.
 func TestFileSinkFailureIsFinal(t *testing.T) {
-	s, err := OpenFile("/dev/full")
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
-		if runtime.GOOS == "linux" {
-			t.Fatalf("/dev/full: %v", err)
-		}
-		t.Skipf("no /dev/full here: %v", err)
+		t.Fatal(err)
 	}
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	for s.flushing {
+		s.idle.Wait()
+	}
+	rw := s.file
+	s.file = ro
+	s.mu.Unlock()
+	defer rw.Close()
 	defer s.Close()
 	ctx := context.Background()
 	first := s.Submit(&Record{ExchangeID: "a", Phase: Intent}, CommitNow)
 	if err := first.Wait(ctx); err == nil {
-		t.Fatal("a write to a full disk was reported durable")
+		t.Fatal("a failed write was reported durable")
 	}
 	// Waiting again gives the same answer.
 	if err := first.Wait(ctx); err == nil {
@@ -86,11 +103,21 @@ func TestFileSinkFailureIsFinal(t *testing.T) {
 	}
 }
 
+// OpenFile on a full disk fails rather than start a log it cannot write.
+func TestFileSinkFullDisk(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("/dev/full is Linux's")
+	}
+	if _, err := OpenFile("/dev/full", testOptions()); err == nil {
+		t.Fatal("opened a log on /dev/full")
+	}
+}
+
 // Submit does not wait for the disk; the receipt settles once the record is
 // synced, and the caller may reuse its Record at once.
 func TestFileSinkSubmitCopiesAndSettles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	s, err := OpenFile(path)
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +146,7 @@ func TestFileSinkSubmitCopiesAndSettles(t *testing.T) {
 // arrives with a CommitNow record rides its sync; Close syncs what is left.
 func TestFileSinkCommitSoon(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	s, err := OpenFile(path)
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +186,19 @@ func TestFileSinkCommitSoon(t *testing.T) {
 // are written whole.
 func TestFileSinkGrowsAcrossChunks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	s, err := OpenFile(path)
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := strings.Repeat("f", chunk+100)
+	big := strings.Repeat("f", maxRecord-1000)
 	ctx := context.Background()
-	if err := Write(ctx, s, &Record{ExchangeID: "big", Fields: []string{big}}); err != nil {
-		t.Fatal(err)
+	for range 5 {
+		if err := Write(ctx, s, &Record{ExchangeID: "big", Fields: []string{big}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Write(ctx, s, &Record{ExchangeID: "huge", Fields: []string{big, big}}); err == nil {
+		t.Fatal("a record past the size bound was written")
 	}
 	for i := range 3 {
 		if err := Write(ctx, s, &Record{ExchangeID: "after" + strconv.Itoa(i)}); err != nil {
@@ -175,7 +207,7 @@ func TestFileSinkGrowsAcrossChunks(t *testing.T) {
 	}
 	s.Close()
 	recs, err := ReadFile(path)
-	if err != nil || len(recs) != 4 || recs[0].Fields[0] != big || recs[3].ExchangeID != "after2" {
+	if err != nil || len(recs) != 8 || recs[4].Fields[0] != big || recs[7].ExchangeID != "after2" {
 		t.Fatalf("%d records, %v", len(recs), err)
 	}
 	if info, _ := os.Stat(path); info.Size()%chunk != 0 || info.Size() < 2*chunk {
@@ -190,7 +222,7 @@ func TestFileSinkGrowsAcrossChunks(t *testing.T) {
 func afterCrash(t *testing.T, tail []byte) []string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	s, err := OpenFile(path)
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,8 +230,8 @@ func afterCrash(t *testing.T, tail []byte) []string {
 	if err := Write(ctx, s, &Record{ExchangeID: "a", Phase: Outcome}); err != nil {
 		t.Fatal(err)
 	}
-	end := s.end
 	s.Close()
+	end := s.end
 	if info, _ := os.Stat(path); info.Size() != chunk {
 		t.Fatalf("file size %d, want one chunk of %d", info.Size(), chunk)
 	}
@@ -212,14 +244,14 @@ func afterCrash(t *testing.T, tail []byte) []string {
 	}
 	f.Close()
 
-	if s, err = OpenFile(path); err != nil {
+	if s, err = OpenFile(path, testOptions()); err != nil {
 		t.Fatal(err)
 	}
 	if err := Write(ctx, s, &Record{ExchangeID: "z", Phase: Outcome}); err != nil {
 		t.Fatal(err)
 	}
-	end = s.end
 	s.Close()
+	end = s.end
 	bs, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -263,25 +295,96 @@ func TestFileSinkRecoversFromACrash(t *testing.T) {
 }
 
 // A crash can cut a group commit's write anywhere: whatever the cut,
-// reopening keeps exactly the records written whole before it.
+// reopening keeps exactly the records of the commits that finished, and the
+// chain verifies with the records written after it.
 func TestFileSinkRecoversFromACutAnywhere(t *testing.T) {
-	var batch []byte
-	for _, id := range []string{"b1", "b2", "b3"} {
-		line, _ := json.Marshal(&Record{ExchangeID: id, Phase: Outcome, Fields: []string{"fullName", "dateOfBirth"}})
-		batch = append(append(batch, line...), '\n')
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	s, err := OpenFile(path, testOptions())
+	if err != nil {
+		t.Fatal(err)
 	}
-	for cut := 0; cut <= len(batch); cut += 9 {
+	ctx := context.Background()
+	if err := Write(ctx, s, &Record{ExchangeID: "a", Phase: Outcome}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, _ := os.ReadFile(path)
+	s, err = OpenFile(path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := s.end
+	var rcs []*Receipt
+	s.mu.Lock() // queue three records so that one commit writes them
+	for _, id := range []string{"b1", "b2", "b3"} {
+		rec, _ := json.Marshal(&Record{ExchangeID: id, Phase: Outcome, Fields: []string{"fullName", "dateOfBirth"}})
+		rc := NewReceipt()
+		s.queue = append(s.queue, pending{rec: rec, receipt: rc})
+		rcs = append(rcs, rc)
+	}
+	s.urgent = true
+	s.startFlushLocked()
+	s.mu.Unlock()
+	for _, rc := range rcs {
+		if err := rc.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	whole := bytes.TrimRight(mustRead(t, path)[end:], "\x00")
+	// whole is the commit of b1..b3 and the checkpoint Close wrote after it;
+	// the first commit line ends the records' commit.
+	commit := whole[:bytes.Index(whole, []byte(commitPrefix))]
+	commit = whole[:len(commit)+bytes.IndexByte(whole[len(commit):], '\n')+1]
+	for cut := 0; cut <= len(commit); cut += 29 {
+		if cut > len(commit)-29 {
+			cut = len(commit)
+		}
 		want := []string{"a"}
-		for i, id := range []string{"b1", "b2", "b3"} {
-			if bytes.Count(batch[:cut], []byte("\n")) > i {
-				want = append(want, id)
-			}
+		if cut == len(commit) {
+			want = append(want, "b1", "b2", "b3")
 		}
 		want = append(want, "z")
-		if got := afterCrash(t, batch[:cut]); !slices.Equal(got, want) {
+		p := filepath.Join(dir, fmt.Sprintf("cut%d.jsonl", cut))
+		if err := os.WriteFile(p, before, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.OpenFile(p, os.O_RDWR, 0)
+		f.WriteAt(commit[:cut], end)
+		f.Close()
+		s, err := OpenFile(p, testOptions())
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		if err := Write(ctx, s, &Record{ExchangeID: "z"}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		recs, err := ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.ExchangeID)
+		}
+		if !slices.Equal(got, want) {
 			t.Fatalf("cut at %d: records %v, want %v", cut, got, want)
 		}
+		if _, err := Verify([]string{p}, nil); err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	bs, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bs
 }
 
 // Two sinks never write one file (they would overwrite each other's
@@ -289,12 +392,12 @@ func TestFileSinkRecoversFromACutAnywhere(t *testing.T) {
 // a gap its records end at.
 func TestFileSinkIsTheOnlyWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	s, err := OpenFile(path)
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if second, err := OpenFile(path); err == nil {
+	if second, err := OpenFile(path, testOptions()); err == nil {
 		second.Close()
 		if runtime.GOOS == "linux" {
 			t.Fatal("a second sink opened a file the first one writes")
@@ -317,7 +420,7 @@ func TestFileSinkIsTheOnlyWriter(t *testing.T) {
 // durable records in sequence.
 func TestFileSinkManyWriters(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	s, err := OpenFile(path)
+	s, err := OpenFile(path, testOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,20 +9,34 @@ import (
 )
 
 // The Merkle tree of a checkpoint interval is RFC 9162's (Certificate
-// Transparency 2.0) tree hash: a leaf is SHA-256(0x00 || entry bytes), an
-// inner node SHA-256(0x01 || left || right), and a tree of n leaves splits
-// at the largest power of two below n. A checkpoint signs the root, so one
-// entry can be shown to be in the log with log2(n) hashes (InclusionProof),
-// without the rest of it.
+// Transparency 2.0) tree hash: a leaf is SHA-256(0x00 || data), an inner
+// node SHA-256(0x01 || left || right), and a tree of n leaves splits at the
+// largest power of two below n. A leaf's data is the entry's 32-byte
+// SHA-256 (the binary form of EntryHash), so each entry is hashed once for
+// both the chain and the tree. A checkpoint signs the root, so one entry can
+// be shown to be in the log with log2(n) hashes (InclusionProof), without
+// the rest of it.
 
 // Hash is one SHA-256 value of the tree.
 type Hash = [sha256.Size]byte
 
-// LeafHash returns the RFC 9162 leaf hash of an entry's stored bytes.
-func LeafHash(line []byte) Hash {
+// LeafHash returns the Merkle leaf hash of an entry's stored bytes:
+// SHA-256(0x00 || SHA-256(line)).
+func LeafHash(line []byte) Hash { return leafOf(sha256.Sum256(line)) }
+
+// leafOf returns the leaf hash of an entry whose SHA-256 is h.
+func leafOf(h Hash) Hash { return leafHashData(h[:]) }
+
+// leafHashData is RFC 9162's leaf hash of arbitrary data.
+func leafHashData(data []byte) Hash {
+	var buf [1 + sha256.Size]byte
+	if len(data) == sha256.Size {
+		copy(buf[1:], data)
+		return sha256.Sum256(buf[:])
+	}
 	h := sha256.New()
 	h.Write([]byte{0})
-	h.Write(line)
+	h.Write(data)
 	var out Hash
 	h.Sum(out[:0])
 	return out

@@ -15,7 +15,7 @@ func naiveRoot(data [][]byte) Hash {
 	case 0:
 		return sha256.Sum256(nil)
 	case 1:
-		return LeafHash(data[0])
+		return leafHashData(data[0])
 	default:
 		k := 1
 		for k*2 < n {
@@ -35,7 +35,7 @@ func TestMerkleKnownRoot(t *testing.T) {
 	}
 	var hs []Hash
 	for _, d := range data {
-		hs = append(hs, LeafHash(d))
+		hs = append(hs, leafHashData(d))
 	}
 	if got, want := HexHash(MerkleRoot(hs)), "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"; got != want {
 		t.Fatalf("root = %s, want %s", got, want)
@@ -52,7 +52,7 @@ func TestMerkleEverySizeAndProof(t *testing.T) {
 		for i := range n {
 			d := []byte(fmt.Sprintf("entry %d of %d", i, n))
 			data = append(data, d)
-			hs = append(hs, LeafHash(d))
+			hs = append(hs, leafHashData(d))
 		}
 		root := MerkleRoot(hs)
 		if root != naiveRoot(data) {
@@ -68,7 +68,7 @@ func TestMerkleEverySizeAndProof(t *testing.T) {
 			}
 			// Every way of lying must fail: another leaf, another index,
 			// another size, a changed or shortened path.
-			other := LeafHash([]byte("forged"))
+			other := leafHashData([]byte("forged"))
 			if VerifyInclusion(other, uint64(i), uint64(n), p, root) == nil {
 				t.Fatalf("n=%d i=%d: a forged leaf verified", n, i)
 			}

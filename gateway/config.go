@@ -60,8 +60,19 @@ type Config struct {
 	// MaskingKeyFile holds the provider's HMAC key for hash masks and audit
 	// subjects (made, 32 random bytes, mode 0600, on first start).
 	MaskingKeyFile string `json:"maskingKeyFile"`
-	// AuditFile receives one JSON line per exchange.
+	// AuditFile is the audit log's active segment (docs/audit.md); sealed
+	// segments sit next to it.
 	AuditFile string `json:"auditFile"`
+	// AuditLog tunes the log; zero values take the audit package's
+	// defaults (a checkpoint every 10,000 entries or 10 s, segments of
+	// 64 MiB or 24 h, the key in <stateDir>/audit-checkpoint.key).
+	AuditLog struct {
+		CheckpointKeyFile  string   `json:"checkpointKeyFile,omitempty"`
+		CheckpointEvery    int      `json:"checkpointEvery,omitempty"`
+		CheckpointInterval Duration `json:"checkpointInterval,omitempty"`
+		SegmentBytes       int64    `json:"segmentBytes,omitempty"`
+		SegmentAge         Duration `json:"segmentAge,omitempty"`
+	} `json:"auditLog"`
 
 	// Backends serve the member's datasets, by "<provider system id>/<code>".
 	Backends map[string]Backend `json:"backends,omitempty"`

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/adapters/rest"
 	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/audit/ship"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/client"
@@ -36,6 +39,7 @@ type Gateway struct {
 	sync     *syncer
 	rotator  *certs.Rotator
 	sink     audit.Sink
+	shipper  *ship.Shipper // nil with a sink from WithSink
 	masker   *projection.Masker
 	adapters map[string]adapters.Adapter
 	pools    []*pgxpool.Pool
@@ -60,6 +64,15 @@ func WithSink(s audit.Sink) Option { return func(g *Gateway) { g.sink = s } }
 
 // WithClock replaces time.Now for staleness and decisions.
 func WithClock(now func() time.Time) Option { return func(g *Gateway) { g.sync.now = now } }
+
+// auditKeyFile is the gateway's checkpoint key: it signs the audit log's
+// checkpoints and is the gateway's alone, in its state directory.
+func auditKeyFile(cfg *Config) string {
+	if cfg.AuditLog.CheckpointKeyFile != "" {
+		return cfg.AuditLog.CheckpointKeyFile
+	}
+	return filepath.Join(cfg.StateDir, "audit-checkpoint.key")
+}
 
 // New prepares a gateway: it reads its identity, pulls (or restores) its
 // configuration, and opens its backends. It refuses to start without a
@@ -89,7 +102,17 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		return nil, err
 	}
 	if g.sink == nil {
-		fs, err := audit.OpenFile(cfg.AuditFile)
+		key, err := audit.LoadKey(auditKeyFile(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		// Checkpoints leave for the control plane as soon as they are
+		// durable; entries follow at least once (audit/ship).
+		g.shipper = ship.New(ship.NewClient(cp.HTTPClient(), cfg.ControlPlane.URL, cfg.System, cp.Token()), cfg.AuditFile,
+			ship.Options{Key: key.Public().(ed25519.PublicKey), Log: log})
+		fs, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge,
+			CheckpointEvery: cfg.AuditLog.CheckpointEvery, CheckpointInterval: cfg.AuditLog.CheckpointInterval.Duration,
+			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration})
 		if err != nil {
 			return nil, err
 		}
@@ -192,6 +215,9 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	go g.sync.run(ctx)
 	go func() { _ = g.rotator.Run(ctx) }()
+	if g.shipper != nil {
+		go g.shipper.Run(ctx)
+	}
 	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound)
 	if ready != nil {
 		ready(addrs)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lienthong/lienthong/audit"
 )
@@ -202,7 +203,7 @@ func (s *SQLStore) checkpoint(ctx context.Context, tx *sql.Tx, st *gatewayState,
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (gateway, seq, from_seq, head, root, at, signature, verified)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, st.gateway, int64(c.Seq), int64(c.From), c.Head, c.Root,
-		micros(c.Time), c.Signature, boolInt(verified)); err != nil {
+		c.Time.UnixNano(), c.Signature, boolInt(verified)); err != nil {
 		return nil, fmt.Errorf("audit index: store checkpoint %d: %w", c.Seq, err)
 	}
 	if verified && c.Seq > st.verifiedSeq {
@@ -268,6 +269,27 @@ func (s *SQLStore) verifyPending(ctx context.Context, tx *sql.Tx, st *gatewaySta
 	return nil, nil
 }
 
+// Checkpoints calls fn with the held checkpoints of gateway from seq from on,
+// in seq order, streaming them from the database.
+func (s *SQLStore) Checkpoints(ctx context.Context, gateway string, from uint64, fn func(*audit.Checkpoint) error) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, from_seq, head, root, at, signature FROM audit_checkpoints
+		WHERE gateway = $1 AND seq >= $2 ORDER BY seq`, gateway, int64(from))
+	if err != nil {
+		return fmt.Errorf("audit index: checkpoints of %s: %w", gateway, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanCheckpoint(rows, gateway)
+		if err != nil {
+			return fmt.Errorf("audit index: checkpoints of %s: %w", gateway, err)
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func heldCheckpoint(ctx context.Context, tx *sql.Tx, gateway string, seq uint64) (*audit.Checkpoint, error) {
 	c, err := scanCheckpoint(tx.QueryRowContext(ctx, `SELECT seq, from_seq, head, root, at, signature FROM audit_checkpoints
 		WHERE gateway = $1 AND seq = $2`, gateway, int64(seq)), gateway)
@@ -285,7 +307,8 @@ func scanCheckpoint(r scanner, gateway string) (*audit.Checkpoint, error) {
 	if err := r.Scan(&seq, &from, &c.Head, &c.Root, &at, &c.Signature); err != nil {
 		return nil, err
 	}
-	c.Seq, c.From, c.Time = uint64(seq), uint64(from), fromMicros(at)
+	// Nanoseconds, as signed: the signature covers the time to the nanosecond.
+	c.Seq, c.From, c.Time = uint64(seq), uint64(from), time.Unix(0, at).UTC()
 	return c, nil
 }
 

@@ -27,6 +27,10 @@ type Store interface {
 	Ingest(ctx context.Context, gateway string, lines [][]byte) (Position, error)
 	// AddCheckpoint checks and stores a checkpoint posted on its own.
 	AddCheckpoint(ctx context.Context, gateway string, c *audit.Checkpoint) error
+	// Checkpoints calls fn with each checkpoint held for gateway whose seq is
+	// at least from, in seq order: those verified and those still waiting
+	// for their entries, all signed by the gateway.
+	Checkpoints(ctx context.Context, gateway string, from uint64, fn func(*audit.Checkpoint) error) error
 	// Alerts lists alerts, oldest first, after the id afterID; scope "" is all members.
 	Alerts(ctx context.Context, scope string, afterID int64, limit int) ([]Alert, error)
 	// Exchanges answers an auditor's query.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -78,16 +77,15 @@ genesis names, since the operator vouches for the files given here.`,
 // reindexBatch is how many entries go into one index transaction.
 const reindexBatch = 1000
 
-// reindexFile feeds one log file into the index. Entries are lines; the
-// file ends at its first NUL byte (the preallocated, unwritten tail).
+// reindexFile feeds one log into the index: the file with the sealed
+// segments next to it, oldest first, read as the log's own reader reads it
+// (commit lines skipped, the preallocated tail ignored). It returns how many
+// entries it read and the seq the index expects next.
 func reindexFile(ctx context.Context, ix index.Store, file, gateway string) (int, uint64, error) {
-	f, err := os.Open(file)
+	files, err := audit.LogFiles(file)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var (
 		batch [][]byte
 		n     int
@@ -101,38 +99,21 @@ func reindexFile(ctx context.Context, ix index.Store, file, gateway string) (int
 		next, batch = pos.Next, batch[:0]
 		return err
 	}
-	for sc.Scan() {
-		line := sc.Bytes()
-		if i := bytes.IndexByte(line, 0); i >= 0 {
-			line = line[:i]
-			if len(line) > 0 {
-				batch = append(batch, append([]byte(nil), line...))
-				n++
-			}
-			break
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
+	err = audit.EachEntry(files, func(e *audit.Entry, line []byte) error {
 		if gateway == "" {
-			e, err := audit.ParseEntry(line)
-			if err != nil {
-				return n, 0, fmt.Errorf("entry %d: %w", n+1, err)
-			}
 			if e.Genesis == nil {
-				return n, 0, fmt.Errorf("the file does not start with a genesis entry naming its gateway; pass --gateway")
+				return fmt.Errorf("the log does not start with a genesis entry naming its gateway; pass --gateway")
 			}
 			gateway = e.Genesis.Gateway
 		}
 		batch = append(batch, append([]byte(nil), line...))
 		n++
 		if len(batch) == reindexBatch {
-			if err := flush(); err != nil {
-				return n, next, err
-			}
+			return flush()
 		}
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return n, next, err
 	}
 	return n, next, flush()

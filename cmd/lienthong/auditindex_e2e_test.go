@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/audit/index"
 	"github.com/lienthong/lienthong/audit/index/indextest"
 )
@@ -20,26 +23,37 @@ import (
 func TestReindexThenQueryThroughTheCLI(t *testing.T) {
 	dir := t.TempDir()
 	const gw = "VN:GOV:000.00.00.G01:GW"
-	l := indextest.New(t, gw)
-	base := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
-	for i := 0; i < 25; i++ {
-		l.Record(indextest.Outcome(fmt.Sprintf("x-%d", i), "VN:GOV:000.00.00.G14:BHXH", "VN:GOV:000.00.00.G01:CSDLDC", "", base.Add(time.Duration(i)*time.Second)))
-		if i%10 == 9 {
-			l.Checkpoint()
-		}
-	}
-	// As the gateway's file sink leaves it: entries as lines, then the
-	// preallocated zeros.
-	logFile := filepath.Join(dir, "gateway-audit.log")
-	content := append(bytes.Join(l.Lines, []byte("\n")), '\n')
-	content = append(content, make([]byte, 4096)...)
-	if err := os.WriteFile(logFile, content, 0o600); err != nil {
+	// A real gateway log: the audit package's writer, with checkpoints and
+	// segments sealed by size.
+	logFile := filepath.Join(dir, "gateway-audit.jsonl")
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	sink, err := audit.OpenFile(logFile, audit.Options{Gateway: gw, Key: key, CheckpointEvery: 16, SegmentBytes: 8 << 10})
+	if err != nil {
 		t.Fatal(err)
 	}
+	base := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	for i := 0; i < 25; i++ {
+		r := indextest.Outcome(fmt.Sprintf("x-%d", i), "VN:GOV:000.00.00.G14:BHXH", "VN:GOV:000.00.00.G01:CSDLDC", "", base.Add(time.Duration(i)*time.Second))
+		if err := audit.Write(context.Background(), sink, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := audit.LogFiles(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := int(rep.Last.Seq)
 	data := filepath.Join(dir, "cp")
 	for i := 0; i < 2; i++ {
 		out := mustCLI(t, nil, "", "audit", "reindex", "--data-dir", data, logFile)
-		if want := fmt.Sprintf("%d entries read, the index now expects seq %d", len(l.Lines), len(l.Lines)+1); !strings.Contains(out, want) {
+		if want := fmt.Sprintf("%d entries read, the index now expects seq %d", entries, entries+1); !strings.Contains(out, want) {
 			t.Fatalf("reindex run %d: %s, want %q", i+1, out, want)
 		}
 	}

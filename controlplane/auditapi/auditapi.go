@@ -8,8 +8,10 @@
 package auditapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -47,6 +49,7 @@ func (h *Handlers) Routes() []api.Route {
 		{Pattern: "GET /v1/audit/gateways/{gateway}/position", Handler: h.position},
 		{Pattern: "POST /v1/audit/gateways/{gateway}/entries", Handler: h.entries},
 		{Pattern: "POST /v1/audit/gateways/{gateway}/checkpoints", Handler: h.checkpoints},
+		{Pattern: "GET /v1/audit/gateways/{gateway}/checkpoints", Handler: h.publishedCheckpoints},
 		{Pattern: "PUT /v1/audit/gateways/{gateway}/key", Handler: h.enrolKey},
 		{Pattern: "GET /v1/audit/alerts", Handler: h.alerts},
 		{Pattern: "GET /v1/audit/exchanges", Handler: h.exchanges},
@@ -167,6 +170,59 @@ func (h *Handlers) checkpoints(w http.ResponseWriter, r *http.Request, p auth.Pr
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]uint64{"seq": c.Seq})
+}
+
+// publishedCheckpoints answers the checkpoints a gateway sent, as the JSON
+// array `lienthong audit verify --checkpoints` reads: a gateway that
+// rewrote and re-signed its log is caught against them. The gateway itself,
+// its member's auditors and the platform operator may read them.
+func (h *Handlers) publishedCheckpoints(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	gw := r.PathValue("gateway")
+	if err := h.mayReadGateway(p, gw); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	from, err := intParam(r.URL.Query().Get("from"), "/from")
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	// Streamed: a gateway checkpoints every few seconds, for years.
+	started := false
+	enc := json.NewEncoder(w)
+	err = h.ix.Checkpoints(r.Context(), gw, uint64(from), func(c *audit.Checkpoint) error {
+		sep := ","
+		if !started {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			started, sep = true, "["
+		}
+		if _, err := io.WriteString(w, sep); err != nil {
+			return err
+		}
+		return enc.Encode(c)
+	})
+	switch {
+	case err != nil && !started:
+		h.writeError(w, r, err)
+	case err != nil:
+		h.log.Error("audit checkpoints: listing stopped midway", "gateway", gw, "error", err.Error())
+		// The array stays unterminated, so a reader cannot take it for whole.
+	case !started:
+		api.WriteJSON(w, http.StatusOK, []audit.Checkpoint{})
+	default:
+		_, _ = io.WriteString(w, "]\n")
+	}
+}
+
+// mayReadGateway allows the gateway itself, an auditor of its member and
+// the platform operator.
+func (h *Handlers) mayReadGateway(p auth.Principal, gateway string) error {
+	scope, err := AuditScope(p)
+	if err == nil && (scope == "" || scope == index.GatewayMember(gateway)) {
+		return nil
+	}
+	return AuthorizeGateway(p, gateway, "read the gateway's published checkpoints")
 }
 
 // KeyEnrolment is the body of PUT .../key: the gateway's Ed25519 checkpoint

@@ -74,7 +74,7 @@ func (l *Log) SignedCheckpoint() *audit.Checkpoint {
 		leaves = append(leaves, audit.LeafHash(line))
 	}
 	c := &audit.Checkpoint{Gateway: l.Gateway, From: l.from, Seq: seq, Head: audit.EntryHash(l.Lines[seq-1]),
-		Root: audit.HexHash(audit.MerkleRoot(leaves)), Time: time.Now().UTC().Truncate(time.Microsecond)}
+		Root: audit.HexHash(audit.MerkleRoot(leaves)), Time: time.Now().UTC()}
 	c.Sign(l.Key)
 	return c
 }

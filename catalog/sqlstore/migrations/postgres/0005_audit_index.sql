@@ -71,7 +71,8 @@ CREATE TABLE audit_disclosures (
 );
 
 -- Checkpoints received (in the log or posted on their own), verified once
--- the entries they cover are held.
+-- the entries they cover are held. Their time is in Unix nanoseconds, as
+-- signed (the signature covers it to the nanosecond).
 CREATE TABLE audit_checkpoints (
     gateway   TEXT NOT NULL,
     seq       BIGINT NOT NULL,

@@ -1,0 +1,218 @@
+package ship
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lienthong/lienthong/audit"
+)
+
+// controlPlane is a stand-in for the control plane's audit API (built on
+// another branch), holding what the wire contract says it holds: entries by
+// seq, checked against the chain, and verified checkpoints. It is a fake
+// only because that server is not on this branch.
+type controlPlane struct {
+	mu          sync.Mutex
+	key         ed25519.PublicKey
+	lines       [][]byte // entry seq i+1 at i
+	chain       audit.Chain
+	checkpoints map[uint64]*audit.Checkpoint
+	posted      int // entries received, duplicates included
+}
+
+func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	problem := func(typ string) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusConflict)
+		json.NewEncoder(w).Encode(map[string]string{"type": typ, "title": typ})
+	}
+	if r.Header.Get("Authorization") != "Bearer gw-token" {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	base := "/v1/audit/gateways/VN:GOV:000.00.00.G01:GW/"
+	switch r.Method + " " + r.URL.Path {
+	case "PUT " + base + "key":
+		var body struct{ PublicKey []byte }
+		json.NewDecoder(r.Body).Decode(&body)
+		cp.key = body.PublicKey
+	case "GET " + base + "position":
+		head := ""
+		if n := len(cp.lines); n > 0 {
+			head = audit.EntryHash(cp.lines[n-1])
+		}
+		json.NewEncoder(w).Encode(map[string]any{"next": len(cp.lines) + 1, "head": head})
+	case "POST " + base + "entries":
+		var body struct{ Entries []string }
+		json.NewDecoder(r.Body).Decode(&body)
+		for _, raw := range body.Entries {
+			cp.posted++
+			e, err := audit.ParseEntry([]byte(raw))
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			switch {
+			case e.Seq <= uint64(len(cp.lines)):
+				if !bytes.Equal(cp.lines[e.Seq-1], []byte(raw)) {
+					problem("audit-fork")
+					return
+				}
+				continue
+			case e.Seq > uint64(len(cp.lines))+1:
+				problem("audit-gap")
+				return
+			}
+			if e.Kind == audit.KindGenesis {
+				cp.chain.BeginSegment()
+			}
+			if _, err := cp.chain.Add([]byte(raw)); err != nil {
+				problem("audit-chain")
+				return
+			}
+			cp.lines = append(cp.lines, []byte(raw))
+		}
+		json.NewEncoder(w).Encode(map[string]any{"next": len(cp.lines) + 1})
+	case "POST " + base + "checkpoints":
+		var c audit.Checkpoint
+		json.NewDecoder(r.Body).Decode(&c)
+		if c.Verify(cp.key) != nil || c.Seq > uint64(len(cp.lines)) || audit.EntryHash(cp.lines[c.Seq-1]) != c.Head {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		cp.checkpoints[c.Seq] = &c
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// dropAfter forgets entries after n, as a control plane restored from an
+// older backup would.
+func (cp *controlPlane) dropAfter(n int) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.lines = cp.lines[:n]
+	cp.chain = audit.Chain{}
+	for _, l := range cp.lines {
+		if e, _ := audit.ParseEntry(l); e.Kind == audit.KindGenesis {
+			cp.chain.BeginSegment()
+		}
+		cp.chain.Add(l)
+	}
+}
+
+func (cp *controlPlane) count() int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return len(cp.lines)
+}
+
+// Entries and checkpoints reach the control plane, across segment
+// rotations, once each; after either side restarts (here the control plane
+// loses its newest entries and the shipper is stopped and started again)
+// shipping resumes from the control plane's position, and its copy is the
+// log, byte for byte.
+func TestShipperResumesAndDeliversEachEntryOnce(t *testing.T) {
+	cp := &controlPlane{checkpoints: map[uint64]*audit.Checkpoint{}}
+	srv := httptest.NewTLSServer(cp)
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var shipper *Shipper
+	opts := audit.Options{Gateway: "VN:GOV:000.00.00.G01:GW", Key: key, CheckpointEvery: 16, SegmentBytes: 16 << 10,
+		OnCheckpoint: func(c audit.Checkpoint) {
+			if shipper != nil {
+				shipper.Nudge(c)
+			}
+		}}
+	sink, err := audit.OpenFile(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := NewClient(srv.Client(), srv.URL, opts.Gateway, "gw-token")
+	shipper = New(client, path, Options{Key: key.Public().(ed25519.PublicKey), Batch: 50, Poll: 10 * time.Millisecond, Log: quiet})
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := audit.Write(context.Background(), sink, &audit.Record{ExchangeID: fmt.Sprintf("x%04d", i), Phase: audit.Outcome}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor := func(n uint64) {
+		deadline := time.Now().Add(20 * time.Second)
+		for uint64(cp.count()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("control plane holds %d entries, want %d", cp.count(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { shipper.Run(ctx); close(done) }()
+	write(0, 150)
+	waitFor(sink.Head().Seq)
+	cancel()
+	<-done
+
+	cp.dropAfter(37)
+	write(150, 300)
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { shipper.Run(ctx); close(done) }()
+	if err := sink.Close(); err != nil { // the final checkpoint, too
+		t.Fatal(err)
+	}
+	files, _ := audit.LogFiles(path)
+	rep, err := audit.Verify(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(rep.Last.Seq)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cp.mu.Lock()
+		got := cp.checkpoints[rep.LastCheckpoint.Seq]
+		cp.mu.Unlock()
+		if got != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the last checkpoint never reached the control plane")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if len(files) < 3 {
+		t.Fatalf("%d segments; the test wants rotations", len(files))
+	}
+	var i int
+	err = audit.EachEntry(files, func(_ *audit.Entry, line []byte) error {
+		if !bytes.Equal(cp.lines[i], line) {
+			return fmt.Errorf("entry %d differs at the control plane", i+1)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(cp.lines) {
+		t.Fatalf("%v; the log has %d entries, the control plane %d", err, i, len(cp.lines))
+	}
+	if len(cp.checkpoints) != int(rep.Checkpoints) {
+		t.Fatalf("%d checkpoints at the control plane, %d in the log", len(cp.checkpoints), rep.Checkpoints)
+	}
+}

@@ -1,0 +1,189 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Report sums up a log that verified.
+type Report struct {
+	Files       int
+	Entries     uint64
+	Records     uint64
+	Checkpoints uint64
+	// Last is the last entry; LastCheckpoint the last in-log checkpoint.
+	Last           Position
+	LastCheckpoint *Checkpoint
+	// Gateway and Key are what the last genesis names.
+	Gateway string
+	Key     []byte
+	// Uncovered counts entries after the last checkpoint: chained, but not
+	// yet under a signature.
+	Uncovered uint64
+}
+
+// Verify streams the given segment files, in order, through one chain and
+// returns a *Damage naming the first bad position if anything was altered,
+// removed, inserted, reordered or cut. published are checkpoints the gateway
+// sent the control plane: they catch a log rewritten and re-chained after
+// them, and one cut short of them.
+func Verify(files []string, published []*Checkpoint) (*Report, error) {
+	var c Chain
+	if len(published) > 0 {
+		c.Checkpoints = map[uint64]*Checkpoint{}
+		for _, cp := range published {
+			c.Checkpoints[cp.Seq] = cp
+		}
+	}
+	rep := &Report{}
+	for _, path := range files {
+		c.BeginSegment()
+		if err := walkFile(path, &c, rep, nil); err != nil {
+			return rep, err
+		}
+		rep.Files++
+	}
+	if err := c.Finish(); err != nil {
+		return rep, &Damage{File: files[len(files)-1], Seq: c.Last().Seq + 1, Offset: -1, Reason: err.Error(),
+			LastGood: c.Last(), LastCheckpoint: c.LastCheckpoint}
+	}
+	rep.Last, rep.LastCheckpoint, rep.Uncovered = c.Last(), c.LastCheckpoint, c.Pending()
+	if g := c.Genesis(); g != nil {
+		rep.Gateway, rep.Key = g.Gateway, g.PublicKey
+	}
+	return rep, nil
+}
+
+func verifyFile(path string, c *Chain) error { return walkFile(path, c, &Report{}, nil) }
+
+// walkFile verifies one segment file through c, counting into rep and
+// calling fn (if not nil) with each entry that verified.
+func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	chunks := make(chan *lineChunk, 4)
+	stop := make(chan struct{})
+	defer close(stop)
+	go readHashed(f, chunks, stop)
+	committed, end := true, int64(0)
+	for ch := range chunks {
+		for i := range ch.lines {
+			hl := &ch.lines[i]
+			line, off := ch.line(i), hl.off
+			if errors.Is(hl.err, io.EOF) {
+				break
+			}
+			if hl.err != nil {
+				return c.damage(path, off, hl.err)
+			}
+			end = off + int64(len(line)) + 1
+			if off == 0 && isLegacyLine(line) {
+				return fmt.Errorf("audit log %s: %w", path, ErrLegacy)
+			}
+			if isCommitLine(line) {
+				if err := c.Commit(line); err != nil {
+					return c.damage(path, off, err)
+				}
+				committed = true
+				continue
+			}
+			e, err := c.addHashed(line, hl.sum)
+			if err != nil {
+				return c.damage(path, off, err)
+			}
+			committed = false
+			if fn != nil {
+				if err := fn(e, line); err != nil {
+					return err
+				}
+			}
+			rep.Entries++
+			switch e.Kind {
+			case KindRecord:
+				rep.Records++
+			case KindCheckpoint:
+				rep.Checkpoints++
+			}
+		}
+	}
+	if !committed {
+		return &Damage{File: path, Offset: end, Seq: c.Last().Seq, Reason: "entries after the last commit line: an unfinished commit (the gateway cuts it at start-up) or the end of the file was removed",
+			LastGood: c.Last(), LastCheckpoint: c.LastCheckpoint}
+	}
+	return nil
+}
+
+// lineChunk is a run of lines read and hashed ahead of the chain, so
+// reading and SHA-256 run on one core while the chain checks on another.
+type lineChunk struct {
+	buf   []byte
+	lines []hashedLine
+}
+
+type hashedLine struct {
+	start, end int
+	off        int64
+	sum        Hash
+	err        error // the line reader's, on the chunk's last line
+}
+
+func (ch *lineChunk) line(i int) []byte { return ch.buf[ch.lines[i].start:ch.lines[i].end] }
+
+// readHashed reads r's lines into chunks, hashing each, until the end or
+// an error (carried by the last line), or until stop closes.
+func readHashed(r io.Reader, out chan<- *lineChunk, stop <-chan struct{}) {
+	defer close(out)
+	lr := newLineReader(r)
+	for {
+		ch := &lineChunk{buf: make([]byte, 0, 1<<20), lines: make([]hashedLine, 0, 1024)}
+		var err error
+		for len(ch.lines) < 1024 && err == nil {
+			var line []byte
+			var off int64
+			line, off, err = lr.next()
+			start := len(ch.buf)
+			ch.buf = append(ch.buf, line...)
+			hl := hashedLine{start: start, end: len(ch.buf), off: off, err: err}
+			if err == nil {
+				hl.sum = sha256.Sum256(line)
+			}
+			ch.lines = append(ch.lines, hl)
+		}
+		select {
+		case out <- ch:
+		case <-stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// ReadCheckpoints reads published checkpoints, a JSON array of them.
+func ReadCheckpoints(r io.Reader) ([]*Checkpoint, error) {
+	d := json.NewDecoder(r)
+	var out []*Checkpoint
+	tok, err := d.Token()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoints: %w", err)
+	}
+	if delim, ok := tok.(json.Delim); ok && delim == '[' {
+		for d.More() {
+			var cp Checkpoint
+			if err := d.Decode(&cp); err != nil {
+				return nil, fmt.Errorf("checkpoints: %w", err)
+			}
+			out = append(out, &cp)
+		}
+		return out, nil
+	}
+	return nil, errors.New("checkpoints: want a JSON array of checkpoints")
+}
