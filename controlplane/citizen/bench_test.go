@@ -1,6 +1,7 @@
 package citizen_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -215,7 +216,7 @@ func loadBenchIndex(t *testing.T, path string, total int, insert bool) *benchWor
 		sub, _ := hex.DecodeString(key.Subject(id))
 		cs = append(cs, citizenRow{id: id, subject: sub, records: n})
 	}
-	slices.SortFunc(cs, func(a, b citizenRow) int { return strings.Compare(string(a.subject), string(b.subject)) })
+	slices.SortFunc(cs, func(a, b citizenRow) int { return bytes.Compare(a.subject, b.subject) })
 	w.perGateway = int64(total / w.gateways)
 	if !insert {
 		return w
