@@ -106,14 +106,21 @@ func (s *SQLStore) ingestOne(ctx context.Context, tx *sql.Tx, st *gatewayState, 
 		if g.Gateway != st.gateway {
 			return refuse(AlertKey, "genesis names gateway %q, shipped as %q", g.Gateway, st.gateway)
 		}
+		named := ed25519.PublicKey(append([]byte(nil), g.PublicKey...))
 		switch {
-		case st.key == nil && s.adopt:
-			st.key = append([]byte(nil), g.PublicKey...)
+		case st.key != nil && st.key.Equal(named):
+		case s.adopt:
+			st.key = named // a rebuild from logs the operator vouches for
 		case st.key == nil:
 			return refuse(AlertKey, "genesis names a checkpoint key, but none is enrolled: the gateway enrols its key (PUT .../key) before it ships")
-		case !st.key.Equal(ed25519.PublicKey(g.PublicKey)):
-			return refuse(AlertKey, "genesis names a checkpoint key other than the enrolled one")
+		default:
+			return refuse(AlertKey, "genesis names a checkpoint key other than the enrolled one (a rotated key is enrolled by the platform operator)")
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_keys (gateway, from_seq, public_key) VALUES ($1, $2, $3)`,
+			st.gateway, int64(e.Seq), []byte(named)); err != nil {
+			return nil, fmt.Errorf("audit index: segment key at %d: %w", e.Seq, err)
+		}
+		st.segKey = named
 	case audit.KindCheckpoint:
 		// The checkpoint covers entries before it, all held by now.
 		if r, err := s.checkpoint(ctx, tx, st, e.Checkpoint, e.Seq); r != nil || err != nil {
@@ -133,9 +140,9 @@ func (s *SQLStore) ingestOne(ctx context.Context, tx *sql.Tx, st *gatewayState, 
 	return nil, nil
 }
 
-// AddCheckpoint checks and stores a checkpoint posted on its own. Its
-// signature is checked at once; its head and root are checked now when the
-// entries it covers are held, else as soon as they arrive (Ingest).
+// AddCheckpoint checks and stores a checkpoint posted on its own: its
+// signature (with the key of its segment), head and root are checked now
+// when the entries it covers are held, else as soon as they arrive (Ingest).
 func (s *SQLStore) AddCheckpoint(ctx context.Context, gateway string, c *audit.Checkpoint) error {
 	if c == nil || c.From == 0 || c.From > c.Seq {
 		return fmt.Errorf("%w: a checkpoint needs 1 <= from <= seq", ErrInvalid)
@@ -176,11 +183,27 @@ func (s *SQLStore) checkpoint(ctx context.Context, tx *sql.Tx, st *gatewayState,
 	if c.Gateway != st.gateway {
 		return refuse("checkpoint %d..%d names gateway %q", c.From, c.Seq, c.Gateway)
 	}
-	if st.key == nil {
-		return refuse("checkpoint %d..%d arrived before any checkpoint key was enrolled", c.From, c.Seq)
+	// A checkpoint is signed with the key of its segment. One in the log
+	// follows its segment's genesis; one posted on its own is checked now
+	// when its entries are held, else when they arrive (verifyPending).
+	covered := c.Seq < st.next
+	var key ed25519.PublicKey
+	switch {
+	case at != 0:
+		key = st.segKey
+	case covered:
+		var err error
+		if key, err = keyAt(ctx, tx, st.gateway, c.Seq); err != nil {
+			return nil, err
+		}
 	}
-	if err := c.Verify(st.key); err != nil {
-		return refuse("checkpoint %d..%d: signature does not verify with the enrolled key", c.From, c.Seq)
+	if at != 0 || covered {
+		if key == nil {
+			return refuse("checkpoint %d..%d: no segment key is held for it", c.From, c.Seq)
+		}
+		if err := c.Verify(key); err != nil {
+			return refuse("checkpoint %d..%d: signature does not verify with the key of its segment", c.From, c.Seq)
+		}
 	}
 	held, err := heldCheckpoint(ctx, tx, st.gateway, c.Seq)
 	if err != nil {
@@ -194,7 +217,7 @@ func (s *SQLStore) checkpoint(ctx context.Context, tx *sql.Tx, st *gatewayState,
 			Detail: fmt.Sprintf("a different signed checkpoint at seq %d is already held (root %s, now %s)", c.Seq, held.Root, c.Root)}, nil
 	}
 	verified := false
-	if c.Seq < st.next {
+	if covered {
 		if r := s.checkCovered(ctx, tx, st, c); r != nil {
 			r.Seq = seq
 			return r, nil
@@ -256,6 +279,14 @@ func (s *SQLStore) verifyPending(ctx context.Context, tx *sql.Tx, st *gatewaySta
 		return nil, err
 	}
 	for _, c := range pending {
+		key, err := keyAt(ctx, tx, st.gateway, c.Seq)
+		if err != nil {
+			return nil, err
+		}
+		if key == nil || c.Verify(key) != nil {
+			return &ShipError{Kind: AlertCheckpoint, Gateway: st.gateway, Seq: c.Seq,
+				Detail: fmt.Sprintf("checkpoint %d..%d: signature does not verify with the key of its segment", c.From, c.Seq)}, nil
+		}
 		if r := s.checkCovered(ctx, tx, st, c); r != nil {
 			return r, nil
 		}

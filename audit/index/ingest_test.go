@@ -28,7 +28,7 @@ func shipped(t *testing.T, ix *index.SQLStore, n int) *testLog {
 			l.Checkpoint()
 		}
 	}
-	if err := ix.EnrolKey(context.Background(), gwMPS, l.Public()); err != nil {
+	if err := ix.EnrolKey(context.Background(), gwMPS, l.Public(), false); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -268,7 +268,7 @@ func TestKeys(t *testing.T) {
 			ix := openIndex(t)
 			l := newTestLog(t, gwMPS)
 			other := newTestLog(t, gwMPS)
-			if err := ix.EnrolKey(ctx, gwMPS, other.Public()); err != nil {
+			if err := ix.EnrolKey(ctx, gwMPS, other.Public(), false); err != nil {
 				t.Fatal(err)
 			}
 			_, err := ix.Ingest(ctx, gwMPS, l.Lines)
@@ -278,18 +278,18 @@ func TestKeys(t *testing.T) {
 		t.Run("re-enrolling another key", func(t *testing.T) {
 			ix := openIndex(t)
 			l := newTestLog(t, gwMPS)
-			if err := ix.EnrolKey(ctx, gwMPS, l.Public()); err != nil {
+			if err := ix.EnrolKey(ctx, gwMPS, l.Public(), false); err != nil {
 				t.Fatal(err)
 			}
-			if err := ix.EnrolKey(ctx, gwMPS, l.Public()); err != nil {
+			if err := ix.EnrolKey(ctx, gwMPS, l.Public(), false); err != nil {
 				t.Fatalf("same key again: %v", err)
 			}
 			other := newTestLog(t, gwMPS)
 			var se *index.ShipError
-			if err := ix.EnrolKey(ctx, gwMPS, other.Public()); !errors.As(err, &se) || se.Kind != index.AlertKey {
+			if err := ix.EnrolKey(ctx, gwMPS, other.Public(), false); !errors.As(err, &se) || se.Kind != index.AlertKey {
 				t.Fatalf("another key enrolled over the first: %v", err)
 			}
-			if err := ix.EnrolKey(ctx, gwMPS, []byte("short")); !errors.Is(err, index.ErrInvalid) {
+			if err := ix.EnrolKey(ctx, gwMPS, []byte("short"), false); !errors.Is(err, index.ErrInvalid) {
 				t.Fatalf("a malformed key: %v", err)
 			}
 		})
@@ -307,7 +307,7 @@ func TestKeys(t *testing.T) {
 		t.Run("a gateway shipping as another", func(t *testing.T) {
 			ix := openIndex(t)
 			l := newTestLog(t, gwVSS)
-			if err := ix.EnrolKey(ctx, gwMPS, l.Public()); err != nil {
+			if err := ix.EnrolKey(ctx, gwMPS, l.Public(), false); err != nil {
 				t.Fatal(err)
 			}
 			_, err := ix.Ingest(ctx, gwMPS, l.Lines)
@@ -324,5 +324,54 @@ func TestIngestRefusesMalformedEntries(t *testing.T) {
 				t.Errorf("%q: err = %v, want ErrInvalid", line, err)
 			}
 		}
+	})
+}
+
+// A gateway cannot swap its key unseen, but the operator can accept a
+// rotated one; each segment's checkpoints verify with that segment's key,
+// before and after the rotation, and the old key signs nothing new.
+func TestKeyRotation(t *testing.T) {
+	backends(t, func(t *testing.T, openIndex opener) {
+		ctx := context.Background()
+		ix := openIndex(t)
+		l := shipped(t, ix, 4) // segment 1 under key A, with a checkpoint
+		oldKey := l.Key
+		l.Record(exchange("x-late", insurance, population, "", time.Now()))
+		late := l.SignedCheckpoint() // posted on its own, after the rotation
+		if _, err := ix.Ingest(ctx, gwMPS, l.Lines); err != nil {
+			t.Fatal(err)
+		}
+		l.Rotate()
+		l.Record(exchange("x-new", insurance, population, "", time.Now()))
+		l.Checkpoint()
+
+		// The gateway's own enrolment of the new key is refused; its
+		// segment cannot be shipped until the operator accepts the key.
+		var se *index.ShipError
+		if err := ix.EnrolKey(ctx, gwMPS, l.Public(), false); !errors.As(err, &se) || se.Kind != index.AlertKey {
+			t.Fatalf("the gateway swapped its own key: %v", err)
+		}
+		_, err := ix.Ingest(ctx, gwMPS, l.Lines)
+		shipErr(t, err, index.AlertKey, uint64(len(l.Lines)-2))
+		if err := ix.EnrolKey(ctx, gwMPS, l.Public(), true); err != nil {
+			t.Fatalf("the operator's rotation: %v", err)
+		}
+		if _, err := ix.Ingest(ctx, gwMPS, l.Lines); err != nil {
+			t.Fatalf("the new segment after the rotation: %v", err)
+		}
+		if err := ix.AddCheckpoint(ctx, gwMPS, late); err != nil {
+			t.Fatalf("a checkpoint of the old segment, signed with the old key: %v", err)
+		}
+		// The old key cannot sign for the new segment.
+		forged := l.SignedCheckpoint()
+		forged.From, forged.Seq = uint64(len(l.Lines)-2), uint64(len(l.Lines)-1)
+		forged.Head = audit.EntryHash(l.Lines[forged.Seq-1])
+		var leaves []audit.Hash
+		for _, line := range l.Lines[forged.From-1 : forged.Seq] {
+			leaves = append(leaves, audit.LeafHash(line))
+		}
+		forged.Root = audit.HexHash(audit.MerkleRoot(leaves))
+		forged.Sign(oldKey)
+		shipErr(t, ix.AddCheckpoint(ctx, gwMPS, forged), index.AlertCheckpoint, forged.Seq)
 	})
 }

@@ -30,7 +30,7 @@ func TestQueries(t *testing.T) {
 			l.Record(r)
 		}
 		l.Checkpoint()
-		if err := ix.EnrolKey(ctx, gwMPS, l.Public()); err != nil {
+		if err := ix.EnrolKey(ctx, gwMPS, l.Public(), false); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := ix.Ingest(ctx, gwMPS, l.Lines); err != nil {

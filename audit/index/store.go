@@ -21,8 +21,9 @@ type Store interface {
 	// Position reports where a gateway's shipped chain stands.
 	Position(ctx context.Context, gateway string) (Position, error)
 	// EnrolKey records a gateway's checkpoint key. Enrolling the same key
-	// again is a no-op; a different key is refused with an AlertKey.
-	EnrolKey(ctx context.Context, gateway string, pub []byte) error
+	// again is a no-op; a different key is refused with an AlertKey unless
+	// rotate is set (the platform operator accepts a rotated key).
+	EnrolKey(ctx context.Context, gateway string, pub []byte, rotate bool) error
 	// Ingest checks and stores contiguous raw entries of one gateway.
 	Ingest(ctx context.Context, gateway string, lines [][]byte) (Position, error)
 	// AddCheckpoint checks and stores a checkpoint posted on its own.
@@ -135,8 +136,12 @@ func (s *SQLStore) update(ctx context.Context, fn func(tx *sql.Tx) error) error 
 
 // gatewayState is a gateway's row, read under its lock.
 type gatewayState struct {
-	gateway     string
-	key         ed25519.PublicKey
+	gateway string
+	// key is the enrolled key: the one a new segment's genesis must name.
+	key ed25519.PublicKey
+	// segKey is the key of the segment the chain is in (named by the last
+	// genesis held): the in-log checkpoints that follow are signed with it.
+	segKey      ed25519.PublicKey
 	next        uint64
 	head        string
 	verifiedSeq uint64
@@ -164,7 +169,27 @@ func (s *SQLStore) lockGateway(ctx context.Context, tx *sql.Tx, gateway string) 
 		st.key = ed25519.PublicKey(key)
 	}
 	st.next, st.verifiedSeq = uint64(next), uint64(verified)
+	seg, err := keyAt(ctx, tx, gateway, st.next)
+	if err != nil {
+		return nil, err
+	}
+	st.segKey = seg
 	return st, nil
+}
+
+// keyAt is the key of the segment holding seq: the one named by the last
+// genesis at or before it (nil when none is held).
+func keyAt(ctx context.Context, tx *sql.Tx, gateway string, seq uint64) (ed25519.PublicKey, error) {
+	var key []byte
+	err := tx.QueryRowContext(ctx, `SELECT public_key FROM audit_keys WHERE gateway = $1 AND from_seq <= $2
+		ORDER BY from_seq DESC LIMIT 1`, gateway, int64(seq)).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit index: key of %s at %d: %w", gateway, seq, err)
+	}
+	return ed25519.PublicKey(key), nil
 }
 
 func (s *SQLStore) saveGateway(ctx context.Context, tx *sql.Tx, st *gatewayState) error {
@@ -196,10 +221,13 @@ func (s *SQLStore) Position(ctx context.Context, gateway string) (Position, erro
 }
 
 // EnrolKey records a gateway's checkpoint key. The same key again is a
-// no-op; a different one is refused and raises an AlertKey, since a key
-// swapped under an existing chain would let its holder sign a rewritten
-// history.
-func (s *SQLStore) EnrolKey(ctx context.Context, gateway string, pub []byte) error {
+// no-op. A different one is refused and raises an AlertKey, unless rotate
+// is set: a gateway cannot swap its own key unseen (the new key would sign
+// whatever it writes next), but the platform operator, having looked into
+// the alert, accepts a rotated or replaced key. Checkpoints keep being
+// verified with the key of their own segment, so history signed with the
+// old key stays verifiable, and no key can re-sign entries already held.
+func (s *SQLStore) EnrolKey(ctx context.Context, gateway string, pub []byte, rotate bool) error {
 	key, err := enrolledKey(pub)
 	if err != nil {
 		return err
@@ -219,9 +247,16 @@ func (s *SQLStore) EnrolKey(ctx context.Context, gateway string, pub []byte) err
 			return s.saveGateway(ctx, tx, st)
 		case st.key.Equal(key):
 			return nil
+		case rotate:
+			s.log.Warn("audit checkpoint key rotated by the operator", "gateway", gateway, "next_seq", st.next)
+			st.key = key
+			if _, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET key_enrolled = $2 WHERE gateway = $1`, gateway, micros(s.now())); err != nil {
+				return err
+			}
+			return s.saveGateway(ctx, tx, st)
 		}
 		refused = &ShipError{Kind: AlertKey, Gateway: gateway, Seq: st.next,
-			Detail: "a different checkpoint key is already enrolled for this gateway; the platform operator must look into it"}
+			Detail: "a different checkpoint key is already enrolled for this gateway; the platform operator looks into it and, if the key was rotated, enrols the new one"}
 		return s.raise(ctx, tx, refused)
 	})
 	if err != nil {

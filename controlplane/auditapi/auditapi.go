@@ -242,7 +242,8 @@ func (h *Handlers) enrolKey(w http.ResponseWriter, r *http.Request, p auth.Princ
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.ix.EnrolKey(r.Context(), gw, in.PublicKey); err != nil {
+	// Only the platform operator may replace an enrolled key (rotation).
+	if err := h.ix.EnrolKey(r.Context(), gw, in.PublicKey, p.IsPlatformAdmin()); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

@@ -176,6 +176,13 @@ func TestShippingOverHTTPS(t *testing.T) {
 	if _, err := gw.AuditAlerts(ctx, 0); err == nil {
 		t.Fatal("a gateway token reads alerts")
 	}
+
+	// A new checkpoint key: the gateway cannot swap it in; the operator can.
+	rotated := indextest.New(t, gwMPS)
+	wantProblem(t, gw.EnrolAuditKey(ctx, gwMPS, rotated.Public()), http.StatusConflict, "audit-key")
+	if err := f.admin.EnrolAuditKey(ctx, gwMPS, rotated.Public()); err != nil {
+		t.Fatalf("the operator's rotation: %v", err)
+	}
 }
 
 // federation ships two gateways' logs: MPS (provider side) answered Social

@@ -173,7 +173,7 @@ const benchRowsPerInsert = 50
 
 // benchIndexVersion names the generator: change it when the generator or
 // the schema changes, so a kept index from an older run is not reused.
-const benchIndexVersion = "v1-0005"
+const benchIndexVersion = "v2-0005"
 
 // loadBenchIndex generates the world (deterministically) and, when insert
 // is set, writes it into the index at path.

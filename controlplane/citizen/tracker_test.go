@@ -158,7 +158,7 @@ func (f *trackerFixture) ship(ctx context.Context, ix *index.SQLStore, key index
 	c.Root = audit.HexHash(audit.MerkleRoot(leaves))
 	c.Sign(priv)
 	add(&audit.Entry{Kind: audit.KindCheckpoint, Checkpoint: c})
-	if err := ix.EnrolKey(ctx, gateway, pub); err != nil {
+	if err := ix.EnrolKey(ctx, gateway, pub, false); err != nil {
 		f.t.Fatal(err)
 	}
 	if _, err := ix.Ingest(ctx, gateway, lines); err != nil {

@@ -37,6 +37,21 @@ func New(t testing.TB, gateway string) *Log {
 	return l
 }
 
+// Rotate starts a new segment under a new key, as the gateway's writer does
+// when its checkpoint key changes: a genesis naming the new key that links
+// to the last entry, and a new checkpoint interval from it.
+func (l *Log) Rotate() {
+	l.t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.Key = key
+	prev := audit.EntryHash(l.Lines[len(l.Lines)-1])
+	l.Add(&audit.Entry{Kind: audit.KindGenesis, Genesis: &audit.Genesis{Gateway: l.Gateway, PublicKey: l.Public(), Continues: prev, Time: time.Now().UTC()}})
+	l.from = uint64(len(l.Lines))
+}
+
 // Public is the gateway's checkpoint public key, to enrol.
 func (l *Log) Public() ed25519.PublicKey { return l.Key.Public().(ed25519.PublicKey) }
 

@@ -3,7 +3,8 @@
 -- (lienthong audit reindex). Times are Unix microseconds (UTC) in both
 -- dialects, so queries and cursors are the same SQL.
 
--- One row per gateway that ships: its enrolled checkpoint key and where its
+-- One row per gateway that ships: its enrolled checkpoint key (the newest the
+-- operator accepted; a genesis must name it) and where its
 -- chain stands (next seq expected, hash of the entry before it).
 CREATE TABLE audit_gateways (
     gateway        TEXT PRIMARY KEY,
@@ -13,6 +14,16 @@ CREATE TABLE audit_gateways (
     head           TEXT NOT NULL,
     -- verified_seq: the last seq covered by a checkpoint the index verified.
     verified_seq   INTEGER NOT NULL
+);
+
+-- The checkpoint key of each segment: from the seq of the genesis that
+-- names it on. Checkpoints are verified with the key of their segment, so a
+-- key rotated by the operator leaves earlier checkpoints verifiable.
+CREATE TABLE audit_keys (
+    gateway    TEXT NOT NULL,
+    from_seq   INTEGER NOT NULL,
+    public_key BLOB NOT NULL,
+    PRIMARY KEY (gateway, from_seq)
 );
 
 -- Every entry held, by gateway and seq: its hash (the chain) and its RFC 9162
