@@ -37,6 +37,9 @@ type Chain struct {
 	// the log's entry at each Seq must have the checkpoint's Head, and the
 	// log must reach it. Optional.
 	Checkpoints map[uint64]*Checkpoint
+	// Stream says entries arrive without segment boundaries (a shipped
+	// copy): a genesis is accepted wherever it links.
+	Stream bool
 
 	started bool
 	genesis *Genesis
@@ -47,7 +50,8 @@ type Chain struct {
 	// LastCheckpoint is the newest in-log checkpoint that verified.
 	LastCheckpoint *Checkpoint
 	// want is set at a segment boundary: the next entry must be a genesis.
-	want bool
+	want    bool
+	scratch Entry
 }
 
 // Last returns the position of the last entry that verified.
@@ -85,6 +89,20 @@ func (c *Chain) Add(line []byte) (*Entry, error) { return c.addHashed(line, sha2
 
 // addHashed is Add for a line whose SHA-256 is already known.
 func (c *Chain) addHashed(line []byte, sum Hash) (*Entry, error) {
+	if seq, prev, ok := recordHeaderBytes(line); ok && c.started && !c.want && seq == c.last.Seq+1 && string(prev) == c.last.Hash {
+		// The common case, a record that links: no allocation but the
+		// hash. The Entry returned holds only Seq and Kind, and is valid
+		// until the next Add.
+		c.scratch = Entry{Seq: seq, Kind: KindRecord}
+		c.merkle.Add(leafOf(sum))
+		c.before, c.last = c.last, Position{Seq: seq, Hash: hex.EncodeToString(sum[:])}
+		if ext := c.Checkpoints[seq]; ext != nil {
+			if err := c.checkPublished(ext, seq); err != nil {
+				return nil, err
+			}
+		}
+		return &c.scratch, nil
+	}
 	e, ok := recordHeader(line)
 	if !ok {
 		var err error
@@ -115,7 +133,7 @@ func (c *Chain) addHashed(line []byte, sum Hash) (*Entry, error) {
 	leaf := leafOf(sum)
 	switch e.Kind {
 	case KindGenesis:
-		if !c.want && c.started {
+		if !c.want && c.started && !c.Stream {
 			return nil, errors.New("a genesis inside a segment")
 		}
 		if c.genesis != nil && e.Genesis.Gateway != c.genesis.Gateway {
@@ -146,13 +164,27 @@ func (c *Chain) addHashed(line []byte, sum Hash) (*Entry, error) {
 		c.merkle.Reset()
 		c.from = e.Seq + 1
 	}
-	if ext := c.Checkpoints[e.Seq]; ext != nil && ext.Head != hash {
-		return nil, fmt.Errorf("entry %d differs from the one checkpoint %d..%d signed (head %.12s…, the log has %.12s…): rewritten after the checkpoint left the gateway",
-			e.Seq, ext.From, ext.Seq, ext.Head, hash)
-	}
 	c.started, c.want = true, false
 	c.before, c.last = c.last, Position{Seq: e.Seq, Hash: hash}
+	if ext := c.Checkpoints[e.Seq]; ext != nil {
+		if err := c.checkPublished(ext, e.Seq); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// checkPublished compares entry seq, just added, with a checkpoint the
+// gateway published. On a mismatch the chain steps back, so the entry is
+// not counted as good.
+func (c *Chain) checkPublished(ext *Checkpoint, seq uint64) error {
+	if ext.Head == c.last.Hash {
+		return nil
+	}
+	hash := c.last.Hash
+	c.last = c.before
+	return fmt.Errorf("entry %d differs from the one checkpoint %d..%d signed (head %.12s…, the log has %.12s…): rewritten after the checkpoint left the gateway",
+		seq, ext.From, ext.Seq, ext.Head, hash)
 }
 
 // Commit verifies a commit line against the last entry.
@@ -294,31 +326,50 @@ const (
 // if the line has exactly the sink's form; ok is false otherwise (and the
 // caller decodes it strictly).
 func recordHeader(line []byte) (e *Entry, ok bool) {
-	rest, ok := bytes.CutPrefix(line, []byte(recordSeq))
+	seq, prev, ok := recordHeaderBytes(line)
 	if !ok {
 		return nil, false
+	}
+	return &Entry{Seq: seq, Prev: string(prev), Kind: KindRecord}, true
+}
+
+// recordHeaderBytes is recordHeader without allocating: prev is a slice of
+// line.
+func recordHeaderBytes(line []byte) (seq uint64, prev []byte, ok bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(recordSeq))
+	if !ok {
+		return 0, nil, false
 	}
 	i := 0
 	for i < len(rest) && i < 20 && rest[i] >= '0' && rest[i] <= '9' {
 		i++
 	}
-	if i == 0 || (rest[0] == '0') {
-		return nil, false
+	if i == 0 || rest[0] == '0' {
+		return 0, nil, false
 	}
 	seq, err := strconv.ParseUint(string(rest[:i]), 10, 64)
 	if err != nil {
-		return nil, false
+		return 0, nil, false
 	}
 	rest, ok = bytes.CutPrefix(rest[i:], []byte(recordPrev))
-	if !ok || len(rest) < 64 || !isHash(string(rest[:64])) {
-		return nil, false
+	if !ok || len(rest) < 64 || !isHashBytes(rest[:64]) {
+		return 0, nil, false
 	}
-	prev := string(rest[:64])
+	prev = rest[:64]
 	rest, ok = bytes.CutPrefix(rest[64:], []byte(recordKind))
 	if !ok || !bytes.HasSuffix(rest, []byte("}}")) {
-		return nil, false
+		return 0, nil, false
 	}
-	return &Entry{Seq: seq, Prev: prev, Kind: KindRecord}, true
+	return seq, prev, true
+}
+
+func isHashBytes(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return len(b) == 64
 }
 
 // IsRecordLine says, without decoding it, whether line is a record entry

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -135,6 +136,9 @@ type FileSink struct {
 	lastCP    time.Time
 	segFirst  uint64
 	segStart  time.Time
+	// durable is the seq of the last entry synced to disk, for readers
+	// that must not see more (the shipper).
+	durable atomic.Uint64
 
 	mu       sync.Mutex
 	queue    []pending
@@ -189,13 +193,11 @@ func OpenFile(path string, opts Options) (*FileSink, error) {
 		return fail(err)
 	}
 	s.end, s.size = st.end, st.size
+	s.durable.Store(st.chain.Last().Seq)
 	now := opts.Now()
 	if g := st.chain.Genesis(); g != nil {
 		if g.Gateway != opts.Gateway {
 			return fail(fmt.Errorf("the segment belongs to gateway %q, not %q", g.Gateway, opts.Gateway))
-		}
-		if !ed25519.PublicKey(g.PublicKey).Equal(opts.Key.Public()) {
-			return fail(errors.New("the segment's checkpoint key is not this gateway's key (a changed key file?)"))
 		}
 		last := st.chain.Last()
 		s.seq, s.head, s.from = last.Seq, last.Hash, st.chain.From()
@@ -203,6 +205,18 @@ func OpenFile(path string, opts Options) (*FileSink, error) {
 		s.segFirst, s.segStart, s.lastCP = st.first, g.Time, g.Time
 		if cp := st.chain.LastCheckpoint; cp != nil {
 			s.lastCP = cp.Time
+		}
+		if !ed25519.PublicKey(g.PublicKey).Equal(opts.Key.Public()) {
+			// A new checkpoint key (rotated, or the old one lost): the
+			// segment is sealed as it is, and the next one's genesis names
+			// the new key. Entries after its last checkpoint stay chained
+			// but unsigned; the control plane decides whether to enrol
+			// the new key.
+			opts.Log.Warn("audit log: the checkpoint key changed; sealing the segment and starting one under the new key",
+				"file", path, "last_seq", last.Seq, "unsigned_entries", s.merkle.Len())
+			if err := s.rotate(); err != nil {
+				return fail(err)
+			}
 		}
 	} else {
 		// An empty segment: a new log, or the one after the newest
@@ -471,9 +485,15 @@ func (s *FileSink) write(buf []byte) error {
 	}
 	if err == nil {
 		s.end += int64(len(buf))
+		s.durable.Store(s.seq)
 	}
 	return err
 }
+
+// Durable returns the seq of the last entry synced to disk. Written but
+// unsynced entries could still be lost with the machine, and be replaced
+// by others at the same seqs, so nothing past it may leave the gateway.
+func (s *FileSink) Durable() uint64 { return s.durable.Load() }
 
 // writeGenesis begins the segment: a genesis continuing the chain at
 // s.seq, s.head (a new log if s.seq is 0).

@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -116,5 +118,33 @@ func sealActive(t *testing.T, path string) {
 	f.Close()
 	if err := os.Rename(path, sealedName(path, first)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A new checkpoint key seals the segment and starts one whose genesis names
+// it; the chain continues and verifies, each segment under its own key.
+func TestChangedKeyStartsASegment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(context.Background(), s, &Record{ExchangeID: "old-key"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	opts := testOptions()
+	opts.Key = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, ed25519.SeedSize))
+	if s, err = OpenFile(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(context.Background(), s, &Record{ExchangeID: "new-key"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	files, _ := LogFiles(path)
+	rep, err := Verify(files, nil)
+	if err != nil || len(files) != 2 || rep.Records != 2 || !bytes.Equal(rep.Key, opts.Key.Public().(ed25519.PublicKey)) {
+		t.Fatalf("%d files, %+v, %v", len(files), rep, err)
 	}
 }

@@ -14,6 +14,9 @@ import (
 // Only entries followed by their commit line are returned, so nothing a
 // crash could still cut as a torn tail ever leaves the gateway.
 type Tailer struct {
+	// Limit, if set, returns the last seq that may be read (the sink's
+	// Durable): a commit past it is left for a later call.
+	Limit  func() uint64
 	active string
 	file   *os.File
 	off    int64  // where the next unread commit begins
@@ -70,8 +73,10 @@ func (t *Tailer) open() error {
 // about max of them (whole commits only), or none if no commit is newer.
 // The lines are the entries' stored bytes, copied.
 func (t *Tailer) Next(max int) ([][]byte, error) {
-	var out, pending [][]byte
+	var out [][]byte
 	for range 2 { // the current file, then (once) the one after a rotation
+		var pending [][]byte
+		limited := false
 		r := bufio.NewReaderSize(io.NewSectionReader(t.file, t.off, 1<<62), 256<<10)
 		lr := &lineReader{r: r, off: t.off}
 		for len(out) < max {
@@ -80,6 +85,10 @@ func (t *Tailer) Next(max int) ([][]byte, error) {
 				break // the end, the zeros, or a commit still being written
 			}
 			if isCommitLine(line) {
+				if seq, _, ok := parseCommit(line); ok && t.Limit != nil && seq > t.Limit() {
+					limited = true
+					break // written, not yet synced
+				}
 				out = append(out, pending...)
 				pending = pending[:0]
 				t.off = lr.off
@@ -97,6 +106,9 @@ func (t *Tailer) Next(max int) ([][]byte, error) {
 			last, _ := ParseEntry(out[n-1])
 			t.next = last.Seq + 1
 			return out, nil
+		}
+		if limited {
+			return nil, nil
 		}
 		// Nothing new here: if the active segment moved on (rotation
 		// renamed this file), continue in the segment after it.

@@ -360,3 +360,15 @@ func TestProveAndVerifyProof(t *testing.T) {
 		t.Fatal("proof of an entry past the end")
 	}
 }
+
+func TestReadCheckpointsForms(t *testing.T) {
+	for _, in := range []string{`[{"seq":5}]`, `{"checkpoints":[{"seq":5}]}`, `{"items":[{"seq":5}],"next":"x"}`} {
+		cps, err := ReadCheckpoints(strings.NewReader(in))
+		if err != nil || len(cps) != 1 || cps[0].Seq != 5 {
+			t.Fatalf("%s: %v %v", in, cps, err)
+		}
+	}
+	if _, err := ReadCheckpoints(strings.NewReader(`"no"`)); err == nil {
+		t.Fatal("accepted a string")
+	}
+}

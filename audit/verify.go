@@ -68,10 +68,10 @@ func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte)
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
-	chunks := make(chan *lineChunk, 4)
+	chunks, free := make(chan *lineChunk, 4), make(chan *lineChunk, 6)
 	stop := make(chan struct{})
 	defer close(stop)
-	go readHashed(f, chunks, stop)
+	go readHashed(f, chunks, free, stop)
 	committed, end := true, int64(0)
 	for ch := range chunks {
 		for i := range ch.lines {
@@ -112,6 +112,10 @@ func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte)
 				rep.Checkpoints++
 			}
 		}
+		select { // reuse its memory for a later chunk
+		case free <- ch:
+		default:
+		}
 	}
 	if !committed {
 		return &Damage{File: path, Offset: end, Seq: c.Last().Seq, Reason: "entries after the last commit line: an unfinished commit (the gateway cuts it at start-up) or the end of the file was removed",
@@ -136,13 +140,20 @@ type hashedLine struct {
 
 func (ch *lineChunk) line(i int) []byte { return ch.buf[ch.lines[i].start:ch.lines[i].end] }
 
-// readHashed reads r's lines into chunks, hashing each, until the end or
-// an error (carried by the last line), or until stop closes.
-func readHashed(r io.Reader, out chan<- *lineChunk, stop <-chan struct{}) {
+// readHashed reads r's lines into chunks (reusing those sent back on
+// free), hashing each, until the end or an error (carried by the last
+// line), or until stop closes.
+func readHashed(r io.Reader, out chan<- *lineChunk, free <-chan *lineChunk, stop <-chan struct{}) {
 	defer close(out)
 	lr := newLineReader(r)
 	for {
-		ch := &lineChunk{buf: make([]byte, 0, 1<<20), lines: make([]hashedLine, 0, 1024)}
+		var ch *lineChunk
+		select {
+		case ch = <-free:
+			ch.buf, ch.lines = ch.buf[:0], ch.lines[:0]
+		default:
+			ch = &lineChunk{buf: make([]byte, 0, 1<<20), lines: make([]hashedLine, 0, 1024)}
+		}
 		var err error
 		for len(ch.lines) < 1024 && err == nil {
 			var line []byte
@@ -167,23 +178,24 @@ func readHashed(r io.Reader, out chan<- *lineChunk, stop <-chan struct{}) {
 	}
 }
 
-// ReadCheckpoints reads published checkpoints, a JSON array of them.
+// ReadCheckpoints reads published checkpoints: a JSON array of them, or an
+// object holding the array as "checkpoints" or "items" (a page of the
+// control plane's answer).
 func ReadCheckpoints(r io.Reader) ([]*Checkpoint, error) {
-	d := json.NewDecoder(r)
-	var out []*Checkpoint
-	tok, err := d.Token()
+	bs, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints: %w", err)
 	}
-	if delim, ok := tok.(json.Delim); ok && delim == '[' {
-		for d.More() {
-			var cp Checkpoint
-			if err := d.Decode(&cp); err != nil {
-				return nil, fmt.Errorf("checkpoints: %w", err)
-			}
-			out = append(out, &cp)
-		}
-		return out, nil
+	var list []*Checkpoint
+	if err := json.Unmarshal(bs, &list); err == nil {
+		return list, nil
 	}
-	return nil, errors.New("checkpoints: want a JSON array of checkpoints")
+	var page struct {
+		Checkpoints []*Checkpoint `json:"checkpoints"`
+		Items       []*Checkpoint `json:"items"`
+	}
+	if err := json.Unmarshal(bs, &page); err != nil {
+		return nil, fmt.Errorf("checkpoints: want a JSON array of checkpoints: %w", err)
+	}
+	return append(page.Checkpoints, page.Items...), nil
 }

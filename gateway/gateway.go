@@ -108,9 +108,10 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		}
 		// Checkpoints leave for the control plane as soon as they are
 		// durable; entries follow at least once (audit/ship).
+		var fs *audit.FileSink
 		g.shipper = ship.New(ship.NewClient(cp.HTTPClient(), cfg.ControlPlane.URL, cfg.System, cp.Token()), cfg.AuditFile,
-			ship.Options{Key: key.Public().(ed25519.PublicKey), Log: log})
-		fs, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge,
+			ship.Options{Key: key.Public().(ed25519.PublicKey), Log: log, Durable: func() uint64 { return fs.Durable() }})
+		fs, err = audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge,
 			CheckpointEvery: cfg.AuditLog.CheckpointEvery, CheckpointInterval: cfg.AuditLog.CheckpointInterval.Duration,
 			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration})
 		if err != nil {

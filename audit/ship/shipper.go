@@ -21,7 +21,10 @@ type Options struct {
 	Poll time.Duration
 	// MaxBackoff bounds the wait after a failure (default 1 min).
 	MaxBackoff time.Duration
-	Log        *slog.Logger
+	// Durable, if set, is the sink's FileSink.Durable: entries written but
+	// not yet synced are not shipped (a power cut could replace them).
+	Durable func() uint64
+	Log     *slog.Logger
 }
 
 // Shipper sends a log's committed entries and its checkpoints to the
@@ -109,6 +112,7 @@ func (s *Shipper) session(ctx context.Context) (shipped bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	t.Limit = s.opts.Durable
 	defer t.Close()
 	for {
 		lines, err := t.Next(s.opts.Batch)

@@ -76,9 +76,7 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				problem("audit-gap")
 				return
 			}
-			if e.Kind == audit.KindGenesis {
-				cp.chain.BeginSegment()
-			}
+			cp.chain.Stream = true
 			if _, err := cp.chain.Add([]byte(raw)); err != nil {
 				problem("audit-chain")
 				return
@@ -105,11 +103,8 @@ func (cp *controlPlane) dropAfter(n int) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	cp.lines = cp.lines[:n]
-	cp.chain = audit.Chain{}
+	cp.chain = audit.Chain{Stream: true}
 	for _, l := range cp.lines {
-		if e, _ := audit.ParseEntry(l); e.Kind == audit.KindGenesis {
-			cp.chain.BeginSegment()
-		}
 		cp.chain.Add(l)
 	}
 }
@@ -144,7 +139,7 @@ func TestShipperResumesAndDeliversEachEntryOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := NewClient(srv.Client(), srv.URL, opts.Gateway, "gw-token")
-	shipper = New(client, path, Options{Key: key.Public().(ed25519.PublicKey), Batch: 50, Poll: 10 * time.Millisecond, Log: quiet})
+	shipper = New(client, path, Options{Key: key.Public().(ed25519.PublicKey), Batch: 50, Poll: 10 * time.Millisecond, Log: quiet, Durable: sink.Durable})
 	write := func(from, to int) {
 		for i := from; i < to; i++ {
 			if err := audit.Write(context.Background(), sink, &audit.Record{ExchangeID: fmt.Sprintf("x%04d", i), Phase: audit.Outcome}); err != nil {
