@@ -55,7 +55,7 @@ func auditRoutes(cfg Config, svc *service.Service, log *slog.Logger) ([]api.Rout
 	if err != nil {
 		return nil, err
 	}
-	routes := auditapi.New(ix, key, log).Routes()
+	routes := auditapi.New(ix, key, log, svc.Store()).Routes()
 	if cfg.Citizen.Issuer != "" {
 		v, err := citizen.NewVerifier(citizen.Config{Issuer: cfg.Citizen.Issuer, ClientID: cfg.Citizen.ClientID, Claim: cfg.Citizen.Claim})
 		if err != nil {

@@ -35,12 +35,15 @@ type Handlers struct {
 	ix      index.Store
 	log     *slog.Logger
 	subject index.SubjectKey
+	trail   catalog.Store
 }
 
 // New returns the handlers over ix. key turns a personal ID an auditor
-// searches for into the subject HMAC the index holds.
-func New(ix index.Store, key index.SubjectKey, log *slog.Logger) *Handlers {
-	return &Handlers{ix: ix, log: log, subject: key}
+// searches for into the subject HMAC the index holds. trail, when not nil,
+// records each search for a subject in the admin trail: who looked for
+// whom is itself on record.
+func New(ix index.Store, key index.SubjectKey, log *slog.Logger, trail catalog.Store) *Handlers {
+	return &Handlers{ix: ix, log: log, subject: key, trail: trail}
 }
 
 // Routes lists the routes to mount (api.New's extra routes).

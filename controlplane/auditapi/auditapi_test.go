@@ -44,6 +44,7 @@ const (
 // real SQLite catalog and index.
 type fixture struct {
 	t     *testing.T
+	store catalog.Store
 	srv   *httptest.Server
 	admin *client.Client
 	key   index.SubjectKey
@@ -67,13 +68,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	svc := service.New(st)
-	srv := httptest.NewTLSServer(api.New(svc, log, auditapi.New(ix, key, log).Routes()...))
+	srv := httptest.NewTLSServer(api.New(svc, log, auditapi.New(ix, key, log, st).Routes()...))
 	t.Cleanup(srv.Close)
 	secret, err := svc.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, srv: srv, key: key}
+	f := &fixture{t: t, srv: srv, key: key, store: st}
 	f.admin = f.client(secret)
 	for _, m := range []string{mps, vss, hcm} {
 		if _, err := f.admin.AddMember(ctx, client.NewMember{Code: m, Name: "member " + m}); err != nil {
@@ -300,6 +301,22 @@ func TestAuditorsSeeTheirMembersExchangesOnly(t *testing.T) {
 		if len(byID) != 3+2 { // x-00, x-10, x-20 at MPS; x-00, x-10 at VSS
 			t.Fatalf("records about alice: %d", len(byID))
 		}
+		// The search is on record, under the subject's HMAC only.
+		trail, err := f.store.ListTrail(ctx, catalog.TrailFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		searched := false
+		for _, e := range trail {
+			b, _ := json.Marshal(e)
+			if strings.Contains(string(b), alice) {
+				t.Fatalf("the trail holds the personal ID: %s", b)
+			}
+			searched = searched || (e.Action == "audit.subject-search" && e.Object == "subject:"+f.key.Subject(alice))
+		}
+		if !searched {
+			t.Fatal("the search for a citizen is not in the trail")
+		}
 		from := time.Date(2026, 11, 20, 8, 10, 0, 0, time.UTC)
 		ranged := all(t, f.admin, auditapi.ExchangeQuery{Provider: population, From: from, Until: from.Add(5 * time.Minute)})
 		for _, x := range ranged {
@@ -312,7 +329,7 @@ func TestAuditorsSeeTheirMembersExchangesOnly(t *testing.T) {
 		}
 		// A personal ID never travels in a URL.
 		var out json.RawMessage
-		err := f.admin.Do(ctx, http.MethodGet, "/v1/audit/exchanges?personalId="+alice, nil, &out)
+		err = f.admin.Do(ctx, http.MethodGet, "/v1/audit/exchanges?personalId="+alice, nil, &out)
 		wantProblem(t, err, http.StatusBadRequest, "invalid-input")
 		err = f.admin.Do(ctx, http.MethodGet, "/v1/audit/exchanges?cursor=bm9wZQ", nil, &out)
 		wantProblem(t, err, http.StatusBadRequest, "invalid-input")

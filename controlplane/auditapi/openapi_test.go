@@ -93,7 +93,7 @@ func TestEveryAuditRouteIsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := auditapi.New(nil, index.SubjectKey{}, nil).Routes()
+	routes := auditapi.New(nil, index.SubjectKey{}, nil, nil).Routes()
 	patterns := []string{"GET /v1/citizen/disclosures"}
 	for _, r := range routes {
 		patterns = append(patterns, r.Pattern)

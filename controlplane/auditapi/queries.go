@@ -1,6 +1,7 @@
 package auditapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -99,12 +100,28 @@ func (h *Handlers) answerQuery(w http.ResponseWriter, r *http.Request, p auth.Pr
 		h.writeError(w, r, err)
 		return
 	}
+	if err := h.recordSubjectSearch(r.Context(), p, q.Subject); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	page, err := h.ix.Exchanges(r.Context(), q)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, page)
+}
+
+// recordSubjectSearch writes an auditor's search for a subject to the admin
+// trail, under the subject's HMAC, never the personal ID.
+func (h *Handlers) recordSubjectSearch(ctx context.Context, p auth.Principal, subject string) error {
+	if subject == "" || h.trail == nil {
+		return nil
+	}
+	return h.trail.Update(ctx, func(tx catalog.Tx) error {
+		return tx.AppendTrail(ctx, &catalog.TrailEntry{At: time.Now().UTC(), Actor: p.Actor(), Role: p.Role, Member: p.Member,
+			Action: "audit.subject-search", Object: "subject:" + subject, Outcome: "ok"})
+	})
 }
 
 // FlowMatrix is the answer of GET /v1/audit/flows.
@@ -156,6 +173,10 @@ func (h *Handlers) export(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return
 	}
 	q.Limit = 1000
+	if err := h.recordSubjectSearch(r.Context(), p, q.Subject); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	page, err := h.ix.Exchanges(r.Context(), q)
 	if err != nil {
 		h.writeError(w, r, err)
