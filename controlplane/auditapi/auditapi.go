@@ -22,7 +22,6 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/auth"
-	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
@@ -65,19 +64,24 @@ func (h *Handlers) Routes() []api.Route {
 // AuthorizeGateway decides whether the caller may act as the gateway: read
 // its position, ship its entries and checkpoints, enrol its key. It is the
 // one place that decides it. Today a gateway authenticates with its
-// member's gateway token (what service.RequireGateway admits for pulling
-// configuration), bound to the member the gateway id names; when gateways
-// move to mTLS identity, this function checks the certificate's system
-// instead and nothing else changes.
+// member's gateway token (a member-admin token, what the control plane
+// admits for pulling configuration), bound to the member the gateway id
+// names; the platform operator may act for any gateway (a rebuild, a key
+// rotation). When gateways move to mTLS identity, this function checks the
+// certificate's system against the gateway id instead, and nothing else
+// changes.
 func AuthorizeGateway(p auth.Principal, gateway, action string) error {
 	member := index.GatewayMember(gateway)
 	if member == "" {
 		return catalog.Invalid("gateway", "/gateway", "%q is not a gateway id (a member code or a system id like VN:GOV:000.00.00.G01:GW)", gateway)
 	}
-	if err := service.RequireGateway(p, action); err != nil {
-		return err
+	if p.IsPlatformAdmin() {
+		return nil
 	}
-	if !p.IsPlatformAdmin() && p.Member != member {
+	if p.Role != catalog.RoleMemberAdmin {
+		return fmt.Errorf("%w: %s needs the gateway's token; token %s has role %s", catalog.ErrForbidden, action, p.TokenID, p.Role)
+	}
+	if p.Member != member {
 		return fmt.Errorf("%w: %s: token %s acts for member %s, not for gateway %s", catalog.ErrForbidden, action, p.TokenID, p.Member, gateway)
 	}
 	return nil
