@@ -179,6 +179,13 @@ func (c *Chain) addHashed(line []byte, sum Hash) (*Entry, error) {
 // not counted as good.
 func (c *Chain) checkPublished(ext *Checkpoint, seq uint64) error {
 	if ext.Head == c.last.Hash {
+		// The same head: the entries are the ones the checkpoint names.
+		// Its signature says the gateway (the key its genesis names)
+		// published it, not whoever handed it over.
+		if err := ext.Verify(c.genesis.PublicKey); err != nil {
+			c.last = c.before
+			return fmt.Errorf("a published checkpoint over %d..%d is not signed with the log's key: %w", ext.From, ext.Seq, err)
+		}
 		return nil
 	}
 	hash := c.last.Hash

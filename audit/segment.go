@@ -34,6 +34,7 @@ type Damage struct {
 	LastCheckpoint *Checkpoint
 }
 
+// Error names the file, the position and the last good checkpoint.
 func (d *Damage) Error() string {
 	cp := "no checkpoint verified before it"
 	if d.LastCheckpoint != nil {

@@ -372,3 +372,14 @@ func TestReadCheckpointsForms(t *testing.T) {
 		t.Fatal("accepted a string")
 	}
 }
+
+// A published checkpoint that matches the log but is not signed with the
+// gateway's key is refused: it proves nothing about who published it.
+func TestPublishedCheckpointMustBeSigned(t *testing.T) {
+	path, published := buildLog(t, 40)
+	forged := *published[0]
+	forged.Signature = bytes.Repeat([]byte{1}, 64)
+	if _, err := Verify([]string{path}, []*Checkpoint{&forged}); err == nil || !strings.Contains(err.Error(), "not signed") {
+		t.Fatalf("Verify with a forged published checkpoint: %v", err)
+	}
+}

@@ -43,6 +43,7 @@ type Error struct {
 	Detail string
 }
 
+// Error names the status and the problem.
 func (e *Error) Error() string {
 	return fmt.Sprintf("control plane: %d %s: %s", e.Status, e.Title, e.Detail)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"math/rand/v2"
@@ -26,7 +27,9 @@ var upCurl = regexp.MustCompile(`--cert (\S+) --key (\S+) -H 'X-LT-Purpose: ([^'
 // and SIGKILLs it at random moments, five times, restarting it on the same
 // data each time. Every exchange the client saw answered 200 has its intent
 // record (made durable before the answer) in both gateways' logs, and both
-// logs, across every crash and recovery, verify.
+// logs, across every crash and recovery, verify. Then a changed byte in one
+// log stops the federation from starting, naming the position, with the
+// file unchanged, until the operator sets the log aside.
 func TestGatewaySIGKILLLosesNoAcknowledgedExchange(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs and kills the federation five times")
@@ -155,4 +158,35 @@ func TestGatewaySIGKILLLosesNoAcknowledgedExchange(t *testing.T) {
 		}
 	}
 	t.Logf("5 kills, %d acknowledged exchanges, all in both logs", len(acked))
+
+	// A changed byte in the consumer gateway's log: the federation refuses
+	// to start, names the position, and leaves the file as it was; after
+	// set-aside it starts on a new segment.
+	log := filepath.Join(dir, "federation", "000.00.00.G14", "audit.jsonl")
+	damaged := mustReadFile(t, log)
+	i := bytes.Index(damaged, []byte(`"exchangeId":"`)) + len(`"exchangeId":"`)
+	damaged[i] ^= 0x01
+	if err := os.WriteFile(log, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("damaged at seq")) || !bytes.Contains(out, []byte("last good")) {
+		t.Fatalf("started on a damaged log (%v):\n%s", err, out)
+	}
+	if !bytes.Equal(mustReadFile(t, log), damaged) {
+		t.Fatal("the refused log changed")
+	}
+	if out, err := exec.Command(binary, "audit", "set-aside", log).CombinedOutput(); err != nil {
+		t.Fatalf("set-aside: %v\n%s", err, out)
+	}
+	cmd, _, stderr = start()
+	_ = cmd.Process.Signal(os.Interrupt)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("lienthong up did not stop:\n%s", stderr.String())
+	}
 }
