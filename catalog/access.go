@@ -50,6 +50,22 @@ type Purpose struct {
 type LegalBasis struct {
 	Reference string `json:"reference"`
 	Text      string `json:"text,omitempty"`
+	// DiscloseAfter, when set, defers the data subject's right to know:
+	// a basis that allows it (an investigation) keeps exchanges under the
+	// grant out of the citizen's data tracker until this date. It travels
+	// from the request to the grant with the rest of the basis.
+	DiscloseAfter *time.Time `json:"discloseAfter,omitempty"`
+}
+
+// MaxDisclosureDeferral is how far past the end of a grant's period its
+// disclosure date may lie: a deferral is an exception, not a way to hide
+// exchanges from their subjects for good.
+const MaxDisclosureDeferral = 5 * 365 * 24 * time.Hour
+
+// DisclosedAt reports whether exchanges under this basis may be shown to
+// their subjects at time now.
+func (b LegalBasis) DisclosedAt(now time.Time) bool {
+	return b.DiscloseAfter == nil || !now.Before(*b.DiscloseAfter)
 }
 
 // RowScope limits which records a grant covers: only records whose Field

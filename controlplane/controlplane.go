@@ -48,7 +48,9 @@ type Config struct {
 	// XDSListen, when set, serves ADS to Envoy edges there over mTLS;
 	// XDSSites is an optional JSON file of per-agency site settings.
 	XDSListen, XDSSites string
-	Log                 *slog.Logger
+	// Citizen configures the citizen's data tracker (off without an issuer).
+	Citizen CitizenConfig
+	Log     *slog.Logger
 }
 
 // Ready tells the caller where the running control plane can be reached.
@@ -153,6 +155,11 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return err
 	}
 
+	extra, err := auditRoutes(cfg, svc, log)
+	if err != nil {
+		return err
+	}
+
 	hosts := cfg.Hosts
 	if len(hosts) == 0 {
 		hosts = []string{"localhost", "127.0.0.1", "::1"}
@@ -168,7 +175,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           httpguard.Wrap(api.New(svc, log), httpguard.Options{Allow: "GET, POST, PUT, DELETE"}),
+		Handler:           httpguard.Wrap(api.New(svc, log, extra...), httpguard.Options{Allow: "GET, POST, PUT, DELETE"}),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,

@@ -51,7 +51,7 @@ func (e *Error) Error() string {
 // Problem reports whether the answer is the problem named (the last part of
 // its type: "audit-fork", "audit-gap", "audit-chain").
 func (e *Error) Problem(name string) bool {
-	return e.Type == name || strings.HasSuffix(e.Type, "/"+name)
+	return e.Type == name || strings.HasSuffix(e.Type, "/"+name) || strings.HasSuffix(e.Type, ":"+name)
 }
 
 // Position is where the control plane's copy ends.

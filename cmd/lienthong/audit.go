@@ -23,6 +23,7 @@ import (
 func newAuditCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read, verify and prove a gateway's audit log"}
 	cmd.AddCommand(newAuditReadCommand(g), newAuditVerifyCommand(g), newAuditProveCommand(), newAuditSetAsideCommand())
+	addAuditIndexCommands(cmd, g)
 	return cmd
 }
 

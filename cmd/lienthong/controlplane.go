@@ -71,5 +71,6 @@ refuse, changing nothing (docs/operations.md). SIGTERM or Ctrl-C stops cleanly.`
 	f.StringVar(&cfg.XDSSites, "xds-sites", "", "JSON file of per-agency Envoy site settings (gateway, adapter, backends, certificate directory)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	addCAFlags(cmd, &cfg.CA)
+	addCitizenFlags(cmd, &cfg.Citizen)
 	return cmd
 }

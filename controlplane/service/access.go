@@ -62,6 +62,10 @@ func (s *Service) RequestAccess(ctx context.Context, p auth.Principal, in Access
 		return nil, err
 	}
 	now := s.Now()
+	if d := in.LegalBasis.DiscloseAfter; d != nil {
+		utc := d.UTC()
+		in.LegalBasis.DiscloseAfter = &utc
+	}
 	if in.ValidFrom.IsZero() {
 		in.ValidFrom = now
 	}
@@ -135,6 +139,16 @@ func (s *Service) validateRequest(in AccessRequestInput, ds *catalog.Dataset, no
 	}
 	if sensitive && strings.TrimSpace(in.LegalBasis.Reference) == "" {
 		v.Add("/legalBasis/reference", "sensitive fields need a legal basis: name the legal document (e.g. Decree 13/2023/ND-CP art. 11)")
+	}
+	if d := in.LegalBasis.DiscloseAfter; d != nil {
+		switch {
+		case strings.TrimSpace(in.LegalBasis.Reference) == "":
+			v.Add("/legalBasis/reference", "deferring disclosure to the data subject needs the legal document that allows it")
+		case !d.After(in.ValidFrom) || !d.After(now):
+			v.Add("/legalBasis/discloseAfter", "the disclosure date %s must lie after the period starts and in the future", d.UTC().Format(time.RFC3339))
+		case !in.ValidUntil.IsZero() && d.After(in.ValidUntil.Add(catalog.MaxDisclosureDeferral)):
+			v.Add("/legalBasis/discloseAfter", "the disclosure date may lie at most %d days after the period ends", int(catalog.MaxDisclosureDeferral.Hours()/24))
+		}
 	}
 	maxPeriod := s.maxGrant
 	if maxPeriod == 0 {
