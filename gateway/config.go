@@ -63,6 +63,10 @@ type Config struct {
 	// AuditFile receives one JSON line per exchange.
 	AuditFile string `json:"auditFile"`
 
+	// Feeds, when set, lets the member's systems publish change events
+	// (POST /feeds/{dataset}/events on the outbound listener).
+	Feeds *FeedsConfig `json:"feeds,omitempty"`
+
 	// Backends serve the member's datasets, by "<provider system id>/<code>".
 	Backends map[string]Backend `json:"backends,omitempty"`
 

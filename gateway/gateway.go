@@ -48,6 +48,9 @@ type Gateway struct {
 	limiters       map[string]*rate.Limiter
 	verifyAttempts map[string][]time.Time
 
+	// feeds publishes change events (feeds.go).
+	feeds publisher
+
 	// invalidResponses counts backend answers refused by validation.
 	invalidResponses atomic.Int64
 }
@@ -207,6 +210,9 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	for _, p := range g.pools {
 		p.Close()
+	}
+	if g.feeds.cl != nil {
+		g.feeds.cl.Close()
 	}
 	if c, ok := g.sink.(interface{ Close() error }); ok {
 		_ = c.Close()
