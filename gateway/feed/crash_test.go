@@ -59,6 +59,7 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 	prod := newClient(t, b.Addr())
 	defer prod.Close()
 	published := make(chan error, 1)
+	revoked := make(chan struct{})
 	province := func(s int) string {
 		if s%3 == 0 {
 			return "01"
@@ -81,14 +82,19 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 			at := (i + 1) * len(recs) / (invalid + 1)
 			recs = append(recs[:at], append([]*kgo.Record{{Topic: topic, Key: []byte(subj), Value: []byte(ev)}}, recs[at:]...)...)
 		}
+		half := len(recs) / 2
 		for len(recs) > 0 {
+			if len(recs) <= half && half > 0 {
+				<-revoked // the second half flows after the revocation was written
+				half = 0
+			}
 			n := min(250, len(recs))
 			if err := prod.ProduceSync(ctx, recs[:n]...).FirstErr(); err != nil {
 				published <- err
 				return
 			}
 			recs = recs[n:]
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
 		}
 		published <- nil
 	}()
@@ -107,10 +113,16 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 		time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
 		_ = router.Process.Signal(syscall.SIGKILL)
 		_ = router.Wait()
-		if k == kills/2 {
-			w.publish(t, 2, true) // C's grant revoked while events flow
-		}
 		router = start()
+		if k == kills/2 {
+			// C's grant is revoked while events flow, once C has had some.
+			cTopic := broker.DeliverTopic(consumerC, provider, "vital-events")
+			for wait := time.Now(); countTopic(ctx, t, b.Addr(), cTopic) == 0 && time.Since(wait) < 30*time.Second; {
+				time.Sleep(100 * time.Millisecond)
+			}
+			w.publish(t, 2, true)
+			close(revoked)
+		}
 	}
 	defer func() {
 		_ = router.Process.Signal(syscall.SIGTERM)

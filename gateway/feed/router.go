@@ -1,10 +1,13 @@
 package feed
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -31,6 +34,7 @@ type Router struct {
 	byTopic  map[string]*Dataset
 	log      *slog.Logger
 	maxBatch int
+	workers  int
 	backoff  time.Duration
 	// txnTimeout bounds how long a transaction may stay open on the broker
 	// after the router dies in it (a restart aborts it sooner).
@@ -63,7 +67,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{id: cfg.ID, core: cfg.Core, kafka: opts, byTopic: map[string]*Dataset{}, log: cfg.Log,
-		maxBatch: cfg.MaxBatch, backoff: time.Second, txnTimeout: cfg.TransactionTimeout}
+		maxBatch: cfg.MaxBatch, backoff: time.Second, workers: max(2, runtime.GOMAXPROCS(0)), txnTimeout: cfg.TransactionTimeout}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -166,15 +170,43 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			mu.Unlock()
 		}
 	}
+	// Records are routed concurrently (each is independent) and produced
+	// in their consumed order, which keeps every subject's order.
+	type routed struct {
+		out []*kgo.Record
+		rs  []auditReceipt
+		err error
+	}
+	// One policy revision decides the whole batch, so within a partition
+	// revisions only move forward: an event after one decided by a new
+	// revision is never decided by an older one.
+	view, err := r.core.View(ctx)
+	if err != nil {
+		_, _ = sess.End(ctx, kgo.TryAbort)
+		return err
+	}
+	results := make([]routed, len(recs))
+	var wg sync.WaitGroup
+	workers := min(r.workers, len(recs))
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(recs); i += workers {
+				res := &results[i]
+				res.out, res.rs, res.err = r.route(ctx, view, recs[i])
+			}
+		}()
+	}
+	wg.Wait()
 	var routeErr error
-	for _, rec := range recs {
-		out, rs, err := r.route(ctx, rec)
-		if err != nil {
-			routeErr = err
+	for _, res := range results {
+		if res.err != nil {
+			routeErr = res.err
 			break
 		}
-		receipts = append(receipts, rs...)
-		for _, o := range out {
+		receipts = append(receipts, res.rs...)
+		for _, o := range res.out {
 			sess.Produce(ctx, o, promise)
 		}
 	}
@@ -217,7 +249,7 @@ type auditReceipt interface {
 
 // route turns one provider record into the records of its consumers, or a
 // dead letter. An error means the core failed: the batch is aborted.
-func (r *Router) route(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, []auditReceipt, error) {
+func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.Record, []auditReceipt, error) {
 	ds := r.byTopic[rec.Topic]
 	if ds == nil {
 		return nil, nil, fmt.Errorf("feed: record from unexpected topic %s", rec.Topic)
@@ -229,12 +261,9 @@ func (r *Router) route(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, []a
 	if err != nil {
 		return []*kgo.Record{r.deadLetter(ds, rec, "invalid event: "+err.Error())}, nil, nil
 	}
-	view, err := r.core.View(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	var out []*kgo.Record
 	var receipts []auditReceipt
+	var envelope []byte
 	for _, sub := range view.Subscribers(ds.Provider, ds.Code) {
 		d, err := view.Deliver(ctx, sub, ds.Code, ev)
 		switch refusalCode(err) {
@@ -247,12 +276,19 @@ func (r *Router) route(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, []a
 		default:
 			continue
 		}
-		delivered := *ev
-		delivered.Data = d.Data
-		value, err := delivered.Marshal()
-		if err != nil {
-			return []*kgo.Record{r.deadLetter(ds, rec, "the delivered event cannot be written")}, nil, nil
+		if envelope == nil {
+			// The envelope is the same for every consumer: written once,
+			// each consumer's data spliced in.
+			bare := *ev
+			bare.Data = json.RawMessage(`{}`)
+			b, err := bare.Marshal()
+			if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
+				return []*kgo.Record{r.deadLetter(ds, rec, "the delivered event cannot be written")}, nil, nil
+			}
+			envelope = b[:len(b)-3]
 		}
+		value := make([]byte, 0, len(envelope)+len(d.Data)+1)
+		value = append(append(append(value, envelope...), d.Data...), '}')
 		out = append(out, &kgo.Record{
 			Topic: broker.DeliverTopic(sub.Consumer, ds.Provider, ds.Code),
 			Key:   []byte(ev.Subject),
