@@ -24,6 +24,7 @@ func (g *Gateway) consumerHandler() http.Handler {
 	mux.HandleFunc("GET /r/{provider}/{dataset}/{path...}", g.forward)
 	mux.HandleFunc("POST /v/{provider}/{dataset}/{record}", g.forward)
 	mux.HandleFunc("POST /feeds/{dataset}/events", g.servePublish)
+	mux.HandleFunc("GET /feeds/{provider}/{dataset}", g.serveFeedStream)
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path} or POST /v/{provider}/{dataset}/{record}"))

@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -102,5 +104,105 @@ func TestPublishRefusesAndAcknowledgesOnlyWhatKafkaHolds(t *testing.T) {
 	a := post(publisher, "["+citizenEvent("e11", "001226000011")+"]")
 	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
 		t.Fatalf("broker down: %d %s (Retry-After %q)", a.status, a.raw, a.header.Get("Retry-After"))
+	}
+}
+
+// TestFeedStreamResumesWithLastEventID reads a system's feed as
+// Server-Sent Events, disconnects after a few events, and resumes with
+// Last-Event-ID: every event arrives exactly once across both connections.
+func TestFeedStreamResumesWithLastEventID(t *testing.T) {
+	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	outbound := freeAddr(t)
+	f := newFederationWith(t, func(c *gateway.Config) {
+		c.Outbound.Listen = outbound
+		c.Feeds = &gateway.FeedsConfig{Kafka: broker.Config{Brokers: []string{b.Addr()}}}
+	})
+	f.outbound = outbound
+	reader := f.systemClient(population)
+	topic := broker.DeliverTopic(population, insurance, "insured-persons")
+	prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr())}, broker.ProducerOptions()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			v := fmt.Sprintf(`{"id":"ev-%d","subject":"s-%d","data":{"n":%d}}`, i, i%4, i)
+			if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint("s-", i%4)), Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, 10)
+
+	seen := map[string]int{}
+	lastSeq := map[string]int{}
+	read := func(lastID string, n int) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+outbound+"/feeds/"+insurance+"/insured-persons", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := reader.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("status %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		sc := bufio.NewScanner(resp.Body)
+		id := ""
+		for got := 0; got < n && sc.Scan(); {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "id: "); ok {
+				id = v
+			}
+			if v, ok := strings.CutPrefix(line, "data: "); ok {
+				var ev struct {
+					ID, Subject string
+					Data        struct{ N int }
+				}
+				if err := json.Unmarshal([]byte(v), &ev); err != nil {
+					t.Fatalf("data line: %v", err)
+				}
+				seen[ev.ID]++
+				if prev, ok := lastSeq[ev.Subject]; ok && ev.Data.N <= prev {
+					t.Errorf("subject %s out of order: %d after %d", ev.Subject, ev.Data.N, lastSeq[ev.Subject])
+				}
+				lastSeq[ev.Subject] = ev.Data.N
+				got++
+			}
+		}
+		return id
+	}
+	last := read("", 4)
+	produce(10, 15)
+	read(last, 11)
+	for i := 0; i < 15; i++ {
+		if n := seen[fmt.Sprint("ev-", i)]; n != 1 {
+			t.Errorf("ev-%d seen %d times", i, n)
+		}
+	}
+
+	bad := []struct {
+		path, lastID string
+		status       int
+	}{
+		{"/feeds/" + insurance + "/insured-persons", "0:1,zz", 400},
+		{"/feeds/" + insurance + "/insured-persons", "0:1,0:2", 400},
+		{"/feeds/" + insurance + "/no-such-feed", "", 404},
+	}
+	for _, c := range bad {
+		a, err := f.call(reader, http.MethodGet, c.path, map[string]string{"Last-Event-ID": c.lastID}, "")
+		if err != nil || a.status != c.status {
+			t.Errorf("%s %q: %d %s %v; want %d", c.path, c.lastID, a.status, a.raw, err, c.status)
+		}
 	}
 }
