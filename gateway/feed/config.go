@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lienthong/lienthong/adapters/postgres"
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 	"github.com/lienthong/lienthong/gateway/projection"
@@ -37,6 +38,18 @@ type Config struct {
 	AuditFile string `json:"auditFile"`
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int `json:"maxBatch,omitempty"`
+	// Outbox, when set, relays the provider's PostgreSQL outbox
+	// (adapters/postgres.OutboxSchema) to its provider topics.
+	Outbox *OutboxConfig `json:"outbox,omitempty"`
+}
+
+// OutboxConfig names the provider database holding the outbox.
+type OutboxConfig struct {
+	// DSNFile holds the PostgreSQL connection string (a file, so the
+	// password is not in the configuration).
+	DSNFile string `json:"dsnFile"`
+	// Relay names this relay's committed position (default: the router id).
+	Relay string `json:"relay,omitempty"`
 }
 
 // DatasetConfig names one dataset document.
@@ -79,6 +92,9 @@ func LoadConfig(path string) (*Config, error) {
 	rel(&cfg.Policy.VerificationKeyFile)
 	rel(&cfg.MaskingKeyFile)
 	rel(&cfg.AuditFile)
+	if cfg.Outbox != nil {
+		rel(&cfg.Outbox.DSNFile)
+	}
 	var missing []string
 	for name, v := range map[string]string{"id": cfg.ID, "provider": cfg.Provider, "policy.bundleFile": cfg.Policy.BundleFile,
 		"policy.verificationKeyFile": cfg.Policy.VerificationKeyFile, "maskingKeyFile": cfg.MaskingKeyFile, "auditFile": cfg.AuditFile} {
@@ -249,6 +265,49 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			}
 		}
 	}()
+	if cfg.Outbox != nil {
+		stopRelay, err := startOutbox(ctx, cfg, datasets, log)
+		if err != nil {
+			return err
+		}
+		defer stopRelay()
+	}
 	log.Info("feed router started", "id", cfg.ID, "provider", cfg.Provider, "datasets", len(datasets))
 	return router.Run(ctx)
+}
+
+// startOutbox relays the outbox in the background, pausing and retrying on
+// failure (a broker or database outage) until ctx ends.
+func startOutbox(ctx context.Context, cfg *Config, datasets []*Dataset, log *slog.Logger) (func(), error) {
+	dsn, err := os.ReadFile(cfg.Outbox.DSNFile)
+	if err != nil {
+		return nil, fmt.Errorf("feed router: outbox dsn: %w", err)
+	}
+	relay := cfg.Outbox.Relay
+	if relay == "" {
+		relay = cfg.ID
+	}
+	ob, err := postgres.OpenOutbox(ctx, strings.TrimSpace(string(dsn)), relay)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := NewOutboxPublisher(cfg.Kafka, datasets)
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := ob.Relay(ctx, 500, 200*time.Millisecond, pub.Publish); err != nil && ctx.Err() == nil {
+				log.Warn("outbox relay paused; retrying", "error", err.Error())
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	return func() { <-done; pub.Close(); ob.Close() }, nil
 }
