@@ -130,7 +130,7 @@ func (v *bridgeView) Deliver(ctx context.Context, sub Subscriber, dataset string
 		v.b.sink.Submit(&rec, audit.CommitSoon)
 		return nil, &Refusal{Code: RefusedDenied, Reason: "the policy denies the feed"}
 	}
-	plan, err := v.b.plan(v.rev, sub.Consumer, &d)
+	plan, err := v.b.plan(v.rev, ev.Source+"/"+dataset+"\x00"+sub.Consumer+"\x00"+d.GrantID, &d)
 	if err != nil {
 		return nil, fmt.Errorf("feed: projection plan: %w", err)
 	}
@@ -152,22 +152,22 @@ func (v *bridgeView) Deliver(ctx context.Context, sub Subscriber, dataset string
 	return &Delivery{ExchangeID: rec.ExchangeID, Data: buf.Bytes(), Fields: d.Fields, GrantID: d.GrantID, Revision: v.rev, Audit: receipt}, nil
 }
 
-// plan compiles a decision once per (revision, consumer): within a
-// revision a consumer's feed decision does not change.
-func (b *Bridge) plan(rev, consumer string, d *policies.Decision) (*projection.Plan, error) {
+// plan compiles a decision once per (revision, dataset, consumer, grant):
+// within a revision a consumer's feed decision on a dataset does not change.
+func (b *Bridge) plan(rev, key string, d *policies.Decision) (*projection.Plan, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.revision != rev {
 		b.revision, b.plans = rev, map[string]*projection.Plan{}
 	}
-	if p, ok := b.plans[consumer]; ok {
+	if p, ok := b.plans[key]; ok {
 		return p, nil
 	}
 	p, err := projection.NewPlan(d.Fields, d.Masks, b.masker)
 	if err != nil {
 		return nil, err
 	}
-	b.plans[consumer] = p
+	b.plans[key] = p
 	return p, nil
 }
 
