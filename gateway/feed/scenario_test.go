@@ -218,7 +218,7 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 			"permanentResidence.provinceCode", "permanentResidence.wardCode", "personalId"},
 		"residence vn.gov.population.permanent-residence.removed": {"dateOfBirth", "dateOfDeath", "fullName", "permanentResidence.addressLine",
 			"permanentResidence.provinceCode", "permanentResidence.wardCode", "personalId"},
-		"insurance vn.gov.population.personal-id.issued":        {"dateOfBirth", "fullName", "permanentResidence.provinceCode", "personalId", "sex"},
+		"insurance vn.gov.population.personal-id.issued":          {"dateOfBirth", "fullName", "permanentResidence.provinceCode", "personalId", "sex"},
 		"insurance vn.gov.population.permanent-residence.removed": {"dateOfBirth", "dateOfDeath", "fullName", "permanentResidence.provinceCode", "personalId", "sex"},
 	}
 	for k, fields := range want {
