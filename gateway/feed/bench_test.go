@@ -78,7 +78,7 @@ func TestBenchFeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	router, err := NewRouter(RouterConfig{ID: "bench", Core: core, Kafka: broker.Config{Brokers: []string{b.Addr()}},
-		Datasets: []*Dataset{ds}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxBatch: 1000})
+		Datasets: []*Dataset{ds}, Log: benchLog(), MaxBatch: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,4 +166,12 @@ func benchCore(t *testing.T, subs []string) Core {
 	}
 	t.Cleanup(func() { sink.Close() })
 	return NewBridge(staticPolicy{&Policy{Engine: eng, Snapshot: snap}}, masker, sink)
+}
+
+// benchLog shows the router's per-batch timings with LIENTHONG_BENCH_DEBUG=1.
+func benchLog() *slog.Logger {
+	if os.Getenv("LIENTHONG_BENCH_DEBUG") == "1" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

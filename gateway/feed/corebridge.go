@@ -64,13 +64,16 @@ func (b *Bridge) View(context.Context) (View, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bridgeView{b: b, p: p, rev: p.Engine.Revision()}, nil
+	return &bridgeView{b: b, p: p, rev: p.Engine.Revision(), subs: map[string][]Subscriber{}}, nil
 }
 
 type bridgeView struct {
 	b   *Bridge
 	p   *Policy
 	rev string
+
+	mu   sync.Mutex
+	subs map[string][]Subscriber // by dataset ref, worked out once per view
 }
 
 func (v *bridgeView) Revision() string { return v.rev }
@@ -80,6 +83,11 @@ func (v *bridgeView) Revision() string { return v.rev }
 // everything else (level, assessment, revocation, purpose).
 func (v *bridgeView) Subscribers(provider, dataset string) []Subscriber {
 	ref := provider + "/" + dataset
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if subs, ok := v.subs[ref]; ok {
+		return subs
+	}
 	now := v.b.now().UnixNano()
 	var subs []Subscriber
 	for consumer, byRef := range v.p.Snapshot.Data.Grants {
@@ -103,6 +111,7 @@ func (v *bridgeView) Subscribers(provider, dataset string) []Subscriber {
 		}
 	}
 	slices.SortFunc(subs, func(a, b Subscriber) int { return strings.Compare(a.Consumer, b.Consumer) })
+	v.subs[ref] = subs
 	return subs
 }
 
@@ -148,7 +157,10 @@ func (v *bridgeView) Deliver(ctx context.Context, sub Subscriber, dataset string
 	}
 	rec.Status, rec.Fields, rec.Bytes = 200, d.Fields, int64(buf.Len())
 	rec.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
-	receipt := v.b.sink.Submit(&rec, audit.CommitNow)
+	// CommitSoon: the router waits for every receipt of a batch before it
+	// commits, so the batch's records share one sync rather than each
+	// starting its own.
+	receipt := v.b.sink.Submit(&rec, audit.CommitSoon)
 	return &Delivery{ExchangeID: rec.ExchangeID, Data: buf.Bytes(), Fields: d.Fields, GrantID: d.GrantID, Revision: v.rev, Audit: receipt}, nil
 }
 

@@ -155,6 +155,7 @@ func (r *Router) session(ctx context.Context) error {
 // batch routes recs in one transaction: every delivery, every dead letter
 // and the consumed offsets commit together or not at all.
 func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+	began := time.Now()
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("feed: begin transaction: %w", err)
 	}
@@ -199,6 +200,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		}()
 	}
 	wg.Wait()
+	routedOnly := time.Now()
 	var routeErr error
 	for _, res := range results {
 		if res.err != nil {
@@ -210,6 +212,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			sess.Produce(ctx, o, promise)
 		}
 	}
+	produced := time.Now()
 	commit := kgo.TryCommit
 	if routeErr == nil {
 		// The deliveries are acknowledged only by the commit, so their
@@ -226,7 +229,9 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	if routeErr != nil {
 		commit = kgo.TryAbort
 	}
+	routedAt := time.Now()
 	committed, err := sess.End(ctx, commit)
+	r.log.Debug("feed batch", "events", len(recs), "route_ms", routedOnly.Sub(began).Milliseconds(), "produce_ms", produced.Sub(routedOnly).Milliseconds(), "audit_ms", routedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(routedAt).Milliseconds())
 	mu.Lock()
 	perr := produceErr
 	mu.Unlock()
