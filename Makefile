@@ -40,7 +40,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzProjectNeverLeaks -fuzztime $(FUZZTIME) ./gateway/projection/
 	$(GO) test -run '^$$' -fuzz FuzzDecoderAgreesWithEncodingJSON -fuzztime $(FUZZTIME) ./gateway/projection/
 	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithRego -fuzztime $(FUZZTIME) ./policies/
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./gateway/feed/event/
+	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./gateway/feed/event/
+	$(GO) test -run '^$$' -fuzz FuzzCheckJSONAgreesWithDecoder -fuzztime $(FUZZTIME) ./gateway/feed/event/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -8,8 +8,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -176,65 +176,120 @@ func (e *Event) Marshal() ([]byte, error) {
 	return json.Marshal(&out)
 }
 
-// checkJSON refuses anything but exactly one JSON value, and duplicate keys
-// in any object of it.
+// checkJSON refuses anything but exactly one JSON value, values nested
+// deeper than maxDepth, and duplicate keys in any object of it. Keys are
+// compared unescaped ("\u006eame" is name).
 func checkJSON(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := walk(dec, "", 0); err != nil {
-		return err
+	if !json.Valid(raw) {
+		return invalid("", "the event is not valid JSON (exactly one value)")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return invalid("", "the event must be exactly one JSON value")
-	}
-	return nil
+	sc := scanner{b: raw}
+	return sc.value(0)
 }
 
 const maxDepth = 64
 
-// walk reads one value from dec, checking its objects for duplicate keys.
-func walk(dec *json.Decoder, at string, depth int) error {
+// scanner walks JSON already known to be valid, so it checks no syntax.
+type scanner struct {
+	b    []byte
+	i    int
+	path []string // keys and indexes down to the current value
+}
+
+func (s *scanner) pointer() string {
+	var b strings.Builder
+	for _, p := range s.path {
+		b.WriteByte('/')
+		b.WriteString(escape(p))
+	}
+	return b.String()
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *scanner) value(depth int) error {
 	if depth > maxDepth {
-		return invalid(at, "nests deeper than %d levels", maxDepth)
+		return invalid(s.pointer(), "nests deeper than %d levels", maxDepth)
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return invalid(at, "is not valid JSON")
-	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]bool{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return invalid(at, "is not valid JSON")
+	s.ws()
+	switch s.b[s.i] {
+	case '{':
+		s.i++
+		var seen map[string]struct{}
+		for {
+			s.ws()
+			if s.b[s.i] == '}' {
+				s.i++
+				return nil
 			}
-			k, _ := kt.(string)
-			p := at + "/" + escape(k)
-			if seen[k] {
-				return invalid(p, "duplicate key")
+			if s.b[s.i] == ',' {
+				s.i++
+				s.ws()
 			}
-			seen[k] = true
-			if err := walk(dec, p, depth+1); err != nil {
+			key := s.str()
+			if seen == nil {
+				seen = map[string]struct{}{}
+			}
+			s.path = append(s.path, key)
+			if _, dup := seen[key]; dup {
+				return invalid(s.pointer(), "duplicate key")
+			}
+			seen[key] = struct{}{}
+			s.ws()
+			s.i++ // ':'
+			if err := s.value(depth + 1); err != nil {
 				return err
 			}
+			s.path = s.path[:len(s.path)-1]
 		}
-		if _, err := dec.Token(); err != nil {
-			return invalid(at, "is not valid JSON")
-		}
-	case json.Delim('['):
-		for i := 0; dec.More(); i++ {
-			if err := walk(dec, fmt.Sprintf("%s/%d", at, i), depth+1); err != nil {
+	case '[':
+		s.i++
+		for n := 0; ; n++ {
+			s.ws()
+			if s.b[s.i] == ']' {
+				s.i++
+				return nil
+			}
+			if s.b[s.i] == ',' {
+				s.i++
+			}
+			s.path = append(s.path, strconv.Itoa(n))
+			if err := s.value(depth + 1); err != nil {
 				return err
 			}
+			s.path = s.path[:len(s.path)-1]
 		}
-		if _, err := dec.Token(); err != nil {
-			return invalid(at, "is not valid JSON")
+	case '"':
+		s.str()
+	default:
+		for s.i < len(s.b) && !strings.ContainsRune(",]} \t\r\n", rune(s.b[s.i])) {
+			s.i++
 		}
-	case json.Delim('}'), json.Delim(']'):
-		return invalid(at, "is not valid JSON")
 	}
 	return nil
+}
+
+// str reads a string at s.i and returns it unescaped.
+func (s *scanner) str() string {
+	start, escaped := s.i, false
+	for s.i++; s.b[s.i] != '"'; s.i++ {
+		if s.b[s.i] == '\\' {
+			escaped = true
+			s.i++
+		}
+	}
+	s.i++
+	raw := s.b[start:s.i]
+	if !escaped {
+		return string(raw[1 : len(raw)-1])
+	}
+	var out string
+	_ = json.Unmarshal(raw, &out)
+	return out
 }
 
 var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
