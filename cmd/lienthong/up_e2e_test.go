@@ -36,7 +36,8 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, binary, "up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
 		"--listen", freePort(t), "--consumer-outbound", freePort(t), "--provider-inbound", freePort(t),
-		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--citizens", "300")
+		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--citizens", "300",
+		"--kafka-listen", freePort(t))
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	var stderr bytes.Buffer

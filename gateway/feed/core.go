@@ -56,6 +56,12 @@ type Delivery struct {
 	// ExchangeID is derived from the event and the consumer, so a batch
 	// redone after a crash audits and delivers under the same id.
 	ExchangeID string
+	// Subject replaces the event's subject for the consumer: the record id
+	// may be a field the consumer holds no grant for, or one it receives
+	// masked (a personal ID), so consumers get the provider's keyed hash
+	// of it, stable per provider, which keeps per-subject order and lets
+	// them relate events of one record without learning its id.
+	Subject string
 	// Data is the event's data projected and masked for the consumer.
 	Data []byte
 	// Fields are the fields delivered (the decision's allowed fields).

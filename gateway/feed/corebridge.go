@@ -161,7 +161,7 @@ func (v *bridgeView) Deliver(ctx context.Context, sub Subscriber, dataset string
 	// commits, so the batch's records share one sync rather than each
 	// starting its own.
 	receipt := v.b.sink.Submit(&rec, audit.CommitSoon)
-	return &Delivery{ExchangeID: rec.ExchangeID, Data: buf.Bytes(), Fields: d.Fields, GrantID: d.GrantID, Revision: v.rev, Audit: receipt}, nil
+	return &Delivery{ExchangeID: rec.ExchangeID, Subject: rec.Subject, Data: buf.Bytes(), Fields: d.Fields, GrantID: d.GrantID, Revision: v.rev, Audit: receipt}, nil
 }
 
 // plan compiles a decision once per (revision, dataset, consumer, grant):

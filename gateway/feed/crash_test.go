@@ -239,6 +239,9 @@ func readAll(ctx context.Context, t *testing.T, addr string) map[string]*receive
 				continue
 			}
 			r.ids[ev.ID]++
+			if strings.HasPrefix(ev.Subject, "KS-") {
+				r.bad = append(r.bad, "the record id was delivered in clear as the subject")
+			}
 			for _, h := range rec.Headers {
 				if h.Key == HeaderRevision {
 					r.revision[ev.ID] = string(h.Value)

@@ -285,7 +285,7 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 			// The envelope is the same for every consumer: written once,
 			// each consumer's data spliced in.
 			bare := *ev
-			bare.Data = json.RawMessage(`{}`)
+			bare.Subject, bare.Data = d.Subject, json.RawMessage(`{}`)
 			b, err := bare.Marshal()
 			if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
 				return []*kgo.Record{r.deadLetter(ds, rec, "the delivered event cannot be written")}, nil, nil
@@ -296,7 +296,7 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 		value = append(append(append(value, envelope...), d.Data...), '}')
 		out = append(out, &kgo.Record{
 			Topic: broker.DeliverTopic(sub.Consumer, ds.Provider, ds.Code),
-			Key:   []byte(ev.Subject),
+			Key:   []byte(d.Subject),
 			Value: value,
 			Headers: []kgo.RecordHeader{
 				{Key: HeaderExchangeID, Value: []byte(d.ExchangeID)},
