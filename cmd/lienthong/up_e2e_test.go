@@ -61,7 +61,7 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	}()
 	var curls []string
 	deadline := time.After(90 * time.Second)
-	for len(curls) < 4 {
+	for len(curls) < 6 {
 		select {
 		case line, ok := <-lines:
 			if !ok {
@@ -96,6 +96,15 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	}
 	if out := run(curls[3]); !strings.Contains(out, `"status":403`) || !strings.Contains(out, "religion") {
 		t.Errorf("refused read: %s", out)
+	}
+	// The change feed: published through the provider's gateway, read by
+	// Social Security as Server-Sent Events with only its granted fields.
+	if out := run(curls[4]); !strings.Contains(out, `"accepted":1`) {
+		t.Errorf("publish: %s", out)
+	}
+	sse, _ := exec.Command("sh", "-c", curls[5]+" --max-time 10").CombinedOutput()
+	if !strings.Contains(string(sse), `"personalId":"hmac-sha256:`) || !strings.Contains(string(sse), `"fullName"`) || !strings.Contains(string(sse), `"subject":"hmac-sha256:`) {
+		t.Errorf("feed as SSE: %s", sse)
 	}
 	// Both gateways' logs hold the granted read, intent then outcome; the
 	// outcome is synced a moment after the answer, so allow for that.
