@@ -36,10 +36,15 @@ type View interface {
 	// an active grant in feed mode on the dataset at this revision.
 	Subscribers(provider, dataset string) []Subscriber
 	// Deliver decides the event for one subscriber (mode feed, row scope
-	// applied), projects and masks its data, and submits the delivery's
-	// audit record. A *Refusal error says why nothing is delivered; any
-	// other error is the core failing (the batch is retried).
+	// applied) and projects and masks its data. A *Refusal error says why
+	// nothing is delivered (a denial is audited here); any other error is
+	// the core failing (the batch is retried).
 	Deliver(ctx context.Context, sub Subscriber, dataset string, ev *event.Event) (*Delivery, error)
+	// Record submits the audit record of a delivery the router is about to
+	// produce (it is not called for an event dead-lettered after some of
+	// its deliveries were prepared). The router commits the transaction
+	// only once the receipt says the record is durable.
+	Record(d *Delivery) *audit.Receipt
 }
 
 // Subscriber is one consumer system's feed subscription to a dataset.
@@ -56,6 +61,8 @@ type Delivery struct {
 	// ExchangeID is derived from the event and the consumer, so a batch
 	// redone after a crash audits and delivers under the same id.
 	ExchangeID string
+	// Consumer is the subscriber the delivery is for.
+	Consumer string
 	// Subject replaces the event's subject for the consumer: the record id
 	// may be a field the consumer holds no grant for, or one it receives
 	// masked (a personal ID), so consumers get the provider's keyed hash
@@ -68,9 +75,9 @@ type Delivery struct {
 	Fields   []string
 	GrantID  string
 	Revision string
-	// Audit settles once the delivery's audit record is durable; the
-	// router commits the transaction only after that.
-	Audit *audit.Receipt
+	// record is the audit record Record submits (the stand-in core's; the
+	// exchange core keeps its own).
+	record audit.Record
 }
 
 // Refusal says why an event is not delivered to a subscriber.

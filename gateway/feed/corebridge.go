@@ -157,11 +157,15 @@ func (v *bridgeView) Deliver(ctx context.Context, sub Subscriber, dataset string
 	}
 	rec.Status, rec.Fields, rec.Bytes = 200, d.Fields, int64(buf.Len())
 	rec.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
-	// CommitSoon: the router waits for every receipt of a batch before it
-	// commits, so the batch's records share one sync rather than each
-	// starting its own.
-	receipt := v.b.sink.Submit(&rec, audit.CommitSoon)
-	return &Delivery{ExchangeID: rec.ExchangeID, Subject: rec.Subject, Data: buf.Bytes(), Fields: d.Fields, GrantID: d.GrantID, Revision: v.rev, Audit: receipt}, nil
+	return &Delivery{ExchangeID: rec.ExchangeID, Consumer: sub.Consumer, Subject: rec.Subject, Data: buf.Bytes(), Fields: d.Fields, GrantID: d.GrantID, Revision: v.rev, record: rec}, nil
+}
+
+// Record submits a delivery's audit record. CommitSoon: the router waits
+// for every receipt of a batch before it commits, so the batch's records
+// share one sync rather than each starting its own.
+func (v *bridgeView) Record(d *Delivery) *audit.Receipt {
+	rec := d.record
+	return v.b.sink.Submit(&rec, audit.CommitSoon)
 }
 
 // plan compiles a decision once per (revision, dataset, consumer, grant):

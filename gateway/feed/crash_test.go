@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
@@ -204,6 +206,29 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 	dead := countTopic(ctx, t, b.Addr(), broker.DeadLetterTopic(provider, "vital-events"))
 	if dead != invalid {
 		t.Errorf("dead-letter topic holds %d events, want the %d invalid ones", dead, invalid)
+	}
+	// Every delivery is in the audit log the killed routers wrote: its
+	// exchange id, consumer, dataset, fields and the revision that decided.
+	recs, err := audit.ReadFile(filepath.Join(w.dir, "audit.log"))
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	audited := map[string]bool{}
+	for _, r := range recs {
+		if r.Status == 200 && r.Mode == "feed" && r.Dataset == "vital-events" && r.Provider == provider && len(r.Fields) > 0 {
+			audited[r.ExchangeID+" "+r.PolicyRevision] = true
+		}
+	}
+	missing := 0
+	for c, r := range got {
+		for id, rev := range r.revision {
+			if !audited[ExchangeID(provider, id, c)+" "+rev] {
+				missing++
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d deliveries have no audit record", missing)
 	}
 	t.Logf("A %d, B %d, C %d (revoked mid-stream), dead letters %d, kills %d", len(got[consumerA].ids), len(got[consumerB].ids), len(got[consumerC].ids), dead, kills)
 }

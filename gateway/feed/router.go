@@ -266,9 +266,10 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 	if err != nil {
 		return []*kgo.Record{r.deadLetter(ds, rec, "invalid event: "+err.Error())}, nil, nil
 	}
-	var out []*kgo.Record
-	var receipts []auditReceipt
-	var envelope []byte
+	// Every delivery is prepared before any is recorded, so an event that
+	// turns out to be poison for one subscriber leaves no audit record of
+	// deliveries to the others that never happen.
+	var deliveries []*Delivery
 	for _, sub := range view.Subscribers(ds.Provider, ds.Code) {
 		d, err := view.Deliver(ctx, sub, ds.Code, ev)
 		switch refusalCode(err) {
@@ -276,11 +277,15 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 			if err != nil {
 				return nil, nil, err
 			}
+			deliveries = append(deliveries, d)
 		case RefusedPoison:
 			return []*kgo.Record{r.deadLetter(ds, rec, err.Error())}, nil, nil
-		default:
-			continue
 		}
+	}
+	var out []*kgo.Record
+	var receipts []auditReceipt
+	var envelope []byte
+	for _, d := range deliveries {
 		if envelope == nil {
 			// The envelope is the same for every consumer: written once,
 			// each consumer's data spliced in.
@@ -295,7 +300,7 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 		value := make([]byte, 0, len(envelope)+len(d.Data)+1)
 		value = append(append(append(value, envelope...), d.Data...), '}')
 		out = append(out, &kgo.Record{
-			Topic: broker.DeliverTopic(sub.Consumer, ds.Provider, ds.Code),
+			Topic: broker.DeliverTopic(d.Consumer, ds.Provider, ds.Code),
 			Key:   []byte(d.Subject),
 			Value: value,
 			Headers: []kgo.RecordHeader{
@@ -304,9 +309,9 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 				{Key: HeaderGrant, Value: []byte(d.GrantID)},
 			},
 		})
-		if d.Audit != nil {
-			receipts = append(receipts, d.Audit)
-		}
+	}
+	for _, d := range deliveries {
+		receipts = append(receipts, view.Record(d))
 	}
 	return out, receipts, nil
 }
