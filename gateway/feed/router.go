@@ -212,6 +212,18 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			sess.Produce(ctx, o, promise)
 		}
 	}
+	// Every record must be acknowledged before the commit is even tried:
+	// a transaction with a failed produce is aborted, never committed.
+	if routeErr == nil {
+		if err := sess.Client().Flush(ctx); err != nil {
+			routeErr = fmt.Errorf("feed: flush: %w", err)
+		}
+		mu.Lock()
+		if produceErr != nil {
+			routeErr = fmt.Errorf("feed: produce: %w", produceErr)
+		}
+		mu.Unlock()
+	}
 	produced := time.Now()
 	commit := kgo.TryCommit
 	if routeErr == nil {
@@ -232,16 +244,11 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	routedAt := time.Now()
 	committed, err := sess.End(ctx, commit)
 	r.log.Debug("feed batch", "events", len(recs), "route_ms", routedOnly.Sub(began).Milliseconds(), "produce_ms", produced.Sub(routedOnly).Milliseconds(), "audit_ms", routedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(routedAt).Milliseconds())
-	mu.Lock()
-	perr := produceErr
-	mu.Unlock()
 	switch {
 	case err != nil:
 		return fmt.Errorf("feed: end transaction: %w", err)
 	case routeErr != nil:
 		return routeErr
-	case perr != nil:
-		return fmt.Errorf("feed: produce: %w", perr)
 	case !committed:
 		r.log.Info("feed transaction aborted (rebalance); redoing from the committed offsets")
 	}
