@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/gateway"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 )
@@ -189,6 +190,22 @@ func TestFeedStreamResumesWithLastEventID(t *testing.T) {
 		if n := seen[fmt.Sprint("ev-", i)]; n != 1 {
 			t.Errorf("ev-%d seen %d times", i, n)
 		}
+	}
+
+	// The gateway recorded each streamed event before passing it on (the
+	// sink's receipts were waited for; ReadFile sees what is durable).
+	recs, err := audit.ReadFile(f.auditFile[mps])
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := 0
+	for _, r := range recs {
+		if r.Side == "consumer" && r.Mode == "feed" && r.Consumer == population && r.Provider == insurance && r.Dataset == "insured-persons" {
+			streamed++
+		}
+	}
+	if streamed < 15 {
+		t.Errorf("%d streamed events in the audit log, want at least 15", streamed)
 	}
 
 	bad := []struct {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/feed"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 	"github.com/lienthong/lienthong/internal/problem"
 )
@@ -93,14 +97,27 @@ func (g *Gateway) serveFeedStream(w http.ResponseWriter, r *http.Request) {
 		fs := cl.PollFetches(pctx)
 		cancel()
 		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		recs := fs.Records()
+		// Each event is recorded on this side too before it is passed on.
+		receipts := make([]*audit.Receipt, 0, len(recs))
+		for _, rec := range recs {
+			a := g.feedRecord(caller, r.PathValue("provider"), r.PathValue("dataset"), rec)
+			receipts = append(receipts, g.sink.Submit(&a, audit.CommitSoon))
+		}
+		for _, rc := range receipts {
+			if err := rc.Wait(r.Context()); err != nil {
+				g.log.Error("feed stream: audit record refused; closing the stream", "error", err.Error())
+				return
+			}
+		}
 		n := 0
-		fs.EachRecord(func(rec *kgo.Record) {
+		for _, rec := range recs {
 			cursor[rec.Partition] = rec.Offset + 1
 			// A delivered event is one line of JSON; the data field cannot
 			// hold a newline, so one SSE data line carries it whole.
 			fmt.Fprintf(w, "id: %s\nevent: change\ndata: %s\n\n", formatCursor(cursor), strings.ReplaceAll(string(rec.Value), "\n", ""))
 			n++
-		})
+		}
 		if n == 0 {
 			fmt.Fprint(w, ": keep-alive\n\n")
 		}
@@ -182,4 +199,33 @@ func formatCursor(c map[int32]int64) string {
 		fmt.Fprintf(&b, "%d:%d", p, c[p])
 	}
 	return b.String()
+}
+
+// feedRecord is the consumer side's audit record of one streamed event,
+// under the exchange id the provider's router gave the delivery.
+func (g *Gateway) feedRecord(consumer, provider, dataset string, rec *kgo.Record) audit.Record {
+	a := audit.Record{Time: time.Now().UTC(), Side: "consumer", Phase: audit.Outcome, Consumer: consumer, Provider: provider,
+		Dataset: dataset, Mode: string(catalog.ModeFeed), Status: http.StatusOK, Bytes: int64(len(rec.Value))}
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case feed.HeaderExchangeID:
+			a.ExchangeID = string(h.Value)
+		case feed.HeaderRevision:
+			a.PolicyRevision = string(h.Value)
+		case feed.HeaderGrant:
+			a.GrantID = string(h.Value)
+		}
+	}
+	var ev struct {
+		Subject string                     `json:"subject"`
+		Data    map[string]json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(rec.Value, &ev) == nil {
+		a.Subject = ev.Subject // already the provider's keyed hash
+		for k := range ev.Data {
+			a.Fields = append(a.Fields, k)
+		}
+		slices.Sort(a.Fields)
+	}
+	return a
 }
