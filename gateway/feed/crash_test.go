@@ -46,7 +46,7 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 		kills    = 6
 		invalid  = 10
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Partitions: 3})
 	if err != nil {
@@ -142,7 +142,7 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 		}
 	}
 	got := map[string]*received{}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	for {
 		got = readAll(ctx, t, b.Addr())
 		if len(got[consumerA].ids) >= total && len(got[consumerB].ids) >= wantB || time.Now().After(deadline) {
