@@ -85,6 +85,10 @@ type Config struct {
 		SegmentAge         Duration `json:"segmentAge,omitempty"`
 	} `json:"auditLog"`
 
+	// Feeds, when set, lets the member's systems publish change events
+	// (POST /feeds/{dataset}/events on the outbound listener).
+	Feeds *FeedsConfig `json:"feeds,omitempty"`
+
 	// Backends serve the member's datasets, by "<provider system id>/<code>".
 	Backends map[string]Backend `json:"backends,omitempty"`
 

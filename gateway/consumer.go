@@ -25,6 +25,8 @@ func (g *Gateway) consumerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /r/{provider}/{dataset}/{path...}", g.forward(catalog.ModeQuery))
 	mux.HandleFunc("POST /v/{provider}/{dataset}/{record}", g.forward(catalog.ModeVerify))
+	mux.HandleFunc("POST /feeds/{dataset}/events", g.servePublish)
+	mux.HandleFunc("GET /feeds/{provider}/{dataset}", g.serveFeedStream)
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path} or POST /v/{provider}/{dataset}/{record}"))

@@ -47,6 +47,8 @@ type Gateway struct {
 
 	peersMu sync.Mutex
 	peers   map[string]*http.Client
+	// feeds publishes change events (feeds.go).
+	feeds publisher
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -273,6 +275,9 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	background.Wait()
 	for _, p := range g.pools {
 		p.Close()
+	}
+	if g.feeds.cl != nil {
+		g.feeds.cl.Close()
 	}
 	if c, ok := g.sink.(interface{ Close() error }); ok {
 		if cerr := c.Close(); cerr != nil && err == nil {

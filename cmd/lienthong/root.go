@@ -48,6 +48,7 @@ management API. API commands read LIENTHONG_URL, LIENTHONG_TOKEN and LIENTHONG_C
 	root.AddCommand(
 		newControlPlaneCommand(),
 		newGatewayCommand(),
+		newFeedRouterCommand(),
 		newUpCommand(),
 		newWhoAmICommand(g),
 		newMemberCommand(g),

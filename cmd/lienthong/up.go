@@ -46,6 +46,7 @@ type upOptions struct {
 	dataDir, seed, logLevel                  string
 	controlPlane, inbound, outbound, backend string
 	providerOutbound, consumerInbound        string
+	kafkaListen                              string
 	citizens                                 int
 }
 
@@ -76,6 +77,7 @@ or damaged is never started over: the start refuses and says how to restore
 	f.StringVar(&o.providerOutbound, "provider-outbound", "127.0.0.1:9445", "Public Security gateway, where its own systems call")
 	f.StringVar(&o.consumerInbound, "consumer-inbound", "127.0.0.1:9446", "Social Security gateway, where peer gateways call")
 	f.StringVar(&o.backend, "backend", "127.0.0.1:9480", "synthetic population database (REST, loopback only)")
+	f.StringVar(&o.kafkaListen, "kafka-listen", "127.0.0.1:9092", "embedded Kafka-protocol broker for change feeds (empty: no feeds)")
 	f.IntVar(&o.citizens, "citizens", 5000, "synthetic citizens in the population database")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	return cmd
@@ -93,7 +95,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	// each draining its exchanges and syncing its audit log), then the
 	// control plane (closing its store), then the backend.
 	var stack stopStack
-	errc := make(chan error, 4)
+	errc := make(chan error, 8)
 	defer func() {
 		stack.stopAll()
 		// A part that failed while stopping (its audit log could not be
@@ -160,12 +162,17 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		}
 		return fmt.Errorf("apply the addresses given: %w", err)
 	}
+	kafka, startRouter, err := startFeeds(ctx, admin, o, dir, log, errc, &stack)
+	if err != nil {
+		return err
+	}
 
 	for _, member := range []string{upProvider, upConsumer} {
 		cfg, err := gateway.LoadConfig(filepath.Join(dir, member, "gateway.json"))
 		if err != nil {
 			return err
 		}
+		withFeeds(cfg, kafka)
 		gw, err := gateway.New(ctx, cfg, log.With("gateway", member))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -190,7 +197,11 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 			return nil
 		}
 	}
+	startRouter()
 	if err := printUp(out, cp, dir, o, people[0]); err != nil {
+		return err
+	}
+	if err := printFeeds(out, dir, o, people[0]); err != nil {
 		return err
 	}
 	select {
@@ -257,8 +268,12 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 			return err
 		}
 	}
-	// The Social Security system that calls its gateway.
+	// The Social Security system that calls its gateway, and the population
+	// database that publishes change events through its own.
 	if err := enrollInto(ctx, admin, upConsumerSystem, trust.TrustDomain, filepath.Join(dir, "client")); err != nil {
+		return err
+	}
+	if err := enrollInto(ctx, admin, upProviderSystem, trust.TrustDomain, filepath.Join(dir, "provider-client")); err != nil {
 		return err
 	}
 	// The access request and the provider's decision: four fields, the
@@ -278,7 +293,7 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 		Fields:     []string{"personalId", "fullName", "dateOfBirth", "sex", "religion"},
 		Purpose:    catalog.Purpose{Code: upPurpose, Text: "cấp thẻ BHYT cho trẻ em dưới 6 tuổi"},
 		LegalBasis: catalog.LegalBasis{Reference: "Nghị định 13/2023/NĐ-CP, Điều 17"},
-		ValidUntil: time.Now().AddDate(0, 6, 0), Modes: []catalog.Mode{catalog.ModeQuery, catalog.ModeVerify},
+		ValidUntil: time.Now().AddDate(0, 6, 0), Modes: []catalog.Mode{catalog.ModeQuery, catalog.ModeVerify, catalog.ModeFeed},
 	})
 	if err != nil {
 		return err

@@ -38,7 +38,8 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, binary, "up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
 		"--listen", freePort(t), "--consumer-outbound", freePort(t), "--provider-inbound", freePort(t),
-		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--citizens", "300")
+		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--citizens", "300",
+		"--kafka-listen", freePort(t))
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	var stderr bytes.Buffer
@@ -62,7 +63,7 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	}()
 	var curls []string
 	deadline := time.After(90 * time.Second)
-	for len(curls) < 4 {
+	for len(curls) < 6 {
 		select {
 		case line, ok := <-lines:
 			if !ok {
@@ -101,6 +102,15 @@ func TestUpPrintsWorkingCurlCommands(t *testing.T) {
 	// The gateways pulled their configuration with their certificates
 	// alone: no gateway configuration file or state file holds an API token.
 	noTokenOnGatewayHosts(t, dir)
+	// The change feed: published through the provider's gateway, read by
+	// Social Security as Server-Sent Events with only its granted fields.
+	if out := run(curls[4]); !strings.Contains(out, `"accepted":1`) {
+		t.Errorf("publish: %s", out)
+	}
+	sse, _ := exec.Command("sh", "-c", curls[5]+" --max-time 10").CombinedOutput()
+	if !strings.Contains(string(sse), `"personalId":"hmac-sha256:`) || !strings.Contains(string(sse), `"fullName"`) || !strings.Contains(string(sse), `"subject":"hmac-sha256:`) {
+		t.Errorf("feed as SSE: %s", sse)
+	}
 	// Both gateways' logs hold the granted read, intent then outcome; the
 	// outcome is synced a moment after the answer, so allow for that.
 	for _, member := range []string{"000.00.00.G01", "000.00.00.G14"} {

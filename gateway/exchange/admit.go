@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"time"
@@ -110,6 +111,27 @@ func (c *Core) AdmitCaller(ctx context.Context, req Request) (*Exchange, *Refusa
 		return nil, c.Refuse(ctx, x, statusBadRequest, KindPurposeRequired, purposeRequired)
 	}
 	return x, nil
+}
+
+// Caller names the system of this gateway's member that a verified
+// certificate chain belongs to, under a configuration within its allowed
+// staleness: the check of doors that serve the gateway's own systems
+// without an exchange of data between members (publishing change events,
+// reading one's own delivered feed), which are refused exactly as an
+// exchange would be.
+func (c *Core) Caller(chain []*x509.Certificate) (string, *Refusal) {
+	snap, ref := c.fresh()
+	if ref != nil {
+		return "", ref
+	}
+	caller, err := c.identify(chain, snap)
+	if err != nil {
+		return "", refusal(statusForbidden, KindUnknownCaller, err.Error())
+	}
+	if MemberOf(caller) != c.cfg.Member {
+		return "", refusal(statusForbidden, KindForeignCaller, fmt.Sprintf("system %s is not a system of member %s, which this gateway serves", caller, c.cfg.Member))
+	}
+	return caller, nil
 }
 
 // AdmitDelivery checks an exchange a provider-side component starts on its

@@ -1,0 +1,319 @@
+package feed
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/lienthong/lienthong/adapters/postgres"
+	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/gateway/feed/broker"
+	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/policies"
+)
+
+// Config is the configuration file of `lienthong feed-router` (JSON).
+type Config struct {
+	// ID names the router (transactional id and group member); keep it
+	// across restarts. One router per provider system.
+	ID string `json:"id"`
+	// Provider is the provider system whose datasets are routed.
+	Provider string        `json:"provider"`
+	Kafka    broker.Config `json:"kafka"`
+	// Datasets are the dataset documents (OpenAPI, with x-events) to route.
+	Datasets []DatasetConfig `json:"datasets"`
+	Policy   PolicyConfig    `json:"policy"`
+	// MaskingKeyFile is the provider's HMAC key (the gateway's, so hashes
+	// match those of queries).
+	MaskingKeyFile string `json:"maskingKeyFile"`
+	// AuditFile receives one record per delivery.
+	AuditFile string `json:"auditFile"`
+	// MaxBatch bounds the events of one transaction (default 1000).
+	MaxBatch int `json:"maxBatch,omitempty"`
+	// Outbox, when set, relays the provider's PostgreSQL outbox
+	// (adapters/postgres.OutboxSchema) to its provider topics.
+	Outbox *OutboxConfig `json:"outbox,omitempty"`
+}
+
+// OutboxConfig names the provider database holding the outbox.
+type OutboxConfig struct {
+	// DSNFile holds the PostgreSQL connection string (a file, so the
+	// password is not in the configuration).
+	DSNFile string `json:"dsnFile"`
+	// Relay names this relay's committed position (default: the router id).
+	Relay string `json:"relay,omitempty"`
+}
+
+// DatasetConfig names one dataset document.
+type DatasetConfig struct {
+	Document string `json:"document"`
+}
+
+// PolicyConfig says where the signed policy bundle is: the gateway keeps
+// the one in force at <stateDir>/policy-bundle.tar.gz.
+type PolicyConfig struct {
+	BundleFile string `json:"bundleFile"`
+	// VerificationKeyFile is {"keyId", "publicKeyPem"} (the gateway pins
+	// it at <stateDir>/verification-key.json).
+	VerificationKeyFile string `json:"verificationKeyFile"`
+	// ReloadInterval between checks of the bundle file (default "1s").
+	ReloadInterval string `json:"reloadInterval,omitempty"`
+}
+
+// LoadConfig reads a configuration file strictly: an unknown key is refused
+// with its JSON path, so a misspelt option is never silently ignored.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("feed router config: %w", err)
+	}
+	var cfg Config
+	if err := DecodeStrict(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("feed router config %s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	for i := range cfg.Datasets {
+		rel(&cfg.Datasets[i].Document)
+	}
+	rel(&cfg.Policy.BundleFile)
+	rel(&cfg.Policy.VerificationKeyFile)
+	rel(&cfg.MaskingKeyFile)
+	rel(&cfg.AuditFile)
+	if cfg.Outbox != nil {
+		rel(&cfg.Outbox.DSNFile)
+	}
+	var missing []string
+	for name, v := range map[string]string{"id": cfg.ID, "provider": cfg.Provider, "policy.bundleFile": cfg.Policy.BundleFile,
+		"policy.verificationKeyFile": cfg.Policy.VerificationKeyFile, "maskingKeyFile": cfg.MaskingKeyFile, "auditFile": cfg.AuditFile} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(cfg.Kafka.Brokers) == 0 {
+		missing = append(missing, "kafka.brokers")
+	}
+	if len(cfg.Datasets) == 0 {
+		missing = append(missing, "datasets")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("feed router config %s: required: %s", path, strings.Join(missing, ", "))
+	}
+	return &cfg, nil
+}
+
+// DecodeStrict decodes JSON into v, refusing keys v does not declare
+// (named by their JSON path, e.g. $.kafka.tls.cafile) and trailing data.
+func DecodeStrict(raw []byte, v any) error {
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return err
+	}
+	if err := unknownKeys(tree, reflect.TypeOf(v), "$"); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// unknownKeys walks a decoded JSON tree along a Go type.
+func unknownKeys(tree any, t reflect.Type, at string) error {
+	for t.Kind() == reflect.Pointer {
+		if t.Implements(unmarshaler) {
+			return nil
+		}
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshaler) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := tree.(map[string]any)
+		if !ok {
+			return nil // a type error, which the decoder reports
+		}
+		fields := map[string]reflect.StructField{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			fields[name] = f
+		}
+		for k, v := range obj {
+			f, ok := fields[k]
+			if !ok {
+				return fmt.Errorf("unknown key %s.%s", at, k)
+			}
+			if err := unknownKeys(v, f.Type, at+"."+k); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		arr, ok := tree.([]any)
+		if !ok {
+			return nil
+		}
+		for i, v := range arr {
+			if err := unknownKeys(v, t.Elem(), fmt.Sprintf("%s[%d]", at, i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		obj, ok := tree.(map[string]any)
+		if !ok {
+			return nil
+		}
+		for k, v := range obj {
+			if err := unknownKeys(v, t.Elem(), at+"."+k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Run starts a standalone router from its configuration and routes until
+// ctx ends.
+func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	keyRaw, err := os.ReadFile(cfg.Policy.VerificationKeyFile)
+	if err != nil {
+		return fmt.Errorf("feed router: verification key: %w", err)
+	}
+	var stored struct{ KeyID, PublicKeyPem string }
+	if err := json.Unmarshal(keyRaw, &stored); err != nil {
+		return fmt.Errorf("feed router: verification key %s: %w", cfg.Policy.VerificationKeyFile, err)
+	}
+	key, err := policies.VerificationKeyFromPEM(stored.KeyID, []byte(stored.PublicKeyPem))
+	if err != nil {
+		return fmt.Errorf("feed router: verification key: %w", err)
+	}
+	bundle, err := OpenBundleFile(ctx, cfg.Policy.BundleFile, key)
+	if err != nil {
+		return err
+	}
+	mkey, err := os.ReadFile(cfg.MaskingKeyFile)
+	if err != nil {
+		return fmt.Errorf("feed router: masking key: %w", err)
+	}
+	masker, err := projection.NewMasker(mkey, projection.DefaultPartialKeep)
+	if err != nil {
+		return fmt.Errorf("feed router: masking key: %w", err)
+	}
+	// The router's deliveries go to a hash-chained log of its own, with its
+	// own checkpoint key beside it (made on first start).
+	ckey, err := audit.LoadKey(cfg.AuditFile + ".checkpoint.key")
+	if err != nil {
+		return fmt.Errorf("feed router: %w", err)
+	}
+	sink, err := audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.ID, Key: ckey})
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	var datasets []*Dataset
+	for _, d := range cfg.Datasets {
+		doc, err := os.ReadFile(d.Document)
+		if err != nil {
+			return fmt.Errorf("feed router: %w", err)
+		}
+		ds, err := NewDataset(ctx, cfg.Provider, doc)
+		if err != nil {
+			return err
+		}
+		datasets = append(datasets, ds)
+	}
+	router, err := NewRouter(RouterConfig{ID: cfg.ID, Core: NewBridge(bundle, masker, sink), Kafka: cfg.Kafka,
+		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch})
+	if err != nil {
+		return err
+	}
+	interval := time.Second
+	if cfg.Policy.ReloadInterval != "" {
+		if interval, err = time.ParseDuration(cfg.Policy.ReloadInterval); err != nil || interval <= 0 {
+			return errors.New("feed router config: policy.reloadInterval must be a duration such as \"1s\"")
+		}
+	}
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if changed, err := bundle.Reload(ctx); err != nil {
+					log.Warn("policy bundle not loaded; keeping the one in force", "error", err.Error())
+				} else if changed {
+					p, _ := bundle.Current()
+					log.Info("policy revision in force", "revision", p.Snapshot.Revision)
+				}
+			}
+		}
+	}()
+	if cfg.Outbox != nil {
+		stopRelay, err := startOutbox(ctx, cfg, datasets, log)
+		if err != nil {
+			return err
+		}
+		defer stopRelay()
+	}
+	log.Info("feed router started", "id", cfg.ID, "provider", cfg.Provider, "datasets", len(datasets))
+	return router.Run(ctx)
+}
+
+// startOutbox relays the outbox in the background, pausing and retrying on
+// failure (a broker or database outage) until ctx ends.
+func startOutbox(ctx context.Context, cfg *Config, datasets []*Dataset, log *slog.Logger) (func(), error) {
+	dsn, err := os.ReadFile(cfg.Outbox.DSNFile)
+	if err != nil {
+		return nil, fmt.Errorf("feed router: outbox dsn: %w", err)
+	}
+	relay := cfg.Outbox.Relay
+	if relay == "" {
+		relay = cfg.ID
+	}
+	ob, err := postgres.OpenOutbox(ctx, strings.TrimSpace(string(dsn)), relay)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := NewOutboxPublisher(cfg.Kafka, datasets)
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := ob.Relay(ctx, 500, 200*time.Millisecond, pub.Publish); err != nil && ctx.Err() == nil {
+				log.Warn("outbox relay paused; retrying", "error", err.Error())
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	return func() { <-done; pub.Close(); ob.Close() }, nil
+}

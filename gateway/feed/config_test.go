@@ -1,0 +1,40 @@
+package feed
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadConfigRefusesUnknownKeysByPath(t *testing.T) {
+	good := `{"id":"r","provider":"VN:GOV:000.00.00.G05:HTTTHT","kafka":{"brokers":["127.0.0.1:9092"]},
+		"datasets":[{"document":"d.yaml"}],"policy":{"bundleFile":"b","verificationKeyFile":"k"},
+		"maskingKeyFile":"m","auditFile":"a"}`
+	cases := []struct{ name, json, want string }{
+		{"good", good, ""},
+		{"top level", strings.Replace(good, `"id":"r"`, `"id":"r","maxbatch":3`, 1), "unknown key $.maxbatch"},
+		{"nested", strings.Replace(good, `"brokers"`, `"tls":{"cafile":"x"},"brokers"`, 1), "unknown key $.kafka.tls.cafile"},
+		{"in a list", strings.Replace(good, `{"document":"d.yaml"}`, `{"document":"d.yaml"},{"doc":"e.yaml"}`, 1), "unknown key $.datasets[1].doc"},
+		{"missing", `{"id":"r"}`, "required:"},
+		{"trailing", good + `{}`, "invalid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "router.json")
+			if err := os.WriteFile(path, []byte(c.json), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(path)
+			if c.want == "" {
+				if err != nil || cfg.Datasets[0].Document != filepath.Join(filepath.Dir(path), "d.yaml") {
+					t.Fatalf("%v %+v", err, cfg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
