@@ -44,6 +44,11 @@ type Config struct {
 	// Outbound is where the member's own systems call; Inbound where peers call.
 	Outbound Listener `json:"outbound"`
 	Inbound  Listener `json:"inbound"`
+	// Envoy, when its listen address is set, serves Envoy's ext_authz and
+	// ext_proc over gRPC (docs/envoy-doors.md): mutual TLS with the
+	// gateway's certificate, and only the local Envoy, presenting that same
+	// certificate, is accepted. Loopback is the usual address.
+	Envoy Listener `json:"envoy"`
 
 	// VerificationKeyFile, when set, pins the key configuration and bundles
 	// must be signed with ({"keyId", "publicKeyPem"}, as GET
@@ -226,8 +231,8 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("%s is required", name))
 		}
 	}
-	if c.Outbound.Listen == "" && c.Inbound.Listen == "" {
-		errs = append(errs, errors.New("at least one of outbound.listen and inbound.listen is required"))
+	if c.Outbound.Listen == "" && c.Inbound.Listen == "" && c.Envoy.Listen == "" {
+		errs = append(errs, errors.New("at least one of outbound.listen, inbound.listen and envoy.listen is required"))
 	}
 	for ref, b := range c.Backends {
 		if (b.REST == nil) == (b.Postgres == nil) {

@@ -16,12 +16,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/adapters/rest"
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/federation"
 	"github.com/lienthong/lienthong/federation/pull"
+	envoydoor "github.com/lienthong/lienthong/gateway/envoy"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
@@ -166,7 +169,7 @@ func (g *Gateway) openBackend(ctx context.Context, b Backend) (adapters.Adapter,
 }
 
 // Addrs are the addresses the gateway listens on once running.
-type Addrs struct{ Outbound, Inbound string }
+type Addrs struct{ Outbound, Inbound, Envoy string }
 
 // Run serves both listeners until ctx ends, pulling configuration and
 // renewing its certificate in the background.
@@ -175,7 +178,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	defer cancel()
 	var servers []*http.Server
 	var addrs Addrs
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	serve := func(listen string, h http.Handler, name string) (string, error) {
 		if listen == "" {
 			return "", nil
@@ -201,9 +204,24 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if addrs.Inbound, err = serve(g.cfg.Inbound.Listen, g.providerHandler(), "inbound"); err != nil {
 		return err
 	}
+	var doors *envoydoor.Server
+	var grpcServer *grpc.Server
+	if g.cfg.Envoy.Listen != "" {
+		ln, err := net.Listen("tcp", g.cfg.Envoy.Listen)
+		if err != nil {
+			return fmt.Errorf("envoy listener: %w", err)
+		}
+		if doors, err = g.EnvoyDoors(); err != nil {
+			_ = ln.Close()
+			return err
+		}
+		grpcServer = doors.GRPCServer(g.EnvoyTLS())
+		addrs.Envoy = ln.Addr().String()
+		go func() { errc <- grpcServer.Serve(ln) }()
+	}
 	go g.sync.run(ctx)
 	go func() { _ = g.rotator.Run(ctx) }()
-	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound)
+	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy)
 	if ready != nil {
 		ready(addrs)
 	}
@@ -216,6 +234,10 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	for _, s := range servers {
 		_ = s.Shutdown(shutdown)
 	}
+	if grpcServer != nil {
+		grpcServer.GracefulStop()
+		doors.Close()
+	}
 	for _, p := range g.pools {
 		p.Close()
 	}
@@ -226,6 +248,48 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 		return err
 	}
 	return nil
+}
+
+// EnvoyDoors returns the ext_authz and ext_proc doors onto the gateway's
+// exchange core (Run serves them on envoy.listen; tests serve them on
+// their own listener).
+func (g *Gateway) EnvoyDoors() (*envoydoor.Server, error) {
+	return envoydoor.New(envoydoor.Config{
+		Core: g.core,
+		VerifyPeer: func(chain []*x509.Certificate) error {
+			_, err := g.sync.trust.Verify(chain, x509.ExtKeyUsageClientAuth)
+			return err
+		},
+		Envoy:            g.ownSPIFFE,
+		MaxResponseBytes: g.cfg.MaxResponseBytes,
+		Wait:             g.cfg.Timeout.Duration,
+		Log:              g.log,
+	})
+}
+
+// EnvoyTLS is the TLS configuration of the Envoy doors' listener: the
+// gateway's certificate, and a client certificate of the federation naming
+// the gateway's own system, which the local Envoy presents.
+func (g *Gateway) EnvoyTLS() *tls.Config {
+	c := g.sync.trust.ServerConfig(g.rotator)
+	c.VerifyConnection = g.sync.trust.VerifyConnection(x509.ExtKeyUsageClientAuth, func(id string) error {
+		if id != g.ownSPIFFE() {
+			return errors.New("only the local Envoy, presenting this gateway's certificate, may call")
+		}
+		return nil
+	})
+	c.NextProtos = []string{"h2"}
+	return c
+}
+
+// ownSPIFFE is the SPIFFE id of the certificate the gateway presents now.
+func (g *Gateway) ownSPIFFE() string {
+	if leaf := g.rotator.Leaf(); leaf != nil {
+		if id, err := certs.SPIFFEID(leaf); err == nil {
+			return id
+		}
+	}
+	return ""
 }
 
 // trustDomainOf is the federation's SPIFFE trust domain from the configuration.
