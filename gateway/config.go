@@ -48,7 +48,7 @@ type Config struct {
 	// ext_proc over gRPC (docs/envoy-doors.md): mutual TLS with the
 	// gateway's certificate, and only the local Envoy, presenting that same
 	// certificate, is accepted. Loopback is the usual address.
-	Envoy Listener `json:"envoy"`
+	Envoy EnvoyDoors `json:"envoy"`
 
 	// VerificationKeyFile, when set, pins the key configuration and bundles
 	// must be signed with ({"keyId", "publicKeyPem"}, as GET
@@ -94,6 +94,15 @@ type Config struct {
 // Listener is one listening address.
 type Listener struct {
 	Listen string `json:"listen"`
+}
+
+// EnvoyDoors is the gRPC listener of Envoy's ext_authz and ext_proc.
+type EnvoyDoors struct {
+	Listen string `json:"listen"`
+	// Streamed says Envoy's ext_proc sends response bodies STREAMED (in
+	// chunks) rather than BUFFERED (one message), which is what the control
+	// plane's xDS configuration sets.
+	Streamed bool `json:"streamed,omitempty"`
 }
 
 // Backend connects one dataset to its backend: exactly one of REST or Postgres.

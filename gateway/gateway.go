@@ -263,6 +263,7 @@ func (g *Gateway) EnvoyDoors() (*envoydoor.Server, error) {
 		Envoy:            g.ownSPIFFE,
 		MaxResponseBytes: g.cfg.MaxResponseBytes,
 		Wait:             g.cfg.Timeout.Duration,
+		Streamed:         g.cfg.Envoy.Streamed,
 		Log:              g.log,
 	})
 }
