@@ -215,6 +215,8 @@ func (ef *envoyFederation) call(path string, headers map[string]string, shape bo
 		for _, o := range d.GetHeaders() {
 			h.Set(o.GetHeader().GetKey(), o.GetHeader().GetValue())
 		}
+		// Envoy sets the length of a local reply itself.
+		h.Set("Content-Length", strconv.Itoa(len(d.GetBody())))
 		return envoyAnswer{status: int(d.GetStatus().GetCode()), header: h, body: []byte(d.GetBody())}
 	}
 	ok := check.GetOkResponse()
@@ -274,6 +276,7 @@ func (ef *envoyFederation) call(path string, headers map[string]string, shape bo
 			for _, o := range im.GetHeaders().GetSetHeaders() {
 				h.Set(o.GetHeader().GetKey(), string(o.GetHeader().GetRawValue()))
 			}
+			h.Set("Content-Length", strconv.Itoa(len(im.GetBody()))) // set by Envoy for a local reply
 			answer.status, answer.header, answer.body = int(im.GetStatus().GetCode()), h, im.GetBody()
 			return false
 		}
