@@ -94,7 +94,7 @@ type envoyFederation struct {
 	peer      *http.Client // the peer gateway, calling the native inbound door
 }
 
-func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration) *envoyFederation {
+func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks ...func(*gateway.Config)) *envoyFederation {
 	t.Helper()
 	sink := &memSink{}
 	addr := freeAddr(t)
@@ -102,6 +102,9 @@ func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration) *envoyF
 		c.Envoy.Listen, c.Envoy.Streamed = addr, streamed
 		if wait > 0 {
 			c.Timeout = gateway.Duration{Duration: wait}
+		}
+		for _, tw := range tweaks {
+			tw(c)
 		}
 	}, gateway.WithSink(sink))
 	ef := &envoyFederation{federation: f, sink: sink, envoyAddr: addr}

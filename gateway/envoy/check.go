@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -131,11 +132,48 @@ func (s *Server) request(in *authv3.CheckRequest, method string, u *url.URL, hea
 
 // peerChain parses the caller's certificate as Envoy forwards it (URL-encoded
 // PEM) and returns it only when VerifyPeer accepts it: otherwise the core
-// sees no certificate and refuses the caller.
+// sees no certificate and refuses the caller. A chain verified in the last
+// peerCacheTTL is not parsed and verified again: peer gateways keep their
+// connections, so the same certificate comes with every request (the core
+// still checks its expiry, serial and system on each one).
 func (s *Server) peerChain(encoded string) []*x509.Certificate {
 	if encoded == "" {
 		return nil
 	}
+	now := time.Now()
+	s.peersMu.Lock()
+	e, ok := s.peers[encoded]
+	s.peersMu.Unlock()
+	if ok && now.Sub(e.at) < peerCacheTTL {
+		return e.chain
+	}
+	chain := s.verifyChain(encoded)
+	if chain != nil {
+		s.peersMu.Lock()
+		if len(s.peers) >= maxPeers {
+			clear(s.peers)
+		}
+		s.peers[encoded] = peerEntry{chain: chain, at: now}
+		s.peersMu.Unlock()
+	}
+	return chain
+}
+
+// Bounds of the verified-peer cache: a verification stands for a short
+// while (a CA rotation or a chain's expiry is seen within it), and a flood
+// of distinct certificates empties the cache rather than growing it.
+const (
+	peerCacheTTL = 30 * time.Second
+	maxPeers     = 1024
+)
+
+// peerEntry is a verified chain and when it was verified.
+type peerEntry struct {
+	chain []*x509.Certificate
+	at    time.Time
+}
+
+func (s *Server) verifyChain(encoded string) []*x509.Certificate {
 	pemBytes, err := url.QueryUnescape(encoded)
 	if err != nil {
 		return nil

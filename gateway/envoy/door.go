@@ -71,6 +71,9 @@ type Server struct {
 	mu      sync.Mutex
 	waiting map[string]*waiting
 	closed  bool
+
+	peersMu sync.Mutex
+	peers   map[string]peerEntry
 }
 
 // waiting is an allowed exchange between Check and Process.
@@ -97,7 +100,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, waiting: map[string]*waiting{}}, nil
+	return &Server{cfg: cfg, waiting: map[string]*waiting{}, peers: map[string]peerEntry{}}, nil
 }
 
 // GRPCServer returns a gRPC server over tlsConfig (which must require and
