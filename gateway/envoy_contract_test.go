@@ -11,7 +11,12 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/lienthong/lienthong/gateway"
+	envoydoor "github.com/lienthong/lienthong/gateway/envoy"
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
@@ -235,5 +240,71 @@ func TestEnvoyStreamedBodiesAndAbandonedExchanges(t *testing.T) {
 	}
 	if p := phases(ef.sink.of("s-cut")); !slices.Equal(p, []string{"intent:0", "outcome:502"}) {
 		t.Errorf("a stream cut after the headers: records %v", p)
+	}
+}
+
+// TestEnvoyMetadataCannotChangeTheDecision: the decision ext_proc applies is
+// the one Check made and holds; metadata that names other fields or masks,
+// or no waiting exchange, gets a refusal and nothing of the answer.
+func TestEnvoyMetadataCannotChangeTheDecision(t *testing.T) {
+	ef := newEnvoyFederation(t, false, 0)
+	ctx := context.Background()
+	send := func(meta *structpb.Struct) *extprocv3.ProcessingResponse {
+		t.Helper()
+		stream, err := ef.proc.Process(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = stream.CloseSend() }()
+		if err := stream.Send(&extprocv3.ProcessingRequest{
+			MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{envoydoor.Namespace: meta}},
+			Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("application/json")},
+			}}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for i, tamper := range []func(h *envoydoor.Handover){
+		func(h *envoydoor.Handover) { h.Masks = map[string]string{} },
+		func(h *envoydoor.Handover) { h.Fields = append(h.Fields, "religion") },
+		func(h *envoydoor.Handover) { h.RowScope = nil; h.Grant = "grant-of-someone-else" },
+	} {
+		id := "m-" + strconv.Itoa(i)
+		check, err := ef.auth.Check(ctx, checkRequest(ef, recordPath+citizenID, exchangeHeaders(insurance, id)))
+		if err != nil || check.GetOkResponse() == nil {
+			t.Fatalf("Check: %v %v", err, check)
+		}
+		h, err := envoydoor.ReadHandover(check.GetDynamicMetadata())
+		if err != nil || h.ExchangeID != id || h.Masks["personalId"] != "hash" || h.PolicyRevision == "" || h.Grant != ef.grantID {
+			t.Fatalf("handover %+v: %v", h, err)
+		}
+		tamper(&h)
+		meta, err := h.Struct()
+		if err != nil {
+			t.Fatal(err)
+		}
+		im := send(meta).GetImmediateResponse()
+		if im == nil || im.GetStatus().GetCode() != 500 || !strings.Contains(string(im.GetBody()), "internal") {
+			t.Errorf("tampered metadata %d: %v", i, im)
+		}
+		if p := phases(ef.sink.of(id)); !slices.Equal(p, []string{"intent:0", "outcome:500"}) {
+			t.Errorf("tampered metadata %d: records %v", i, p)
+		}
+	}
+	// No waiting exchange: a made-up handle, and no metadata at all.
+	bogus, _ := (envoydoor.Handover{Handle: "00112233445566778899aabbccddeeff"}).Struct()
+	for _, meta := range []*structpb.Struct{bogus, nil} {
+		if im := send(meta).GetImmediateResponse(); im == nil || im.GetStatus().GetCode() != 502 {
+			t.Errorf("an answer no Check allowed was not refused: %v", im)
+		}
+	}
+	if ef.provider != nil && ef.sink.of("") != nil {
+		t.Errorf("records without an exchange: %v", phases(ef.sink.of("")))
 	}
 }
