@@ -42,6 +42,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithRego -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/jsonstrict/
 	$(GO) test -run '^$$' -fuzz FuzzDuplicateMember -fuzztime $(FUZZTIME) ./controlplane/api/
+	$(GO) test -run '^$$' -fuzz FuzzReadHandover -fuzztime $(FUZZTIME) ./gateway/envoy/
+	$(GO) test -run '^$$' -fuzz FuzzPeerChain -fuzztime $(FUZZTIME) ./gateway/envoy/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -147,11 +148,17 @@ func (p *processing) headers(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResp
 		// No body follows: the core judges the empty answer.
 		return p.finishImmediate()
 	}
-	mut := &extprocv3.HeaderMutation{RemoveHeaders: remove}
+	mut := &extprocv3.HeaderMutation{}
 	if p.s.cfg.Streamed {
 		// Headers leave before the body: set the core's now (every one is
-		// known at the decision, Content-Length excepted).
+		// known at the decision, Content-Length excepted). A header set
+		// here is not also removed, whatever order Envoy applies them in.
 		mut.SetHeaders = answerHeaders(&exchange.Answer{ContentType: "application/json", ExchangeID: p.x.ID(), RequestHash: p.x.RequestHash(), Withheld: p.x.Withheld()}, -1)
+	}
+	for _, name := range remove {
+		if !slices.ContainsFunc(mut.SetHeaders, func(o *corev3.HeaderValueOption) bool { return o.GetHeader().GetKey() == name }) {
+			mut.RemoveHeaders = append(mut.RemoveHeaders, name)
+		}
 	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{
 		Response: &extprocv3.CommonResponse{HeaderMutation: mut},
