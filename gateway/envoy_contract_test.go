@@ -138,7 +138,7 @@ func TestEnvoyCheckIdentityIsTheTLSPeer(t *testing.T) {
 	}
 	// A system's certificate that is not a gateway's.
 	pair, _ := ef.enrolledPair(population)
-	ef.peerPEM = pemChain(pair.Certificate)
+	ef.peerPEM = pemChain(pair.Certificate[:1])
 	if got := ef.call(recordPath+citizenID, exchangeHeaders(insurance, "id-system"), oneChunk); got.status != 403 || got.backendCalled {
 		t.Errorf("a non-gateway peer: %d %s", got.status, got.body)
 	}

@@ -135,7 +135,8 @@ func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks 
 	envoyPair, _ := f.enrolledPair(mpsGW)
 	ef.auth, ef.proc = ef.dial(envoyPair)
 	peerPair, _ := f.enrolledPair(vssGW)
-	ef.peerPEM = pemChain(peerPair.Certificate)
+	// Envoy forwards the peer's leaf certificate only.
+	ef.peerPEM = pemChain(peerPair.Certificate[:1])
 	ef.peer = f.clientWith(peerPair)
 	return ef
 }

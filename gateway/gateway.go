@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -257,7 +258,10 @@ func (g *Gateway) EnvoyDoors() (*envoydoor.Server, error) {
 	return envoydoor.New(envoydoor.Config{
 		Core: g.core,
 		VerifyPeer: func(chain []*x509.Certificate) error {
-			_, err := g.sync.trust.Verify(chain, x509.ExtKeyUsageClientAuth)
+			// Envoy forwards the peer's leaf only; the issuing
+			// intermediates are the federation's, as in this gateway's
+			// own chain. Only the roots anchor the verification.
+			_, err := g.sync.trust.Verify(append(slices.Clip(chain), g.ownIntermediates()...), x509.ExtKeyUsageClientAuth)
 			return err
 		},
 		Envoy:            g.ownSPIFFE,
@@ -281,6 +285,21 @@ func (g *Gateway) EnvoyTLS() *tls.Config {
 	})
 	c.NextProtos = []string{"h2"}
 	return c
+}
+
+// ownIntermediates are the CA certificates of the gateway's own chain.
+func (g *Gateway) ownIntermediates() []*x509.Certificate {
+	cur := g.rotator.Current()
+	if cur == nil {
+		return nil
+	}
+	var out []*x509.Certificate
+	for _, der := range cur.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // ownSPIFFE is the SPIFFE id of the certificate the gateway presents now.
