@@ -308,3 +308,35 @@ func TestEnvoyMetadataCannotChangeTheDecision(t *testing.T) {
 		t.Errorf("records without an exchange: %v", phases(ef.sink.of("")))
 	}
 }
+
+// TestEnvoyBodyWithoutHeadersIsRefused: a body whose response headers (the
+// backend's status and media type) were never seen is not filtered and
+// passed on, whatever it holds.
+func TestEnvoyBodyWithoutHeadersIsRefused(t *testing.T) {
+	ef := newEnvoyFederation(t, false, 0)
+	ctx := context.Background()
+	check, err := ef.auth.Check(ctx, checkRequest(ef, recordPath+citizenID, exchangeHeaders(insurance, "nh-1")))
+	if err != nil || check.GetOkResponse() == nil {
+		t.Fatalf("Check: %v %v", err, check)
+	}
+	stream, err := ef.proc.Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&extprocv3.ProcessingRequest{
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{envoydoor.Namespace: check.GetDynamicMetadata()}},
+		Request:         &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(citizens[citizenID]), EndOfStream: true}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im := out.GetImmediateResponse(); im == nil || im.GetStatus().GetCode() != 500 || strings.Contains(string(im.GetBody()), "Nguy") {
+		t.Errorf("a body without its headers: %v", out)
+	}
+	if p := phases(ef.sink.of("nh-1")); !slices.Equal(p, []string{"intent:0", "outcome:500"}) {
+		t.Errorf("records %v", p)
+	}
+}

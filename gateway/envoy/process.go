@@ -67,6 +67,8 @@ type processing struct {
 	// outcome is recorded.
 	body bytes.Buffer
 	done bool
+	// sawHeaders is set once the response headers passed the answer rule.
+	sawHeaders bool
 }
 
 // abandon records the outcome of an exchange the stream took but did not
@@ -107,6 +109,12 @@ func (p *processing) handle(in *extprocv3.ProcessingRequest) (*extprocv3.Process
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		return p.headers(r.ResponseHeaders), nil
 	case *extprocv3.ProcessingRequest_ResponseBody:
+		if !p.sawHeaders {
+			// The backend's status and media type were never checked (an
+			// ext_proc configured to skip response headers): fail closed.
+			p.done = true
+			return immediate(p.s.cfg.Core.Refuse(p.ctx, p.x, http.StatusInternalServerError, exchange.KindInternal, "the answer's headers were not seen")), nil
+		}
 		return p.chunk(r.ResponseBody), nil
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
 		// Trailers before the body was answered (STREAMED chunks held back
@@ -144,6 +152,7 @@ func (p *processing) headers(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResp
 		p.done = true
 		return immediate(p.s.cfg.Core.BackendFailed(p.ctx, p.x, err))
 	}
+	p.sawHeaders = true
 	if h.GetEndOfStream() {
 		// No body follows: the core judges the empty answer.
 		return p.finishImmediate()
