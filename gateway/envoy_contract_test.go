@@ -157,8 +157,12 @@ func TestEnvoyCheckIdentityIsTheTLSPeer(t *testing.T) {
 	// native listeners' guard.
 	long := exchangeHeaders(insurance, "id-long")
 	long[gateway.HeaderPurpose] = strings.Repeat("9", 65)
-	if got := ef.call(recordPath+citizenID, long, oneChunk); got.status != 431 || strings.Contains(string(got.body), "99999") {
+	got := ef.call(recordPath+citizenID, long, oneChunk)
+	if got.status != 431 || strings.Contains(string(got.body), "99999") {
 		t.Errorf("over-long purpose: %d %s", got.status, got.body)
+	}
+	if native := ef.native(recordPath+citizenID, long); native.status != got.status || !bytes.Equal(native.body, got.body) {
+		t.Errorf("over-long purpose: native %d %s, envoy %d %s", native.status, native.body, got.status, got.body)
 	}
 }
 

@@ -25,11 +25,12 @@ import (
 // table removes them too). The caller is its TLS peer certificate.
 var identityHeaders = []string{"x-lt-consumer", "x-road-client", "x-road-userid", "x-forwarded-client-cert"}
 
-// lowerLimits are the core's header bounds under Envoy's lower-case names.
-var lowerLimits = func() map[string]int {
+// headerLimits are the core's header bounds under the canonical names the
+// HTTP guard names them by (Envoy's are looked up in lower case).
+var headerLimits = func() map[string]int {
 	m := make(map[string]int, len(exchange.HeaderLimits))
 	for name, n := range exchange.HeaderLimits {
-		m[strings.ToLower(name)] = n
+		m[http.CanonicalHeaderKey(name)] = n
 	}
 	return m
 }()
@@ -49,7 +50,7 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 	}
 	headers := httpReq.GetHeaders()
 	values := func(name string) []string {
-		if v, ok := headers[name]; ok {
+		if v, ok := headers[strings.ToLower(name)]; ok {
 			return []string{v}
 		}
 		return nil
@@ -58,7 +59,7 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 	if err != nil {
 		return denied(problemRefusal(problem.New(http.StatusBadRequest, "invalid-path", "the path could not be read"))), nil
 	}
-	if p := httpguard.Check(httpReq.GetMethod(), u.Path, values, lowerLimits); p != nil {
+	if p := httpguard.Check(httpReq.GetMethod(), u.Path, values, headerLimits); p != nil {
 		return denied(problemRefusal(p)), nil
 	}
 	req, ok := s.request(in, httpReq.GetMethod(), u, headers)
