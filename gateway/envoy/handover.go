@@ -67,17 +67,34 @@ func handoverOf(handle string, x *exchange.Exchange) Handover {
 	return h
 }
 
-// Struct is the handover as Envoy dynamic metadata.
+// Struct is the handover as Envoy dynamic metadata, built directly (no
+// JSON round trip: it is made on every allowed Check).
 func (h Handover) Struct() (*structpb.Struct, error) {
-	raw, err := json.Marshal(h)
-	if err != nil {
-		return nil, err
+	str := structpb.NewStringValue
+	list := func(v []string) *structpb.Value {
+		vals := make([]*structpb.Value, len(v))
+		for i, s := range v {
+			vals[i] = str(s)
+		}
+		return structpb.NewListValue(&structpb.ListValue{Values: vals})
 	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
+	masks := make(map[string]*structpb.Value, len(h.Masks))
+	for p, m := range h.Masks {
+		masks[p] = str(m)
 	}
-	return structpb.NewStruct(m)
+	scope := structpb.NewNullValue()
+	if h.RowScope != nil {
+		scope = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"field": str(h.RowScope.Field), "values": list(h.RowScope.Values),
+		}})
+	}
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		"handle": str(h.Handle), "exchange_id": str(h.ExchangeID), "request_hash": str(h.RequestHash),
+		"policy_revision": str(h.PolicyRevision), "grant": str(h.Grant),
+		"consumer": str(h.Consumer), "provider": str(h.Provider), "dataset": str(h.Dataset),
+		"fields": list(h.Fields), "masks": structpb.NewStructValue(&structpb.Struct{Fields: masks}),
+		"row_scope": scope, "withheld": list(h.Withheld),
+	}}, nil
 }
 
 // ReadHandover reads the handover from the namespace's metadata.

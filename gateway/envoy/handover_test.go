@@ -99,3 +99,22 @@ func FuzzPeerChain(f *testing.F) {
 		}
 	})
 }
+
+// TestHandoverStructIsItsJSON: the metadata holds the handover's JSON form,
+// key for key, as the contract in docs/envoy-doors.md lists it.
+func TestHandoverStructIsItsJSON(t *testing.T) {
+	for _, h := range []Handover{sampleHandover(), {Handle: "h", Fields: []string{}, Masks: map[string]string{}, Withheld: []string{}}} {
+		s, err := h.Struct()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(s.AsMap())
+		raw, _ := json.Marshal(h)
+		var want map[string]any
+		_ = json.Unmarshal(raw, &want)
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			t.Errorf("metadata %s\nwant     %s", got, wantJSON)
+		}
+	}
+}
