@@ -45,6 +45,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDuplicateMember -fuzztime $(FUZZTIME) ./controlplane/api/
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./gateway/feed/event/
 	$(GO) test -run '^$$' -fuzz FuzzCheckJSONAgreesWithDecoder -fuzztime $(FUZZTIME) ./gateway/feed/event/
+	$(GO) test -run '^$$' -fuzz FuzzReadHandover -fuzztime $(FUZZTIME) ./gateway/envoy/
+	$(GO) test -run '^$$' -fuzz FuzzPeerChain -fuzztime $(FUZZTIME) ./gateway/envoy/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -48,6 +48,11 @@ type Config struct {
 	// Health, when set, serves GET /readyz over plain HTTP for probes and
 	// supervisors; keep it on loopback or a management network.
 	Health Listener `json:"health,omitzero"`
+	// Envoy, when its listen address is set, serves Envoy's ext_authz and
+	// ext_proc over gRPC (docs/envoy-doors.md): mutual TLS with the
+	// gateway's certificate, and only the local Envoy, presenting that same
+	// certificate, is accepted. Loopback is the usual address.
+	Envoy EnvoyDoors `json:"envoy"`
 
 	// VerificationKeyFile, when set, pins the key configuration and bundles
 	// must be signed with ({"keyId", "publicKeyPem"}, as GET
@@ -108,6 +113,15 @@ type Config struct {
 // Listener is one listening address.
 type Listener struct {
 	Listen string `json:"listen"`
+}
+
+// EnvoyDoors is the gRPC listener of Envoy's ext_authz and ext_proc.
+type EnvoyDoors struct {
+	Listen string `json:"listen"`
+	// Streamed says Envoy's ext_proc sends response bodies STREAMED (in
+	// chunks) rather than BUFFERED (one message), which is what the control
+	// plane's xDS configuration sets.
+	Streamed bool `json:"streamed,omitempty"`
 }
 
 // Backend connects one dataset to its backend: exactly one of REST or Postgres.
@@ -268,8 +282,8 @@ func (c *Config) check() error {
 			errs = append(errs, fmt.Errorf("%s is required", name))
 		}
 	}
-	if c.Outbound.Listen == "" && c.Inbound.Listen == "" {
-		errs = append(errs, errors.New("at least one of outbound.listen and inbound.listen is required"))
+	if c.Outbound.Listen == "" && c.Inbound.Listen == "" && c.Envoy.Listen == "" {
+		errs = append(errs, errors.New("at least one of outbound.listen, inbound.listen and envoy.listen is required"))
 	}
 	for ref, b := range c.Backends {
 		if (b.REST == nil) == (b.Postgres == nil) {

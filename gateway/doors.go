@@ -9,23 +9,13 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/internal/httpguard"
-	"github.com/lienthong/lienthong/internal/problem"
 )
 
 // guard puts a listener's handler behind the framing guard, with the bounds
 // of the exchange headers.
 func guard(h http.Handler) http.Handler {
-	return httpguard.Wrap(h, httpguard.Options{HeaderLimits: map[string]int{
-		HeaderPurpose: maxPurposeBytes, HeaderCase: maxCaseBytes,
-		HeaderConsumer: 256, HeaderExchangeID: 256,
-	}})
+	return httpguard.Wrap(h, httpguard.Options{HeaderLimits: exchange.HeaderLimits})
 }
-
-// Bounds of the exchange headers: a procedure code, a case reference.
-const (
-	maxPurposeBytes = 64
-	maxCaseBytes    = 128
-)
 
 // exchangeRequest reads what every door reads from an HTTP request: the
 // caller's verified certificate chain, the exchange's names and headers.
@@ -57,11 +47,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 // writeAnswer sends a served exchange, bound to its request.
 func writeAnswer(w http.ResponseWriter, a *exchange.Answer) {
 	h := w.Header()
-	h.Set("Content-Type", a.ContentType)
-	h.Set(HeaderExchangeID, a.ExchangeID)
-	h.Set(HeaderHash, a.RequestHash)
-	if len(a.Withheld) > 0 {
-		h.Set(HeaderWithheld, strings.Join(a.Withheld, ","))
+	for _, f := range a.Headers() {
+		h.Set(f.Name, f.Value)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(a.Body)))
 	w.WriteHeader(a.Status)
@@ -73,14 +60,8 @@ func writeAnswer(w http.ResponseWriter, a *exchange.Answer) {
 func writeRefusal(w http.ResponseWriter, ref *exchange.Refusal) {
 	body := ref.Body()
 	h := w.Header()
-	h.Set("Content-Type", problem.ContentType)
-	h.Set("X-Content-Type-Options", "nosniff")
-	if ref.ExchangeID != "" {
-		h.Set(HeaderExchangeID, ref.ExchangeID)
-		h.Set(HeaderHash, ref.RequestHash)
-	}
-	if ref.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int(ref.RetryAfter.Seconds())))
+	for _, f := range ref.Headers() {
+		h.Set(f.Name, f.Value)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(ref.Status)

@@ -82,6 +82,8 @@ type federation struct {
 	auditFile map[string]string
 	// backendCalls counts requests the REST backend received.
 	backendCalls atomic.Int64
+	// backendURL is the REST backend's base URL.
+	backendURL string
 	// logs holds what both gateways logged.
 	logs lockedBuffer
 }
@@ -215,6 +217,7 @@ func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*
 		_, _ = io.WriteString(w, rec)
 	}))
 	t.Cleanup(backend.Close)
+	f.backendURL = backend.URL
 
 	inbound := freeAddr(t)
 	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: mps, System: mpsGW, Address: inbound}))

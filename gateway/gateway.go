@@ -14,10 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/adapters/rest"
 	"github.com/lienthong/lienthong/audit"
@@ -25,6 +28,7 @@ import (
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/federation"
 	"github.com/lienthong/lienthong/federation/pull"
+	envoydoor "github.com/lienthong/lienthong/gateway/envoy"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
@@ -194,7 +198,7 @@ func (g *Gateway) openBackend(ctx context.Context, b Backend) (adapters.Adapter,
 }
 
 // Addrs are the addresses the gateway listens on once running.
-type Addrs struct{ Outbound, Inbound, Health string }
+type Addrs struct{ Outbound, Inbound, Envoy, Health string }
 
 // Run serves both listeners until ctx ends, pulling configuration and
 // renewing its certificate in the background. It refuses to start when its
@@ -248,6 +252,21 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if addrs.Health, err = serve(g.cfg.Health.Listen, g.readyzHandler(), "health", true); err != nil {
 		return err
 	}
+	var doors *envoydoor.Server
+	var grpcServer *grpc.Server
+	if g.cfg.Envoy.Listen != "" {
+		ln, err := net.Listen("tcp", g.cfg.Envoy.Listen)
+		if err != nil {
+			return fmt.Errorf("envoy listener: %w", err)
+		}
+		if doors, err = g.EnvoyDoors(); err != nil {
+			_ = ln.Close()
+			return err
+		}
+		grpcServer = doors.GRPCServer(g.EnvoyTLS())
+		addrs.Envoy = ln.Addr().String()
+		go func() { errc <- grpcServer.Serve(ln) }()
+	}
 	var background sync.WaitGroup
 	background.Add(2)
 	go func() { defer background.Done(); g.sync.run(ctx) }()
@@ -256,7 +275,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 		background.Add(1)
 		go func() { defer background.Done(); g.shipper.Run(ctx) }()
 	}
-	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "health", addrs.Health)
+	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health)
 	if ready != nil {
 		ready(addrs)
 	}
@@ -270,6 +289,10 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	defer stop()
 	for _, s := range servers {
 		_ = s.Shutdown(shutdown)
+	}
+	if grpcServer != nil {
+		grpcServer.GracefulStop()
+		doors.Close()
 	}
 	cancel()
 	background.Wait()
@@ -289,6 +312,67 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	g.log.Info("gateway stopped", "member", g.cfg.Member)
 	return nil
+}
+
+// EnvoyDoors returns the ext_authz and ext_proc doors onto the gateway's
+// exchange core (Run serves them on envoy.listen; tests serve them on
+// their own listener).
+func (g *Gateway) EnvoyDoors() (*envoydoor.Server, error) {
+	return envoydoor.New(envoydoor.Config{
+		Core: g.core,
+		VerifyPeer: func(chain []*x509.Certificate) error {
+			// Envoy forwards the peer's leaf only; the issuing
+			// intermediates are the federation's, as in this gateway's
+			// own chain. Only the roots anchor the verification.
+			_, err := g.sync.trust.Verify(append(slices.Clip(chain), g.ownIntermediates()...), x509.ExtKeyUsageClientAuth)
+			return err
+		},
+		Envoy:            g.ownSPIFFE,
+		MaxResponseBytes: g.cfg.MaxResponseBytes,
+		Wait:             g.cfg.Timeout.Duration,
+		Streamed:         g.cfg.Envoy.Streamed,
+		Log:              g.log,
+	})
+}
+
+// EnvoyTLS is the TLS configuration of the Envoy doors' listener: the
+// gateway's certificate, and a client certificate of the federation naming
+// the gateway's own system, which the local Envoy presents.
+func (g *Gateway) EnvoyTLS() *tls.Config {
+	c := g.sync.trust.ServerConfig(g.rotator)
+	c.VerifyConnection = g.sync.trust.VerifyConnection(x509.ExtKeyUsageClientAuth, func(id string) error {
+		if id != g.ownSPIFFE() {
+			return errors.New("only the local Envoy, presenting this gateway's certificate, may call")
+		}
+		return nil
+	})
+	c.NextProtos = []string{"h2"}
+	return c
+}
+
+// ownIntermediates are the CA certificates of the gateway's own chain.
+func (g *Gateway) ownIntermediates() []*x509.Certificate {
+	cur := g.rotator.Current()
+	if cur == nil {
+		return nil
+	}
+	var out []*x509.Certificate
+	for _, der := range cur.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ownSPIFFE is the SPIFFE id of the certificate the gateway presents now.
+func (g *Gateway) ownSPIFFE() string {
+	if leaf := g.rotator.Leaf(); leaf != nil {
+		if id, err := certs.SPIFFEID(leaf); err == nil {
+			return id
+		}
+	}
+	return ""
 }
 
 // trustDomainOf is the federation's SPIFFE trust domain from the configuration.

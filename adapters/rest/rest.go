@@ -350,18 +350,31 @@ func (a *Adapter) do(ctx context.Context, target, what string) (*http.Response, 
 // check maps the status and content type of a final answer to the adapter
 // errors; nil means a JSON body to stream.
 func (a *Adapter) check(resp *http.Response, what string) error {
+	if err := CheckAnswer(resp.StatusCode, resp.Header.Get("Content-Type"), resp.ContentLength, a.maxBytes); err != nil {
+		return fmt.Errorf("rest: %s: %w", what, err)
+	}
+	return nil
+}
+
+// CheckAnswer is the rule for a REST backend's answer before its body is
+// read: 200 with a JSON media type, announcing no more than limit bytes
+// (contentLength < 0: not announced). 404 and 410 are adapters.ErrNotFound,
+// any other status or media type adapters.ErrBackend, a larger announced
+// body adapters.ErrTooLarge. Exported so a door whose proxy fetched the
+// answer (Envoy, for ext_proc) applies the same rule as the adapter.
+func CheckAnswer(status int, contentType string, contentLength, limit int64) error {
 	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return fmt.Errorf("rest: %s: backend answered %d: %w", what, resp.StatusCode, adapters.ErrNotFound)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("rest: %s: backend answered %d: %w", what, resp.StatusCode, adapters.ErrBackend)
+	case status == http.StatusNotFound || status == http.StatusGone:
+		return fmt.Errorf("backend answered %d: %w", status, adapters.ErrNotFound)
+	case status != http.StatusOK:
+		return fmt.Errorf("backend answered %d: %w", status, adapters.ErrBackend)
 	}
-	mediaType, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	mediaType, _, err := mime.ParseMediaType(contentType)
 	if err != nil || !(mediaType == "application/json" || strings.HasPrefix(mediaType, "application/") && strings.HasSuffix(mediaType, "+json")) {
-		return fmt.Errorf("rest: %s: backend answered content type %q, not JSON: %w", what, resp.Header.Get("Content-Type"), adapters.ErrBackend)
+		return fmt.Errorf("backend answered content type %q, not JSON: %w", contentType, adapters.ErrBackend)
 	}
-	if resp.ContentLength > a.maxBytes {
-		return fmt.Errorf("rest: %s: backend announced %d bytes, more than the limit of %d: %w", what, resp.ContentLength, a.maxBytes, adapters.ErrTooLarge)
+	if contentLength > limit {
+		return fmt.Errorf("backend announced %d bytes, more than the limit of %d: %w", contentLength, limit, adapters.ErrTooLarge)
 	}
 	return nil
 }

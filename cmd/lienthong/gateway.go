@@ -14,7 +14,7 @@ import (
 )
 
 func newGatewayCommand() *cobra.Command {
-	var file, logLevel string
+	var file, logLevel, envoyListen string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run an agency's gateway: the mTLS door its systems and peer gateways call",
@@ -37,17 +37,21 @@ See docs/gateway.md for the configuration reference.`,
 			if err != nil {
 				return err
 			}
+			if envoyListen != "" {
+				cfg.Envoy.Listen = envoyListen
+			}
 			gw, err := gateway.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
 			renewOnHangup(cmd.Context(), gw, log)
 			return gw.Run(cmd.Context(), func(a gateway.Addrs) {
-				fmt.Fprintf(cmd.OutOrStdout(), "lienthong gateway of %s ready: outbound %s, inbound %s\n", cfg.Member, dash(a.Outbound), dash(a.Inbound))
+				fmt.Fprintf(cmd.OutOrStdout(), "lienthong gateway of %s ready: outbound %s, inbound %s, envoy %s\n", cfg.Member, dash(a.Outbound), dash(a.Inbound), dash(a.Envoy))
 			})
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "gateway configuration file (JSON)")
+	cmd.Flags().StringVar(&envoyListen, "envoy-listen", "", "serve Envoy's ext_authz and ext_proc over gRPC here (overrides envoy.listen; see docs/envoy-doors.md)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd

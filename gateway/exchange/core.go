@@ -7,10 +7,12 @@
 //
 // The native HTTP listeners call Serve for the whole pipeline. The stages are
 // methods too, so doors that see only part of an exchange run the same code:
-// Envoy's ext_authz runs Admit, Decide and WriteIntent and hands the decision
-// on; ext_proc runs Filter over the response body and Answer; a feed router
-// runs Decide in feed mode, Filter per event and the records. Staleness is
-// checked in Admit and AdmitCaller, so no door can skip it.
+// Envoy's ext_authz (gateway/envoy) runs BeginQuery (Admit, Decide, the
+// intent record) and hands the decision on; ext_proc runs FinishQuery
+// (Filter, the outcome record) over the response body, or Abandon when none
+// comes; a feed router runs Decide in feed mode, Filter per event and the
+// records. Staleness is checked in Admit and AdmitCaller, so no door can
+// skip it.
 package exchange
 
 import (

@@ -464,3 +464,59 @@ func TestFeedDeliveryRunsTheSameStages(t *testing.T) {
 		t.Fatalf("feed under a query grant: %v", ref)
 	}
 }
+
+// BeginQuery and FinishQuery are Serve split where a proxy fetches: the
+// answer is Serve's, byte for byte, each exchange has one intent and one
+// outcome, and an exchange whose answer never comes is closed by Abandon.
+func TestBeginFinishQueryEqualsServe(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	served, ref := w.core.Serve(ctx, w.query("citizens/"+citizenID, "fullName", "personalId", "religion"))
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	req := w.query("citizens/"+citizenID, "fullName", "personalId", "religion")
+	req.ExchangeID = "exc-split"
+	x, ref := w.core.BeginQuery(ctx, req)
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	if got := x.Withheld(); !slices.Equal(got, []string{"religion"}) {
+		t.Errorf("withheld %v", got)
+	}
+	a, ref := w.core.FinishQuery(ctx, x, exchange.Body{Reader: strings.NewReader(records[citizenID])})
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	if !bytes.Equal(a.Body, served.Body) || !slices.Equal(a.Withheld, served.Withheld) || a.Status != served.Status {
+		t.Fatalf("split %d %s %v, serve %d %s %v", a.Status, a.Body, a.Withheld, served.Status, served.Body, served.Withheld)
+	}
+	recs := w.records(t, "exc-split")
+	if len(recs) != 2 || recs[0].Phase != audit.Intent || recs[1].Status != 200 || !slices.Contains(recs[1].Reasons, exchange.ReasonFieldsWithheld) {
+		t.Fatalf("records %+v", recs)
+	}
+	// Begun, never finished: one outcome, 504.
+	req.ExchangeID = "exc-abandoned"
+	x, ref = w.core.BeginQuery(ctx, req)
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	if ref := w.core.Abandon(ctx, x, true); ref.Status != 504 || ref.Kind != exchange.KindBackendTimeout || ref.ExchangeID != "exc-abandoned" {
+		t.Fatalf("abandon %+v", ref)
+	}
+	if recs := w.records(t, "exc-abandoned"); len(recs) != 2 || recs[1].Status != 504 {
+		t.Fatalf("records %+v", recs)
+	}
+	// BeginQuery serves queries only; a verification is refused and recorded.
+	v := w.query("citizens/" + citizenID)
+	v.Mode, v.ExchangeID = catalog.ModeVerify, "exc-verify"
+	if _, ref := w.core.BeginQuery(ctx, v); ref == nil || ref.Kind != exchange.KindInvalidInput {
+		t.Fatalf("verify through BeginQuery: %v", ref)
+	}
+	if recs := w.records(t, "exc-verify"); len(recs) != 1 || recs[0].Phase != audit.Outcome {
+		t.Fatalf("records %+v", recs)
+	}
+	if w.backend.calls.Load() != 1 {
+		t.Errorf("backend called %d times; only Serve fetches", w.backend.calls.Load())
+	}
+}

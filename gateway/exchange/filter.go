@@ -134,7 +134,7 @@ func (c *Core) Fetch(ctx context.Context, x *Exchange, path string, query url.Va
 	d := x.decision
 	resp, err := be.Adapter.Fetch(fctx, adapters.Request{Dataset: x.dataset.Catalog, Path: path, Query: query, Fields: d.Fields, RowScope: d.RowScope})
 	if err != nil {
-		return nil, projection.Stats{}, c.backendFault(ctx, x, err)
+		return nil, projection.Stats{}, c.BackendFailed(ctx, x, err)
 	}
 	defer resp.Body.Close()
 	var buf bytes.Buffer
@@ -145,9 +145,11 @@ func (c *Core) Fetch(ctx context.Context, x *Exchange, path string, query url.Va
 	return buf.Bytes(), stats, nil
 }
 
-// backendFault refuses after a failed fetch, logging only the kind of
-// fault: an adapter's error text can quote what the backend sent.
-func (c *Core) backendFault(ctx context.Context, x *Exchange, err error) *Refusal {
+// BackendFailed refuses after a failed fetch (an adapter's error, or a door
+// that fetched itself reporting the backend's answer as one of the adapters'
+// errors), logging only the kind of fault: an error's text can quote what
+// the backend sent. A refusal is already recorded.
+func (c *Core) BackendFailed(ctx context.Context, x *Exchange, err error) *Refusal {
 	switch {
 	case errors.Is(err, adapters.ErrNotFound):
 		return c.Refuse(ctx, x, statusNotFound, KindNotFound, notFoundDetail)

@@ -201,3 +201,12 @@ const (
 	statusServiceUnavailable  = 503
 	statusGatewayTimeout      = 504
 )
+
+// Withheld names the fields the request asked for that the decision allows
+// no part of (never their values), once decided; see Answer.Withheld.
+func (x *Exchange) Withheld() []string {
+	if x.decision == nil {
+		return nil
+	}
+	return withheld(x.req.Fields, x.decision.Fields)
+}

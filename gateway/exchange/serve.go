@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
@@ -32,38 +33,95 @@ func (c *Core) Serve(ctx context.Context, req Request) (*Answer, *Refusal) {
 }
 
 func (c *Core) serveQuery(ctx context.Context, x *Exchange) (*Answer, *Refusal) {
+	if ref := c.decideQuery(ctx, x); ref != nil {
+		return nil, ref
+	}
 	req := &x.req
-	d, ref := c.Decide(ctx, x, req.Fields)
-	if ref != nil {
-		return nil, ref
-	}
-	if err := CheckPath(req.Record); err != nil {
-		return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidPath, err.Error())
-	}
-	x.rec.Subject = c.subject(recordID(c.backend(x).RecordPath, req.Record))
-	if ref := c.WriteIntent(ctx, x, d.Fields); ref != nil {
-		return nil, ref
-	}
 	query := url.Values{}
 	for k, v := range req.Query {
 		if k != "fields" {
 			query[k] = v
 		}
 	}
-	out, _, ref := c.Fetch(ctx, x, req.Record, query, true)
+	be := c.backend(x)
+	if be.Adapter == nil {
+		return nil, c.Refuse(ctx, x, statusServiceUnavailable, KindNoBackend, "no backend is configured for this dataset")
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	d := x.decision
+	resp, err := be.Adapter.Fetch(fctx, adapters.Request{Dataset: x.dataset.Catalog, Path: req.Record, Query: query, Fields: d.Fields, RowScope: d.RowScope})
+	if err != nil {
+		return nil, c.BackendFailed(ctx, x, err)
+	}
+	defer resp.Body.Close()
+	return c.FinishQuery(ctx, x, Body{Reader: resp.Body, Partial: resp.Partial, Scoped: resp.Scoped})
+}
+
+// BeginQuery runs a query's stages up to the backend: Admit, Decide on the
+// fields asked, the record path's check and the intent record. A door that
+// does not fetch itself (ext_authz, with Envoy fetching) hands the exchange
+// to FinishQuery once the backend's answer is there, or to Abandon when it
+// never comes. A refusal is already recorded.
+func (c *Core) BeginQuery(ctx context.Context, req Request) (*Exchange, *Refusal) {
+	if req.Mode != catalog.ModeQuery {
+		return nil, c.Reject(ctx, req, statusBadRequest, KindInvalidInput, "only query exchanges are served here")
+	}
+	x, ref := c.Admit(ctx, req)
 	if ref != nil {
 		return nil, ref
 	}
-	x.rec.Fields = d.Fields
-	held := withheld(req.Fields, d.Fields)
-	if len(held) > 0 {
-		x.rec.Reasons = append(x.rec.Reasons, ReasonFieldsWithheld)
+	if ref := c.decideQuery(ctx, x); ref != nil {
+		return nil, ref
 	}
-	a, ref := c.Answer(ctx, x, statusOK, "application/json", out)
+	return x, nil
+}
+
+// decideQuery decides an admitted query, checks its record path, names its
+// subject and writes the intent record.
+func (c *Core) decideQuery(ctx context.Context, x *Exchange) *Refusal {
+	req := &x.req
+	d, ref := c.Decide(ctx, x, req.Fields)
+	if ref != nil {
+		return ref
+	}
+	if err := CheckPath(req.Record); err != nil {
+		return c.Refuse(ctx, x, statusBadRequest, KindInvalidPath, err.Error())
+	}
+	x.rec.Subject = c.subject(recordID(c.backend(x).RecordPath, req.Record))
+	return c.WriteIntent(ctx, x, d.Fields)
+}
+
+// FinishQuery filters the backend's answer to a begun query (validate, row
+// scope, project, mask), names the fields withheld and records the outcome.
+// It is the one end of every query, whichever door fetched the body.
+func (c *Core) FinishQuery(ctx context.Context, x *Exchange, body Body) (*Answer, *Refusal) {
+	var buf bytes.Buffer
+	if _, ref := c.Filter(ctx, x, &buf, body, true); ref != nil {
+		return nil, ref
+	}
+	d := x.decision
+	x.rec.Fields = d.Fields
+	held := withheld(x.req.Fields, d.Fields)
+	if len(held) > 0 {
+		x.AddReason(ReasonFieldsWithheld)
+	}
+	a, ref := c.Answer(ctx, x, statusOK, "application/json", buf.Bytes())
 	if a != nil {
 		a.Withheld = held
 	}
 	return a, ref
+}
+
+// Abandon records the outcome of a begun exchange whose answer never reached
+// the core (the backend did not answer in time, or the door's stream ended
+// first): every intent record gets its outcome. It returns the refusal a
+// door still able to answer sends.
+func (c *Core) Abandon(ctx context.Context, x *Exchange, timedOut bool) *Refusal {
+	if timedOut {
+		return c.Refuse(ctx, x, statusGatewayTimeout, KindBackendTimeout, "the provider's backend did not answer in time")
+	}
+	return c.Refuse(ctx, x, statusBadGateway, KindBackendError, "the provider's backend answer did not reach the gateway")
 }
 
 // verifyRequest is the body of a verification: claimed values by field path.

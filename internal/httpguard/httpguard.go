@@ -52,28 +52,50 @@ func Wrap(h http.Handler, opts Options) http.Handler {
 				"a request body must be framed by Content-Length; Transfer-Encoding is not accepted (RFC 9112 §6.1), and the connection is closed"))
 			return
 		}
-		if r.Method == http.MethodHead {
-			w.Header().Set("Allow", allow)
-			write(w, problem.New(http.StatusMethodNotAllowed, "method-not-allowed", "HEAD is not served; use GET"))
-			return
-		}
-		if !clean(r.URL.Path) {
-			write(w, problem.New(http.StatusBadRequest, "invalid-path", "the path has an empty, . or .. segment; send it in its canonical form"))
-			return
-		}
-		for name, limit := range limits {
-			values := r.Header.Values(name)
-			if len(values) > 1 {
-				write(w, problem.New(http.StatusBadRequest, "invalid-header", fmt.Sprintf("header %s is given %d times; send it once", name, len(values))))
-				return
+		if p := Check(r.Method, r.URL.Path, r.Header.Values, limits); p != nil {
+			if p.Status == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", allow)
 			}
-			if len(values) == 1 && len(values[0]) > limit {
-				write(w, problem.New(http.StatusRequestHeaderFieldsTooLarge, "header-too-large", fmt.Sprintf("header %s has %d bytes; at most %d are accepted", name, len(values[0]), limit)))
-				return
-			}
+			write(w, p)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Check returns the problem with a request's method, path or bounded
+// headers, or nil: HEAD, a path that is not in its clean form, and a header
+// of limits (canonical names, as values looks them up) given twice or
+// longer than its bound. Wrap runs it for HTTP listeners; a door that gets
+// requests some other way (Envoy's ext_authz) runs it too, so both refuse
+// the same requests with the same problem.
+func Check(method, urlPath string, values func(name string) []string, limits map[string]int) *problem.Problem {
+	if method == http.MethodHead {
+		return problem.New(http.StatusMethodNotAllowed, "method-not-allowed", "HEAD is not served; use GET")
+	}
+	if !clean(urlPath) {
+		return problem.New(http.StatusBadRequest, "invalid-path", "the path has an empty, . or .. segment; send it in its canonical form")
+	}
+	for name, limit := range limits {
+		vs := values(name)
+		if len(vs) > 1 {
+			return problem.New(http.StatusBadRequest, "invalid-header", fmt.Sprintf("header %s is given %d times; send it once", name, len(vs)))
+		}
+		if len(vs) == 1 && len(vs[0]) > limit {
+			return problem.New(http.StatusRequestHeaderFieldsTooLarge, "header-too-large", fmt.Sprintf("header %s has %d bytes; at most %d are accepted", name, len(vs[0]), limit))
+		}
+	}
+	return nil
+}
+
+// write sends p without an instance: the path may be what was refused.
+func write(w http.ResponseWriter, p *problem.Problem) {
+	body, _ := json.Marshal(p)
+	h := w.Header()
+	h.Set("Content-Type", problem.ContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(body)
 }
 
 // clean reports whether ServeMux would serve p as it is rather than answer
@@ -87,14 +109,4 @@ func clean(p string) bool {
 		c += "/"
 	}
 	return c == p
-}
-
-// write sends p without an instance: the path may be what was refused.
-func write(w http.ResponseWriter, p *problem.Problem) {
-	body, _ := json.Marshal(p)
-	h := w.Header()
-	h.Set("Content-Type", problem.ContentType)
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(p.Status)
-	_, _ = w.Write(body)
 }

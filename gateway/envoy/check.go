@@ -1,0 +1,235 @@
+package envoy
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
+	"github.com/lienthong/lienthong/internal/httpguard"
+	"github.com/lienthong/lienthong/internal/problem"
+)
+
+// identityHeaders name a caller; they never reach the backend (the route
+// table removes them too). The caller is its TLS peer certificate.
+var identityHeaders = []string{"x-lt-consumer", "x-road-client", "x-road-userid", "x-forwarded-client-cert"}
+
+// headerLimits are the core's header bounds under the canonical names the
+// HTTP guard names them by (Envoy's are looked up in lower case).
+var headerLimits = func() map[string]int {
+	m := make(map[string]int, len(exchange.HeaderLimits))
+	for name, n := range exchange.HeaderLimits {
+		m[http.CanonicalHeaderKey(name)] = n
+	}
+	return m
+}()
+
+// Check is the ext_authz door: it admits and decides a query as the native
+// inbound door does (the core's BeginQuery, which writes the intent record)
+// and answers with the decision as dynamic metadata for Process, or with
+// the refusal's status and problem JSON. The caller is the TLS peer
+// certificate Envoy forwards (include_peer_certificate), never a header.
+func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	if err := s.fromEnvoy(ctx); err != nil {
+		return nil, err
+	}
+	httpReq := in.GetAttributes().GetRequest().GetHttp()
+	if httpReq == nil {
+		return denied(problemRefusal(problem.New(http.StatusBadRequest, "invalid-input", "the check names no HTTP request"))), nil
+	}
+	headers := httpReq.GetHeaders()
+	values := func(name string) []string {
+		if v, ok := headers[strings.ToLower(name)]; ok {
+			return []string{v}
+		}
+		return nil
+	}
+	u, err := url.ParseRequestURI(httpReq.GetPath())
+	if err != nil {
+		return denied(problemRefusal(problem.New(http.StatusBadRequest, "invalid-path", "the path could not be read"))), nil
+	}
+	if p := httpguard.Check(httpReq.GetMethod(), u.Path, values, headerLimits); p != nil {
+		return denied(problemRefusal(p)), nil
+	}
+	req, ok := s.request(in, httpReq.GetMethod(), u, headers)
+	if !ok {
+		return denied(problemRefusal(problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path}"))), nil
+	}
+	x, ref := s.cfg.Core.BeginQuery(ctx, req)
+	if ref != nil {
+		return denied(ref), nil
+	}
+	handle, ok := s.hold(x)
+	if !ok {
+		return denied(s.cfg.Core.Abandon(ctx, x, false)), nil
+	}
+	meta, err := handoverOf(handle, x).Struct()
+	if err != nil {
+		s.take(handle)
+		return denied(s.cfg.Core.Refuse(ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the decision could not be handed over")), nil
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
+			HeadersToRemove: identityHeaders,
+		}},
+		DynamicMetadata: meta,
+	}, nil
+}
+
+// request reads an exchange request from a CheckRequest shaped as the
+// native door reads it from HTTP: the route's provider and dataset, the
+// record path after them, the query with fields=, the exchange headers and
+// the caller's certificate chain. ok is false for a path no door serves.
+func (s *Server) request(in *authv3.CheckRequest, method string, u *url.URL, headers map[string]string) (exchange.Request, bool) {
+	mode := catalog.ModeQuery
+	rest, found := strings.CutPrefix(u.Path, "/r/")
+	if !found {
+		if rest, found = strings.CutPrefix(u.Path, "/v/"); !found {
+			return exchange.Request{}, false
+		}
+		mode = catalog.ModeVerify
+	}
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+		return exchange.Request{}, false
+	}
+	if mode == catalog.ModeQuery && method != http.MethodGet || mode == catalog.ModeVerify && method != http.MethodPost {
+		return exchange.Request{}, false
+	}
+	// The route tells which dataset it addresses; a path naming another is
+	// not one this route serves.
+	if ext := in.GetAttributes().GetContextExtensions(); ext != nil {
+		if p, ok := ext["provider"]; ok && p != parts[0] {
+			return exchange.Request{}, false
+		}
+		if d, ok := ext["dataset"]; ok && d != parts[1] {
+			return exchange.Request{}, false
+		}
+	}
+	req := exchange.Request{
+		Provider: parts[0], Dataset: parts[1], Record: parts[2], Mode: mode,
+		Purpose: headers["x-lt-purpose"], Case: headers["x-lt-case"],
+		Consumer: headers["x-lt-consumer"], ExchangeID: headers["x-lt-exchange-id"],
+		Method: method, Path: u.Path, Query: u.Query(),
+		PeerChain: s.peerChain(in.GetAttributes().GetSource().GetCertificate()),
+	}
+	if f := req.Query.Get("fields"); f != "" && mode == catalog.ModeQuery {
+		req.Fields = strings.Split(f, ",")
+	}
+	return req, true
+}
+
+// peerChain parses the caller's certificate as Envoy forwards it (URL-encoded
+// PEM) and returns it only when VerifyPeer accepts it: otherwise the core
+// sees no certificate and refuses the caller. A chain verified in the last
+// peerCacheTTL is not parsed and verified again: peer gateways keep their
+// connections, so the same certificate comes with every request (the core
+// still checks its expiry, serial and system on each one).
+func (s *Server) peerChain(encoded string) []*x509.Certificate {
+	if encoded == "" {
+		return nil
+	}
+	now := time.Now()
+	s.peersMu.Lock()
+	e, ok := s.peers[encoded]
+	s.peersMu.Unlock()
+	if ok && now.Sub(e.at) < peerCacheTTL {
+		return e.chain
+	}
+	chain := s.verifyChain(encoded)
+	if chain != nil {
+		s.peersMu.Lock()
+		if len(s.peers) >= maxPeers {
+			clear(s.peers)
+		}
+		s.peers[encoded] = peerEntry{chain: chain, at: now}
+		s.peersMu.Unlock()
+	}
+	return chain
+}
+
+// Bounds of the verified-peer cache: a verification stands for a short
+// while (a CA rotation or a chain's expiry is seen within it), and a flood
+// of distinct certificates empties the cache rather than growing it.
+const (
+	peerCacheTTL = 30 * time.Second
+	maxPeers     = 1024
+)
+
+// peerEntry is a verified chain and when it was verified.
+type peerEntry struct {
+	chain []*x509.Certificate
+	at    time.Time
+}
+
+func (s *Server) verifyChain(encoded string) []*x509.Certificate {
+	pemBytes, err := url.QueryUnescape(encoded)
+	if err != nil {
+		return nil
+	}
+	var chain []*x509.Certificate
+	rest := []byte(pemBytes)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil
+	}
+	if s.cfg.VerifyPeer != nil {
+		if err := s.cfg.VerifyPeer(chain); err != nil {
+			s.cfg.Log.Warn("forwarded peer certificate refused", "fault", "peer-certificate")
+			return nil
+		}
+	}
+	return chain
+}
+
+// denied is a refusal as ext_authz's denial: the refusal's status, headers
+// and problem JSON body, as the native door sends them.
+func denied(ref *exchange.Refusal) *authv3.CheckResponse {
+	var headers []*corev3.HeaderValueOption
+	for _, f := range ref.Headers() {
+		headers = append(headers, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: f.Name, Value: f.Value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(codes.PermissionDenied)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(ref.Status)},
+			Headers: headers,
+			Body:    string(ref.Body()),
+		}},
+	}
+}
+
+// problemRefusal wraps a guard's problem (refused before the core saw the
+// request, so not recorded, as on the native listeners) as a refusal.
+func problemRefusal(p *problem.Problem) *exchange.Refusal {
+	return &exchange.Refusal{Kind: strings.TrimPrefix(p.Type, problem.TypePrefix), Status: p.Status, Detail: p.Detail}
+}

@@ -1,0 +1,189 @@
+// Package envoy holds two more doors onto the gateway's exchange core, for
+// an agency that puts Envoy at its edge: Envoy's ext_authz asks Check for
+// the decision, and ext_proc sends the backend's answer to Process to be
+// filtered. Neither holds a copy of the admission, decision, projection,
+// masking, validation or audit code: Check runs the core's BeginQuery
+// (admission, decision, intent record), Process its FinishQuery (validate,
+// row scope, project, mask, outcome record). Between the two, the exchange
+// waits here, and Envoy carries the decision as ext_authz dynamic metadata
+// (see Handover); an exchange whose answer never comes is recorded as
+// abandoned when its wait ends, so every intent record gets its outcome.
+//
+// The gRPC listener takes only the local Envoy: mutual TLS with the
+// gateway's own certificate on both sides (Envoy presents the gateway
+// system's certificate, as the xDS configuration sets it).
+package envoy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/lienthong/lienthong/certs"
+	"github.com/lienthong/lienthong/gateway/exchange"
+)
+
+// Config is what the doors need.
+type Config struct {
+	Core *exchange.Core
+	// VerifyPeer checks the certificate chain Envoy forwards for the caller
+	// (leaf first) against the federation's trust. Envoy verified it at the
+	// handshake; it is checked again so that no Envoy misconfiguration can
+	// name a caller. Nil accepts what Envoy forwards.
+	VerifyPeer func(chain []*x509.Certificate) error
+	// Envoy returns the only SPIFFE id that may call these doors: the
+	// gateway's own, which the local Envoy presents.
+	Envoy func() string
+	// MaxResponseBytes bounds a backend answer.
+	MaxResponseBytes int64
+	// Wait is how long an allowed exchange waits for its answer to reach
+	// Process; past it the exchange is recorded as timed out.
+	Wait time.Duration
+	// Streamed says Envoy sends the response body in STREAMED mode (chunks
+	// until end_of_stream) rather than BUFFERED (one message holding the
+	// whole body, which the xDS configuration sets).
+	Streamed bool
+	Log      *slog.Logger
+}
+
+// Server serves envoy.service.auth.v3.Authorization and
+// envoy.service.ext_proc.v3.ExternalProcessor.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	extprocv3.UnimplementedExternalProcessorServer
+
+	cfg     Config
+	mu      sync.Mutex
+	waiting map[string]*waiting
+	closed  bool
+
+	peersMu sync.Mutex
+	peers   map[string]peerEntry
+}
+
+// waiting is an allowed exchange between Check and Process.
+type waiting struct {
+	x     *exchange.Exchange
+	timer *time.Timer
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	var errs []error
+	if cfg.Core == nil {
+		errs = append(errs, errors.New("no exchange core"))
+	}
+	if cfg.Envoy == nil {
+		errs = append(errs, errors.New("no Envoy identity"))
+	}
+	if cfg.MaxResponseBytes <= 0 || cfg.Wait <= 0 {
+		errs = append(errs, errors.New("response limit and wait must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("envoy doors: %w", err)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, waiting: map[string]*waiting{}, peers: map[string]peerEntry{}}, nil
+}
+
+// GRPCServer returns a gRPC server over tlsConfig (which must require and
+// verify client certificates) with both services registered.
+func (s *Server) GRPCServer(tlsConfig *tls.Config) *grpc.Server {
+	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConfig)), grpc.MaxRecvMsgSize(int(s.cfg.MaxResponseBytes)+64<<10))
+	authv3.RegisterAuthorizationServer(g, s)
+	extprocv3.RegisterExternalProcessorServer(g, s)
+	return g
+}
+
+// Close records every exchange still waiting for its answer as abandoned;
+// the doors take no new exchange after it.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	held := s.waiting
+	s.waiting = map[string]*waiting{}
+	s.mu.Unlock()
+	for _, w := range held {
+		w.timer.Stop()
+		s.cfg.Core.Abandon(context.Background(), w.x, false)
+	}
+}
+
+// Waiting is how many allowed exchanges wait for their answer.
+func (s *Server) Waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiting)
+}
+
+// hold keeps an allowed exchange until Process takes it or its wait ends,
+// and returns the handle that names it in the metadata. It is random, not
+// the exchange id, which the consumer's gateway chose.
+func (s *Server) hold(x *exchange.Exchange) (string, bool) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	handle := hex.EncodeToString(b[:])
+	w := &waiting{x: x}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", false
+	}
+	w.timer = time.AfterFunc(s.cfg.Wait, func() {
+		if s.take(handle) != nil {
+			s.cfg.Core.Abandon(context.Background(), x, true)
+		}
+	})
+	s.waiting[handle] = w
+	return handle, true
+}
+
+// take removes and returns the exchange of handle, or nil when there is
+// none (never allowed here, already taken, or its wait ended).
+func (s *Server) take(handle string) *exchange.Exchange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.waiting[handle]
+	if !ok {
+		return nil
+	}
+	delete(s.waiting, handle)
+	w.timer.Stop()
+	return w.x
+}
+
+// fromEnvoy admits a gRPC call only from the local Envoy: the TLS peer must
+// be the gateway's own SPIFFE id. The listener's TLS configuration checks
+// the chain; this checks who it is, on every call.
+func (s *Server) fromEnvoy(ctx context.Context) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return status.Error(codes.Unauthenticated, "no client certificate")
+	}
+	id, err := certs.SPIFFEID(info.State.PeerCertificates[0])
+	if err != nil || id != s.cfg.Envoy() {
+		return status.Error(codes.PermissionDenied, "only the local Envoy, presenting the gateway's certificate, may call")
+	}
+	return nil
+}
