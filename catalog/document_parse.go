@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lienthong/lienthong/internal/jsonstrict"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -53,14 +54,18 @@ func parseDocument(data []byte, v *report) (any, []byte) {
 // errTooDeep stops parsing a document nested beyond maxNesting.
 var errTooDeep = fmt.Errorf("values nest deeper than %d levels", maxNesting)
 
-// jsonParser reads JSON token by token, so that it sees every key, also the
-// second of two equal keys that encoding/json would silently let win.
+// jsonParser reads JSON token by token into the tree. Duplicate keys, which
+// encoding/json would silently let win, are found before it runs by
+// jsonstrict.FindDuplicate, the one rule for them.
 type jsonParser struct {
 	dec *json.Decoder
 	v   *report
 }
 
 func parseJSON(data []byte, v *report) (any, bool) {
+	if ptr, key, found := jsonstrict.FindDuplicate(data); found {
+		v.Add(ptr, "the key %q appears more than once in this object (keys are compared unescaped and regardless of case); each key must appear once, so that no second definition can hide a field from classification", key)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	p := &jsonParser{dec: dec, v: v}
@@ -122,9 +127,6 @@ func (p *jsonParser) value(ptr string, depth int) (any, error) {
 				return nil, fmt.Errorf("expected an object key, found %v", keyTok)
 			}
 			child := pointer(ptr, key)
-			if _, dup := obj[key]; dup {
-				p.v.Add(child, "the key %q appears more than once in this object; each key must appear once, so that no second definition can hide a field from classification", key)
-			}
 			val, err := p.value(child, depth+1)
 			if err != nil {
 				return nil, err
@@ -232,10 +234,10 @@ func (c *yamlConverter) value(n *yaml.Node, ptr string, depth int) (any, error) 
 				continue
 			}
 			child := pointer(ptr, k.Value)
-			if first, dup := lines[k.Value]; dup {
-				c.v.Add(child, "the key %q appears more than once in this object (lines %d and %d); each key must appear once, so that no second definition can hide a field from classification", k.Value, first, k.Line)
+			if first, dup := lines[jsonstrict.FoldKey(k.Value)]; dup {
+				c.v.Add(child, "the key %q appears more than once in this object (lines %d and %d; keys are compared regardless of case); each key must appear once, so that no second definition can hide a field from classification", k.Value, first, k.Line)
 			} else {
-				lines[k.Value] = k.Line
+				lines[jsonstrict.FoldKey(k.Value)] = k.Line
 			}
 			x, err := c.value(val, child, depth+1)
 			if err != nil {

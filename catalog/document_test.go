@@ -333,6 +333,13 @@ func TestLoadDocumentProblems(t *testing.T) {
 			message: []string{"appears more than once"},
 		},
 		{
+			// A consumer reading with encoding/json fills one field from both.
+			name:    "duplicate keys in another case",
+			data:    doc("3.1.0", "", "{}", citizen(fullName+`, "FullName": {"type": "string"}`)),
+			pointer: "/components/schemas/Citizen/properties/FullName",
+			message: []string{`"FullName" appears more than once`, "regardless of case"},
+		},
+		{
 			name:    "external $ref",
 			data:    doc("3.1.0", "", "{}", citizen(fullName+`, "address": {"$ref": "common.yaml#/Address", "x-classification": "personal"}`)),
 			pointer: "/components/schemas/Citizen/properties/address/$ref",

@@ -22,6 +22,7 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auth"
 	"github.com/lienthong/lienthong/controlplane/service"
+	"github.com/lienthong/lienthong/internal/jsonstrict"
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
@@ -228,7 +229,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err != nil {
 		return decodeProblem(err)
 	}
-	if pointer, key, found := duplicateMember(body); found {
+	if pointer, key, found := jsonstrict.FindDuplicate(body); found {
 		if len(pointer) > 256 {
 			pointer = strings.ToValidUTF8(pointer[:256], "") + "…"
 		}

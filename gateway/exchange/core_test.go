@@ -339,6 +339,24 @@ func TestVerifyRefusesMaskedFields(t *testing.T) {
 	}
 }
 
+// A claim given twice (also in another case or escaped) is refused before
+// anything is decided: which of the two would be compared is the parser's
+// choice, and the record would name a claim the caller may not have meant.
+func TestVerifyRefusesRepeatedClaims(t *testing.T) {
+	w := newWorld(t)
+	for _, body := range []string{
+		`{"attributes":{"sex":"male","sex":"female"}}`,
+		`{"attributes":{"sex":"male","\u0073ex":"female"}}`,
+		`{"attributes":{"sex":"male"},"Attributes":{"sex":"female"}}`,
+	} {
+		before := w.backend.calls.Load()
+		_, ref := w.core.Serve(context.Background(), w.verify(purpose, body))
+		if ref == nil || ref.Status != 400 || ref.Kind != exchange.KindInvalidInput || w.backend.calls.Load() != before {
+			t.Fatalf("%s: %+v", body, ref)
+		}
+	}
+}
+
 // Staleness is the core's: whatever the door, an old snapshot denies, and the
 // refusal's body is the problem every door sends.
 func TestStaleSnapshotDeniesAtEveryStage(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/internal/jsonstrict"
 )
 
 // Serve runs the whole provider-side pipeline for a query or a verification:
@@ -137,7 +138,8 @@ func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal)
 	var in verifyRequest
 	dec := json.NewDecoder(bytes.NewReader(x.req.Body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || len(in.Attributes) == 0 {
+	_, _, dup := jsonstrict.FindDuplicate(x.req.Body) // a repeated claim: which one would be checked?
+	if err := dec.Decode(&in); err != nil || dup || len(in.Attributes) == 0 {
 		return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidInput, `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
 	}
 	fields := make([]string, 0, len(in.Attributes))

@@ -569,7 +569,14 @@ func containsDot(s string) bool {
 }
 
 // duplicate reports whether key is among the keys of members, keeping the
-// set of keys of large objects in *seen.
+// set of keys of large objects in *seen. Keys are compared exactly here, not
+// by the case-folding rule of jsonstrict.FindDuplicate that request bodies,
+// configuration and dataset documents follow: projection matches declared
+// names exactly and writes only declared keys, and the catalog refuses a
+// schema declaring two names that fold together, so a case variant in a
+// backend answer ("Ethnicity") is an undeclared key, dropped and counted,
+// and the output never holds two keys a case-insensitive consumer would
+// merge. Refusing the answer instead would turn that drop into a 502.
 func (d *decoder) duplicate(members []member, seen *map[string]struct{}, key string) bool {
 	if *seen == nil && len(members) < smallObject {
 		for i := range members {

@@ -34,6 +34,9 @@ func Decode(raw []byte, v any) error {
 	if len(bytes.Trim(raw[dec.InputOffset():], " \t\r\n")) > 0 {
 		return errors.New("more than one JSON value in the document, or bytes after it")
 	}
+	if pointer, key, found := FindDuplicate(doc); found {
+		return fmt.Errorf("%s: key given twice in one object (as %q; keys are compared unescaped and regardless of case)", pointer, key)
+	}
 	var errs []error
 	decode(doc, rv.Elem(), "", &errs)
 	return errors.Join(errs...)
@@ -103,15 +106,15 @@ func decode(raw json.RawMessage, v reflect.Value, path string, errs *[]error) {
 	}
 }
 
-// members calls fn for each member of the object raw, refusing duplicates
-// and anything that is not an object.
+// members calls fn for each member of the object raw, refusing anything
+// that is not an object. Duplicates were refused by Decode, by the one rule
+// of FindDuplicate.
 func members(raw json.RawMessage, path string, errs *[]error, fn func(key string, value json.RawMessage)) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		*errs = append(*errs, fmt.Errorf("%s: want an object", orRoot(path)))
 		return
 	}
-	seen := map[string]bool{}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
@@ -124,11 +127,6 @@ func members(raw json.RawMessage, path string, errs *[]error, fn func(key string
 			*errs = append(*errs, fmt.Errorf("%s: %w", join(path, key), err))
 			return
 		}
-		if seen[key] {
-			*errs = append(*errs, fmt.Errorf("%s: key given twice", join(path, key)))
-			continue
-		}
-		seen[key] = true
 		fn(key, value)
 	}
 }
