@@ -66,16 +66,3 @@ func withheld(asked, allowed []string) []string {
 	return out
 }
 
-// maskOn returns the mask the decision applies to field f or to any part of
-// it ("" when none): a claim about a masked value must not be confirmed.
-func maskOn(f string, masks map[string]catalog.Mask) catalog.Mask {
-	for p, m := range masks {
-		if m == catalog.MaskNone || m == "" {
-			continue
-		}
-		if p == f || strings.HasPrefix(f, p+".") || strings.HasPrefix(p, f+".") {
-			return m
-		}
-	}
-	return ""
-}

@@ -151,13 +151,22 @@ func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal)
 	if ref != nil {
 		return nil, ref
 	}
+	// Which claims may be checked is the plan's to say (Plan.CanVerify, the
+	// one verify rule), compiled from the decision with its masks.
+	plan, _, err := c.projector(x, true)
+	if err != nil {
+		c.cfg.Log.Error("projection plan refused the decision", "exchange", x.rec.ExchangeID, "fault", "plan", "fields", len(d.Fields), "masks", len(d.Masks))
+		return nil, c.Refuse(ctx, x, statusInternalServerError, KindInternal, "the decision could not be applied")
+	}
 	var missing, masked []string
 	for _, f := range fields {
-		switch {
-		case !slices.Contains(d.Fields, f):
+		var nv *projection.NotVerifiableError
+		switch err := plan.CanVerify(f); {
+		case err == nil:
+		case errors.As(err, &nv) && nv.Reason == projection.Masked:
+			masked = append(masked, fmt.Sprintf("%s (%s)", f, nv.Mask))
+		default:
 			missing = append(missing, f)
-		case maskOn(f, d.Masks) != "":
-			masked = append(masked, fmt.Sprintf("%s (%s)", f, maskOn(f, d.Masks)))
 		}
 	}
 	if len(missing) > 0 {

@@ -110,9 +110,46 @@ func NewPlan(fields []string, masks map[string]catalog.Mask, m *Masker) (*Plan, 
 	return &Plan{root: root, masker: m}, nil
 }
 
-// ErrNotVerifiable is returned by CanVerify for a claim the plan does not
-// allow to be checked.
+// ErrNotVerifiable is what every refusal of CanVerify is (errors.Is), for
+// callers that only need to know a claim cannot be checked.
 var ErrNotVerifiable = errors.New("projection: the field cannot be verified")
+
+// Why CanVerify refuses a claim (NotVerifiableError.Reason).
+const (
+	// NotGranted: no allowed path covers the claimed field whole.
+	NotGranted = "not-granted"
+	// Masked: a mask applies at the field, above it or below it.
+	Masked = "masked"
+	// Malformed: the claimed path is empty or has an empty segment.
+	Malformed = "malformed"
+)
+
+// NotVerifiableError is CanVerify's refusal of one claim, typed so that the
+// exchange maps it to its answer (403 masked-field naming Field and Mask,
+// or access denied) without a mask check of its own: the verify rule lives
+// here only. It names the path and the mask, never a value.
+type NotVerifiableError struct {
+	// Field is the claimed path as the caller wrote it.
+	Field string
+	// Reason is NotGranted, Masked or Malformed.
+	Reason string
+	// Mask is the mask that applies when Reason is Masked (the first found
+	// below the field when it is masked only there).
+	Mask catalog.Mask
+}
+
+func (e *NotVerifiableError) Error() string {
+	switch e.Reason {
+	case Masked:
+		return fmt.Sprintf("projection: %s cannot be verified: the grant masks it (%s)", e.Field, e.Mask)
+	case NotGranted:
+		return fmt.Sprintf("projection: %s cannot be verified: no grant covers it", e.Field)
+	}
+	return fmt.Sprintf("projection: %q cannot be verified: not a field path", e.Field)
+}
+
+// Is makes every NotVerifiableError an ErrNotVerifiable.
+func (e *NotVerifiableError) Is(target error) bool { return target == ErrNotVerifiable }
 
 // CanVerify decides whether a verify claim on path may be checked under
 // this plan, compiled from the verify decision with its masks. Comparing a
@@ -122,33 +159,48 @@ var ErrNotVerifiable = errors.New("projection: the field cannot be verified")
 // nullified field would be revealed by one call, a partial one confirmed
 // in full, a hashed one brute-forced). A field masked in the verify
 // decision can therefore be verified only by a grant naming it unmasked.
-// The error wraps ErrNotVerifiable and names the path, never a value.
+// A refusal is a *NotVerifiableError.
 func (p *Plan) CanVerify(path string) error {
 	segs, err := splitPath(path)
 	if err != nil {
-		return fmt.Errorf("%w: %q: %w", ErrNotVerifiable, path, err)
+		return &NotVerifiableError{Field: path, Reason: Malformed}
 	}
 	n, whole := p.root, false
 	for _, s := range segs {
 		if n.mask != catalog.MaskNone {
-			return fmt.Errorf("%w: %s is masked", ErrNotVerifiable, path)
+			return &NotVerifiableError{Field: path, Reason: Masked, Mask: n.mask}
 		}
 		child := n.children[s]
 		if child == nil && whole && !p.declared {
 			return nil // below a granted node of a plan without schema: no mask down here
 		}
 		if child == nil || child == denied {
-			return fmt.Errorf("%w: %s is not granted", ErrNotVerifiable, path)
+			return &NotVerifiableError{Field: path, Reason: NotGranted}
 		}
 		n, whole = child, whole || child.granted
 	}
 	switch {
 	case !whole:
-		return fmt.Errorf("%w: %s is not granted", ErrNotVerifiable, path)
+		return &NotVerifiableError{Field: path, Reason: NotGranted}
 	case n.mask != catalog.MaskNone || n.maskBelow:
-		return fmt.Errorf("%w: %s is masked", ErrNotVerifiable, path)
+		return &NotVerifiableError{Field: path, Reason: Masked, Mask: maskIn(n)}
 	}
 	return nil
+}
+
+// maskIn is the mask at n or, failing that, the first found below it.
+func maskIn(n *node) catalog.Mask {
+	if n.mask != catalog.MaskNone {
+		return n.mask
+	}
+	for _, c := range n.children {
+		if c != denied && c.maskBelow {
+			if m := maskIn(c); m != catalog.MaskNone {
+				return m
+			}
+		}
+	}
+	return catalog.MaskNone
 }
 
 // splitPath splits a dotted path into its segments, none of them empty.

@@ -219,36 +219,48 @@ func TestCanVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		p    *Plan
-		path string
-		ok   bool
+		p      *Plan
+		path   string
+		reason string // "" when the claim may be checked
+		mask   catalog.Mask
 	}{
-		{p, "fullName", true},
-		{p, "permanentResidence.provinceCode", true},
-		{p, "father", true},
-		{p, "father.fullName", true},
-		{p, "relatives.fullName", true},
-		{p, "personalId", false},                  // hashed
-		{p, "sex", false},                         // nullified
-		{p, "phoneNumber", false},                 // partial
-		{p, "permanentResidence.wardCode", false}, // masked below a grant
-		{p, "permanentResidence", false},          // holds a masked part
-		{p, "dateOfBirth", false},                 // masked and not granted
-		{p, "ethnicity", false},                   // not granted
-		{p, "relatives", false},                   // only above a grant
-		{p, "father.religion", false},             // not declared
-		{p, "", false},
-		{p, "a..b", false},
-		{open, "fullName", true},
-		{open, "personalId", false},
-		{open, "x", false},
-		{open, "x.z", true},
-		{open, "x.y", false},
-		{open, "x.y.z", false},
+		{p, "fullName", "", ""},
+		{p, "permanentResidence.provinceCode", "", ""},
+		{p, "father", "", ""},
+		{p, "father.fullName", "", ""},
+		{p, "relatives.fullName", "", ""},
+		{p, "personalId", Masked, catalog.MaskHash},
+		{p, "sex", Masked, catalog.MaskNullify},
+		{p, "phoneNumber", Masked, catalog.MaskPartial},
+		{p, "permanentResidence.wardCode", Masked, catalog.MaskPartial}, // masked below a grant
+		{p, "permanentResidence", Masked, catalog.MaskPartial},          // holds a masked part
+		{p, "dateOfBirth", NotGranted, ""},                              // masked, but not granted anyway
+		{p, "ethnicity", NotGranted, ""},
+		{p, "relatives", NotGranted, ""}, // only above a grant
+		{p, "father.religion", NotGranted, ""},
+		{p, "", Malformed, ""},
+		{p, "a..b", Malformed, ""},
+		{open, "fullName", "", ""},
+		{open, "personalId", Masked, catalog.MaskHash},
+		{open, "x", Masked, catalog.MaskNullify},
+		{open, "x.z", "", ""},
+		{open, "x.y", Masked, catalog.MaskNullify},
+		{open, "x.y.z", Masked, catalog.MaskNullify}, // below a masked node
 	} {
 		err := c.p.CanVerify(c.path)
-		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrNotVerifiable)) {
-			t.Errorf("CanVerify(%q) = %v; want ok %v", c.path, err, c.ok)
+		if c.reason == "" {
+			if err != nil {
+				t.Errorf("CanVerify(%q) = %v; want allowed", c.path, err)
+			}
+			continue
+		}
+		var nv *NotVerifiableError
+		if !errors.As(err, &nv) || !errors.Is(err, ErrNotVerifiable) {
+			t.Errorf("CanVerify(%q) = %v; want a *NotVerifiableError (%s)", c.path, err, c.reason)
+			continue
+		}
+		if nv.Field != c.path || nv.Reason != c.reason || nv.Mask != c.mask {
+			t.Errorf("CanVerify(%q) = %+v; want reason %s, mask %q", c.path, *nv, c.reason, c.mask)
 		}
 	}
 }
