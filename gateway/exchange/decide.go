@@ -65,4 +65,3 @@ func withheld(asked, allowed []string) []string {
 	slices.Sort(out)
 	return out
 }
-
