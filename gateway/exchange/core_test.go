@@ -10,12 +10,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,6 +83,7 @@ type world struct {
 	masker   *projection.Masker
 	auditLog string
 	sink     *audit.FileSink
+	logs     *lockedBuffer // what the core logged, as JSON lines
 	peer     []*x509.Certificate
 }
 
@@ -151,8 +154,9 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.sink.Close() })
+	w.logs = &lockedBuffer{}
 	w.core, err = exchange.New(exchange.Config{
-		Member: "000.00.00.G01", Source: w.src,
+		Member: "000.00.00.G01", Source: w.src, Log: slog.New(slog.NewJSONHandler(w.logs, nil)),
 		Backends: map[string]exchange.Backend{provider + "/population": {Adapter: w.backend, RecordPath: "citizens/{id}", SubjectField: "personalId"}},
 		Sink:     w.sink, Masker: w.masker, Subjects: w.subjects,
 		MaxStaleness: 10 * time.Minute, Timeout: 5 * time.Second, MaxResponseBytes: 1 << 20, RatePerSecond: 100, RateBurst: 100,
@@ -336,6 +340,75 @@ func TestVerifyRefusesMaskedFields(t *testing.T) {
 	// personalId under the plain grant is hash-masked too.
 	if _, ref := w.core.Serve(context.Background(), w.verify(purpose, `{"attributes":{"personalId":"001090000001"}}`)); ref == nil || ref.Kind != exchange.KindMaskedField {
 		t.Fatalf("hash-masked personalId verified under the plain grant: %v", ref)
+	}
+}
+
+// lockedBuffer collects log lines; the core may log from any goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A backend answer with keys the schema does not declare (a case variant of
+// a declared one, and a new one, at the top and inside a granted object) is
+// projected without them; the outcome record says undeclared_dropped and
+// the log gives the count, never the keys or their values: both are bytes
+// the backend chose.
+func TestUndeclaredKeysDroppedAndCountedOnly(t *testing.T) {
+	w := newWorld(t)
+	const smuggler = "001090000009"
+	records[smuggler] = `{"personalId":"001090000009","fullName":"Lê Văn C","dateOfBirth":"1980-01-01","sex":"male",` +
+		`"hivStatus":"dương tính","Religion":"Công giáo","permanentResidence":{"provinceCode":"01","wardCode":"00001","addressLine":"1 Hàng Bạc","sexualOrientation":"x"}}`
+	t.Cleanup(func() { delete(records, smuggler) })
+	a, ref := w.core.Serve(context.Background(), w.query("citizens/"+smuggler))
+	if ref != nil {
+		t.Fatalf("refused: %v", ref)
+	}
+	for _, leaked := range []string{"hivStatus", "dương tính", "Religion", "Công giáo"} {
+		if strings.Contains(string(a.Body), leaked) {
+			t.Fatalf("answer carries %q: %s", leaked, a.Body)
+		}
+	}
+	recs := w.records(t, a.ExchangeID)
+	if out := recs[len(recs)-1]; !slices.Contains(out.Reasons, exchange.ReasonUndeclaredDropped) {
+		t.Fatalf("outcome reasons %v lack %s", out.Reasons, exchange.ReasonUndeclaredDropped)
+	}
+	logs := w.logs.String()
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil && entry["reason"] == exchange.ReasonUndeclaredDropped {
+			found = entry["count"] == float64(2) // hivStatus and Religion; permanentResidence is not granted
+		}
+	}
+	if !found {
+		t.Fatalf("no undeclared_dropped log line with count 2:\n%s", logs)
+	}
+	for _, secret := range []string{"hivStatus", "dương tính", "Religion", "Công giáo", "sexualOrientation"} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("the log quotes backend bytes %q:\n%s", secret, logs)
+		}
+	}
+	// A clean answer carries no such reason.
+	a, ref = w.core.Serve(context.Background(), w.query("citizens/"+citizenID, "fullName"))
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	recs = w.records(t, a.ExchangeID)
+	if out := recs[len(recs)-1]; slices.Contains(out.Reasons, exchange.ReasonUndeclaredDropped) {
+		t.Fatalf("clean answer recorded %v", out.Reasons)
 	}
 }
 

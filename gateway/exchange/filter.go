@@ -84,6 +84,14 @@ func (c *Core) Filter(ctx context.Context, x *Exchange, dst *bytes.Buffer, body 
 			"fault", projectionFault(err), "bytes_in", stats.BytesIn, "records", stats.Records, "refused_so_far", n)
 		return stats, c.Refuse(ctx, x, statusBadGateway, KindBadBackendAnswer, "the provider's backend answered with data that does not match the dataset; nothing was passed on")
 	}
+	if stats.Undeclared > 0 {
+		// The backend sent more than its dataset declares. Its keys and values
+		// are backend-controlled bytes (and may be the very data the schema
+		// keeps out): the log and the record get the count and the code only.
+		x.AddReason(ReasonUndeclaredDropped)
+		c.cfg.Log.Warn("backend answer carried undeclared keys; dropped", "exchange", x.rec.ExchangeID, "dataset", x.rec.Provider+"/"+x.rec.Dataset,
+			"reason", ReasonUndeclaredDropped, "count", stats.Undeclared)
+	}
 	if stats.Records == 0 && stats.Filtered > 0 && dst.Len() == 0 {
 		return stats, c.Refuse(ctx, x, statusNotFound, KindNotFound, notFoundDetail)
 	}

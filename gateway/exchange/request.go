@@ -104,6 +104,12 @@ const (
 // was answered without some of the fields it asked for.
 const ReasonFieldsWithheld = "fields_withheld"
 
+// ReasonUndeclaredDropped is added to an audit record's reasons when
+// projection dropped keys the dataset's schema does not declare from the
+// backend's answer. Only the code and, in the log, the count are kept:
+// never the keys' names or values.
+const ReasonUndeclaredDropped = "undeclared_dropped"
+
 func refusal(status int, kind, detail string) *Refusal {
 	return &Refusal{Kind: kind, Status: status, Detail: detail}
 }
