@@ -50,7 +50,7 @@ func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.C
 	}
 	srv := server.New(server.Config{TrustDomain: svc.TrustDomain(), Log: log})
 	syncer := xds.NewSyncer(srv, xds.Config{
-		Store: svc.Store(), TrustDomain: svc.TrustDomain(), Trust: trust, TrustStore: store, Sites: sites, Log: log,
+		Store: svc.Store(), Snapshot: svc.Snapshot, TrustDomain: svc.TrustDomain(), Trust: trust, TrustStore: store, Sites: sites, Log: log,
 		MinLevel: svc.EnrollMinLevel(),
 	})
 	ln, err := net.Listen("tcp", cfg.XDSListen)

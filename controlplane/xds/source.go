@@ -4,40 +4,42 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/xds/ir"
+	"github.com/lienthong/lienthong/federation"
 )
 
-// This file is the one place the xDS server reads the catalog. It uses
-// the Reader methods every store has; a consistent view of the store can
-// replace them here alone.
+// This file is the one place the xDS server reads the catalog.
 
-// readInput reads what shapes the edges, at a revision read first, so the
-// input is at least as new as the revision it names.
-func readInput(ctx context.Context, r catalog.Reader, now time.Time) (ir.Input, int64, error) {
-	rev, err := r.Revision(ctx)
-	if err != nil {
-		return ir.Input{}, 0, fmt.Errorf("xds: read revision: %w", err)
+// input is what shapes the edges, taken from one federation snapshot: the
+// catalog as one consistent read (catalog.Store.View) at one revision, the
+// same value the gateways' configuration, trust and member bundles are
+// built from, so Envoy edges never describe another catalog than native
+// gateways do. The revision is the trail position the model reflects.
+// The slices are copied: the snapshot is shared and never changed, and the
+// model keeps pointers into its input.
+func input(snap *federation.Snapshot, now time.Time) (ir.Input, int64) {
+	return ir.Input{Gateways: slices.Clone(snap.Gateways), Datasets: slices.Clone(snap.Datasets),
+		Grants: slices.Clone(snap.Grants), Systems: slices.Clone(snap.Systems), Now: now}, snap.Revision
+}
+
+// readSnapshot reads a federation snapshot through r, inside one View when r
+// is a whole store: the Syncer's fallback when Config.Snapshot is not set.
+func readSnapshot(ctx context.Context, r catalog.Reader) (*federation.Snapshot, error) {
+	st, ok := r.(catalog.Store)
+	if !ok {
+		return federation.Read(ctx, r)
 	}
-	gws, err := r.ListGateways(ctx)
-	if err != nil {
-		return ir.Input{}, 0, fmt.Errorf("xds: read gateways: %w", err)
-	}
-	ds, err := r.ListDatasets(ctx, catalog.DatasetFilter{})
-	if err != nil {
-		return ir.Input{}, 0, fmt.Errorf("xds: read datasets: %w", err)
-	}
-	grants, err := r.ListGrants(ctx, catalog.GrantFilter{State: catalog.GrantActive})
-	if err != nil {
-		return ir.Input{}, 0, fmt.Errorf("xds: read grants: %w", err)
-	}
-	systems, err := r.ListSystems(ctx, catalog.SystemFilter{})
-	if err != nil {
-		return ir.Input{}, 0, fmt.Errorf("xds: read systems: %w", err)
-	}
-	return ir.Input{Gateways: gws, Datasets: ds, Grants: grants, Systems: systems, Now: now}, rev, nil
+	var snap *federation.Snapshot
+	err := st.View(ctx, func(r catalog.Reader) error {
+		var err error
+		snap, err = federation.Read(ctx, r)
+		return err
+	})
+	return snap, err
 }
 
 // grantChanges reads the trail after seq. When every entry is a grant

@@ -22,6 +22,7 @@ import (
 	"github.com/lienthong/lienthong/certs"
 	"github.com/lienthong/lienthong/controlplane/xds/ir"
 	"github.com/lienthong/lienthong/controlplane/xds/server"
+	"github.com/lienthong/lienthong/federation"
 )
 
 // Trust is the federation's trust as the control plane serves it: the
@@ -33,7 +34,13 @@ type Trust struct {
 
 // Config configures a Syncer.
 type Config struct {
-	Store       catalog.Reader
+	// Store is read for the trail (grant changes between rebuilds) and, when
+	// Snapshot is nil, for the snapshot itself.
+	Store catalog.Reader
+	// Snapshot returns the federation snapshot of the catalog's current
+	// revision (service.Snapshot): rebuilds take the edges' input from it,
+	// the very value gateway configuration and bundles are built from.
+	Snapshot    func(context.Context) (*federation.Snapshot, error)
 	TrustDomain string
 	// Trust returns the current roots and revocations (service.Trust).
 	Trust func(context.Context) (Trust, error)
@@ -164,10 +171,15 @@ func (s *Syncer) applyGrants(ctx context.Context, grants []catalog.Grant, last i
 }
 
 func (s *Syncer) rebuild(ctx context.Context, trustPEM string, now time.Time) error {
-	in, rev, err := readInput(ctx, s.cfg.Store, now)
-	if err != nil {
-		return err
+	read := s.cfg.Snapshot
+	if read == nil {
+		read = func(ctx context.Context) (*federation.Snapshot, error) { return readSnapshot(ctx, s.cfg.Store) }
 	}
+	snap, err := read(ctx)
+	if err != nil {
+		return fmt.Errorf("xds: %w", err)
+	}
+	in, rev := input(snap, now)
 	in.TrustDomain, in.TrustPEM, in.Sites, in.MinLevel = s.cfg.TrustDomain, trustPEM, s.cfg.Sites, s.cfg.MinLevel
 	m := ir.NewModel(in)
 	changed, err := s.srv.Sync(ctx, m)
