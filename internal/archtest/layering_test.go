@@ -34,6 +34,11 @@ var allowed = map[string][]string{
 	"cmd":          {"adapters", "audit", "catalog", "certs", "controlplane", "deploy", "federation", "gateway", "internal", "policies"},
 }
 
+// withoutHTTP are the packages of the exchange core: every door (HTTP,
+// Envoy's ext_authz and ext_proc, feeds) is a thin layer over them, so they
+// must not themselves speak HTTP (module-relative paths).
+var withoutHTTP = []string{"gateway/exchange", "gateway/projection"}
+
 // forbiddenNames are package names that say nothing of what a package holds.
 var forbiddenNames = []string{"util", "utils", "common", "helpers", "helper", "misc"}
 
@@ -112,7 +117,7 @@ func folder(module, importPath string) (string, bool) {
 // a gateway package depending, even through another package, on the
 // control plane's service (the planes share federation, not the service
 // that holds the catalog and its tokens); a package named util, common or
-// helpers.
+// helpers; net/http imported by the exchange core.
 func violations(module string, pkgs []pkg, table map[string][]string) []string {
 	var out []string
 	service := module + "/controlplane/service"
@@ -135,6 +140,9 @@ func violations(module string, pkgs []pkg, table map[string][]string) []string {
 		}
 		if from == "gateway" && slices.Contains(p.Deps, service) {
 			out = append(out, fmt.Sprintf("%s depends on %s: the gateway shares federation with the control plane, not its service", p.ImportPath, service))
+		}
+		if slices.Contains(withoutHTTP, strings.TrimPrefix(p.ImportPath, module+"/")) && slices.Contains(p.Imports, "net/http") {
+			out = append(out, fmt.Sprintf("%s imports net/http: the exchange core is free of it, doors speak HTTP", p.ImportPath))
 		}
 		for _, name := range []string{p.Name, path.Base(p.ImportPath)} {
 			if slices.Contains(forbiddenNames, strings.ToLower(name)) {
@@ -178,6 +186,7 @@ func TestViolationsAreFound(t *testing.T) {
 		{"gateway on the service, through another package", pkg{ImportPath: m + "/gateway/x", Name: "x",
 			Imports: []string{m + "/federation"}, Deps: []string{m + "/federation", m + "/controlplane/service"}}, "depends on " + m + "/controlplane/service"},
 		{"a test importing cmd", pkg{ImportPath: m + "/gateway", Name: "gateway", XTestImports: []string{m + "/cmd/lienthong"}}, "nothing imports cmd"},
+		{"the core speaking HTTP", pkg{ImportPath: m + "/gateway/exchange", Name: "exchange", Imports: []string{"net/http"}}, "imports net/http"},
 		{"util package", pkg{ImportPath: m + "/gateway/util", Name: "util"}, `package name "util"`},
 		{"helpers by directory", pkg{ImportPath: m + "/certs/helpers", Name: "certhelp"}, `package name "helpers"`},
 		{"common by name", pkg{ImportPath: m + "/audit/shared", Name: "common"}, `package name "common"`},
