@@ -8,11 +8,9 @@
 package xds
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +21,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/xds/ir"
 	"github.com/lienthong/lienthong/controlplane/xds/server"
 	"github.com/lienthong/lienthong/federation"
+	"github.com/lienthong/lienthong/internal/jsonstrict"
 )
 
 // Trust is the federation's trust as the control plane serves it: the
@@ -202,10 +201,10 @@ func LoadSites(path string) (map[string]ir.Site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xds sites: %w", err)
 	}
+	// Strictly, as every configuration file: an unknown or repeated key is
+	// refused naming its path.
 	var sites map[string]ir.Site
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sites); err != nil {
+	if err := jsonstrict.Decode(b, &sites); err != nil {
 		return nil, fmt.Errorf("xds sites %s: %w", path, err)
 	}
 	for member, site := range sites {
