@@ -144,6 +144,12 @@ func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks 
 // dial connects to the Envoy doors with pair, checking the gateway's chain
 // and SPIFFE id as Envoy's gateway cluster does.
 func (ef *envoyFederation) dial(pair *tls.Certificate) (authv3.AuthorizationClient, extprocv3.ExternalProcessorClient) {
+	return ef.dialAt(ef.envoyAddr, pair)
+}
+
+// dialAt is dial to the gRPC listener at addr, which must present the
+// gateway's certificate.
+func (ef *envoyFederation) dialAt(addr string, pair *tls.Certificate) (authv3.AuthorizationClient, extprocv3.ExternalProcessorClient) {
 	t := ef.t
 	sid, err := catalog.ParseSystemID(mpsGW)
 	if err != nil {
@@ -167,7 +173,7 @@ func (ef *envoyFederation) dial(pair *tls.Certificate) (authv3.AuthorizationClie
 			return nil
 		},
 	}
-	conn, err := grpc.NewClient("passthrough:///"+ef.envoyAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		t.Fatal(err)
 	}

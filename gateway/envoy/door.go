@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -74,6 +75,17 @@ type Server struct {
 
 	peersMu sync.Mutex
 	peers   map[string]peerEntry
+
+	// envoyLeaf is the local Envoy's last certificate and its SPIFFE id:
+	// gRPC hands the same parsed certificate to every call of a
+	// connection, so its id is read once per connection, not per call.
+	envoyLeaf atomic.Pointer[leafID]
+}
+
+// leafID is a certificate and the SPIFFE id it names.
+type leafID struct {
+	leaf *x509.Certificate
+	id   string
 }
 
 // waiting is an allowed exchange between Check and Process.
@@ -181,9 +193,23 @@ func (s *Server) fromEnvoy(ctx context.Context) error {
 	if !ok || len(info.State.PeerCertificates) == 0 {
 		return status.Error(codes.Unauthenticated, "no client certificate")
 	}
-	id, err := certs.SPIFFEID(info.State.PeerCertificates[0])
+	id, err := s.peerID(info.State.PeerCertificates[0])
 	if err != nil || id != s.cfg.Envoy() {
 		return status.Error(codes.PermissionDenied, "only the local Envoy, presenting the gateway's certificate, may call")
 	}
 	return nil
+}
+
+// peerID is the SPIFFE id of the caller's leaf certificate, read once per
+// parsed certificate (the same pointer for every call of a connection).
+func (s *Server) peerID(leaf *x509.Certificate) (string, error) {
+	if c := s.envoyLeaf.Load(); c != nil && c.leaf == leaf {
+		return c.id, nil
+	}
+	id, err := certs.SPIFFEID(leaf)
+	if err != nil {
+		return "", err
+	}
+	s.envoyLeaf.Store(&leafID{leaf: leaf, id: id})
+	return id, nil
 }
