@@ -206,7 +206,7 @@ type envoyAnswer struct {
 func (ef *envoyFederation) call(path string, headers map[string]string, shape bodyShape) envoyAnswer {
 	t := ef.t
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	u, err := url.Parse(path)
 	if err != nil {
@@ -434,7 +434,7 @@ func checkRequest(ef *envoyFederation, path string, headers map[string]string) *
 // away mid-answer.
 func cutStream(t *testing.T, ef *envoyFederation, check *authv3.CheckResponse) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := ef.proc.Process(ctx)
 	if err != nil {
