@@ -406,12 +406,19 @@ func pemChain(ders [][]byte) string {
 // of path on the inbound listener: peer certificate, lower-case headers with
 // the pseudo-headers, the route's context_extensions.
 func checkRequest(ef *envoyFederation, path string, headers map[string]string) *authv3.CheckRequest {
+	return checkRequestWith(ef, http.MethodGet, path, headers, nil)
+}
+
+// checkRequestWith is checkRequest for any method, with the request body as
+// ext_authz's with_request_body sends it packed as bytes (raw_body).
+func checkRequestWith(ef *envoyFederation, method, path string, headers map[string]string, body []byte) *authv3.CheckRequest {
 	u, _ := url.Parse(path)
-	parts := strings.SplitN(strings.TrimPrefix(u.Path, "/r/"), "/", 3)
+	rest := strings.TrimPrefix(strings.TrimPrefix(u.Path, "/r/"), "/v/")
+	parts := strings.SplitN(rest, "/", 3)
 	for len(parts) < 2 {
 		parts = append(parts, "")
 	}
-	hdr := map[string]string{":authority": ef.inbound, ":method": "GET", ":path": path, ":scheme": "https",
+	hdr := map[string]string{":authority": ef.inbound, ":method": method, ":path": path, ":scheme": "https",
 		"x-forwarded-proto": "https", "x-request-id": "b4d6c1c0-0000-4000-8000-000000000001", "user-agent": "lienthong-gateway"}
 	for k, v := range headers {
 		hdr[strings.ToLower(k)] = v
@@ -423,7 +430,8 @@ func checkRequest(ef *envoyFederation, path string, headers map[string]string) *
 		},
 		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 9443}}}}},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "1", Method: "GET", Headers: hdr, Path: path, Host: ef.inbound, Scheme: "https", Protocol: "HTTP/2",
+			Id: "1", Method: method, Headers: hdr, Path: path, Host: ef.inbound, Scheme: "https", Protocol: "HTTP/2",
+			RawBody: body, Size: int64(len(body)),
 		}},
 		ContextExtensions: map[string]string{"provider": parts[0], "dataset": parts[1]},
 	}}

@@ -329,6 +329,7 @@ func (g *Gateway) EnvoyDoors() (*envoydoor.Server, error) {
 		},
 		Envoy:            g.ownSPIFFECached(),
 		MaxResponseBytes: g.cfg.MaxResponseBytes,
+		MaxRequestBytes:  g.cfg.MaxRequestBytes,
 		Wait:             g.cfg.Timeout.Duration,
 		Streamed:         g.cfg.Envoy.Streamed,
 		Log:              g.log,

@@ -25,6 +25,10 @@ import (
 // table removes them too). The caller is its TLS peer certificate.
 var identityHeaders = []string{"x-lt-consumer", "x-road-client", "x-road-userid", "x-forwarded-client-cert"}
 
+// partialBodyHeader is the header Envoy's ext_authz adds when it sent only
+// the first max_request_bytes of a longer body.
+const partialBodyHeader = "x-envoy-auth-partial-body"
+
 // headerLimits are the core's header bounds under the canonical names the
 // HTTP guard names them by (Envoy's are looked up in lower case).
 var headerLimits = func() map[string]int {
@@ -35,11 +39,12 @@ var headerLimits = func() map[string]int {
 	return m
 }()
 
-// Check is the ext_authz door: it admits and decides a query as the native
-// inbound door does (the core's BeginQuery, which writes the intent record)
-// and answers with the decision as dynamic metadata for Process, or with
-// the refusal's status and problem JSON. The caller is the TLS peer
-// certificate Envoy forwards (include_peer_certificate), never a header.
+// Check is the ext_authz door: it admits and decides a query or a
+// verification as the native inbound door does (the core's BeginQuery or
+// BeginVerify, which write the intent record) and answers with the
+// decision as dynamic metadata for Process, or with the refusal's status
+// and problem JSON. The caller is the TLS peer certificate Envoy forwards
+// (include_peer_certificate), never a header.
 func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	if err := s.fromEnvoy(ctx); err != nil {
 		return nil, err
@@ -66,7 +71,25 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 	if !ok {
 		return denied(problemRefusal(problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path}"))), nil
 	}
-	x, ref := s.cfg.Core.BeginQuery(ctx, req)
+	var x *exchange.Exchange
+	var ref *exchange.Refusal
+	if req.Mode == catalog.ModeVerify {
+		// The claims come in the request body (ext_authz with_request_body,
+		// packed as bytes). A body over the limit is refused as the native
+		// door refuses it; Envoy sends at most one byte more than the
+		// limit (allow_partial_message), or marks it partial.
+		body := httpReq.GetRawBody()
+		if len(body) == 0 {
+			body = []byte(httpReq.GetBody())
+		}
+		if int64(len(body)) > s.cfg.MaxRequestBytes || headers[partialBodyHeader] == "true" {
+			return denied(s.cfg.Core.Reject(ctx, req, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")), nil
+		}
+		req.Body = body
+		x, ref = s.cfg.Core.BeginVerify(ctx, req)
+	} else {
+		x, ref = s.cfg.Core.BeginQuery(ctx, req)
+	}
 	if ref != nil {
 		return denied(ref), nil
 	}

@@ -50,8 +50,10 @@ type Config struct {
 	// Envoy returns the only SPIFFE id that may call these doors: the
 	// gateway's own, which the local Envoy presents.
 	Envoy func() string
-	// MaxResponseBytes bounds a backend answer.
+	// MaxResponseBytes bounds a backend answer; MaxRequestBytes a
+	// verification's body.
 	MaxResponseBytes int64
+	MaxRequestBytes  int64
 	// Wait is how long an allowed exchange waits for its answer to reach
 	// Process; past it the exchange is recorded as timed out.
 	Wait time.Duration
@@ -103,8 +105,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Envoy == nil {
 		errs = append(errs, errors.New("no Envoy identity"))
 	}
-	if cfg.MaxResponseBytes <= 0 || cfg.Wait <= 0 {
-		errs = append(errs, errors.New("response limit and wait must be positive"))
+	if cfg.MaxResponseBytes <= 0 || cfg.MaxRequestBytes <= 0 || cfg.Wait <= 0 {
+		errs = append(errs, errors.New("request and response limits and wait must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("envoy doors: %w", err)

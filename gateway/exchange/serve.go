@@ -134,20 +134,38 @@ type verifyRequest struct {
 // reveal what the mask hides (a nullified value, the hidden part of a
 // partial one, the preimage of a hash).
 func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal) {
-	var in verifyRequest
-	dec := json.NewDecoder(bytes.NewReader(x.req.Body))
+	if ref := c.beginVerify(ctx, x); ref != nil {
+		return nil, ref
+	}
+	return c.FinishVerify(ctx, x)
+}
+
+// claims reads a verification's body; ok is false when it is not one.
+func claims(body []byte) (in verifyRequest, fields []string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || len(in.Attributes) == 0 {
-		return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidInput, `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
+		return in, nil, false
 	}
-	fields := make([]string, 0, len(in.Attributes))
+	fields = make([]string, 0, len(in.Attributes))
 	for f := range in.Attributes {
 		fields = append(fields, f)
 	}
 	slices.Sort(fields)
+	return in, fields, true
+}
+
+// beginVerify runs an admitted verification's stages up to the backend:
+// the claims, the decision on the claimed fields, masks, the record id, the
+// per-record limit, the subject and the intent record.
+func (c *Core) beginVerify(ctx context.Context, x *Exchange) *Refusal {
+	_, fields, ok := claims(x.req.Body)
+	if !ok {
+		return c.Refuse(ctx, x, statusBadRequest, KindInvalidInput, `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
+	}
 	d, ref := c.Decide(ctx, x, fields)
 	if ref != nil {
-		return nil, ref
+		return ref
 	}
 	var missing, masked []string
 	for _, f := range fields {
@@ -159,25 +177,31 @@ func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, c.Refuse(ctx, x, statusForbidden, KindAccessDenied, "no grant in verify mode covers "+strings.Join(missing, ", "))
+		return c.Refuse(ctx, x, statusForbidden, KindAccessDenied, "no grant in verify mode covers "+strings.Join(missing, ", "))
 	}
 	if len(masked) > 0 {
-		return nil, c.Refuse(ctx, x, statusForbidden, KindMaskedField, "the grant masks "+strings.Join(masked, ", ")+
+		return c.Refuse(ctx, x, statusForbidden, KindMaskedField, "the grant masks "+strings.Join(masked, ", ")+
 			"; a masked field cannot be verified unless a verify grant names it unmasked")
 	}
 	record := x.req.Record
 	if err := CheckPath(record); err != nil || strings.Contains(record, "/") {
-		return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidPath, "the record id is not allowed")
+		return c.Refuse(ctx, x, statusBadRequest, KindInvalidPath, "the record id is not allowed")
 	}
 	if !c.allowVerify(x.rec.Consumer, record) {
 		ref := refusal(statusTooManyRequests, KindVerifyLimit, fmt.Sprintf("at most %d verifications of one record per hour", verifyAttemptsPerRecord))
 		ref.RetryAfter = verifyWindow
-		return nil, c.refuse(ctx, x, ref)
+		return c.refuse(ctx, x, ref)
 	}
 	x.rec.Subject = c.subject(record)
-	if ref := c.WriteIntent(ctx, x, fields); ref != nil {
-		return nil, ref
-	}
+	return c.WriteIntent(ctx, x, fields)
+}
+
+// FinishVerify fetches the record of a begun verification through the
+// dataset's adapter, compares each claim with it and records the outcome:
+// the one end of every verification, whichever door began it.
+func (c *Core) FinishVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal) {
+	in, fields, _ := claims(x.req.Body) // read once already by beginVerify
+	record := x.req.Record
 	tmpl := c.backend(x).RecordPath
 	if tmpl == "" {
 		tmpl = "{id}"
@@ -190,7 +214,7 @@ func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal)
 		return nil, c.Refuse(ctx, x, statusBadGateway, KindBadBackendAnswer, "the provider's backend answered with other than one record")
 	}
 	var stored any
-	dec = json.NewDecoder(bytes.NewReader(out))
+	dec := json.NewDecoder(bytes.NewReader(out))
 	dec.UseNumber()
 	if err := dec.Decode(&stored); err != nil {
 		return nil, c.Refuse(ctx, x, statusBadGateway, KindBadBackendAnswer, "the provider's backend answer could not be read")
