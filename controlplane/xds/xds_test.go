@@ -261,6 +261,8 @@ func TestLoadSites(t *testing.T) {
 		"port out of range":     `{"000.00.00.G01": {"adapterAddress": "127.0.0.1:70000"}}`,
 		"backend key malformed": `{"000.00.00.G01": {"backends": {"population": "db:8080"}}}`,
 		"relative cert dir":     `{"000.00.00.G01": {"certDir": "certs"}}`,
+		"negative body limit":   `{"000.00.00.G01": {"maxRequestBytes": -1}}`,
+		"body limit too large":  `{"000.00.00.G01": {"maxRequestBytes": 1099511627776}}`,
 		"unknown field":         `{"000.00.00.G01": {"gatewayAdress": "127.0.0.1:9001"}}`,
 		"not JSON":              `{`,
 	} {

@@ -298,7 +298,7 @@ func (m *Model) inbound(member string, gw catalog.Gateway, ownID string, site Si
 		Name: InboundListener, Address: "0.0.0.0", Port: port,
 		TLS:        DownstreamTLS{CertificateSecret: EdgeCertificate, TrustSecret: TrustBundle, PeerSPIFFE: m.peerGateways(ownID)},
 		RouteTable: InboundRoutes,
-		ExtAuthz:   ExtAuthz{Cluster: GatewayCluster, IncludePeerCertificate: true},
+		ExtAuthz:   ExtAuthz{Cluster: GatewayCluster, IncludePeerCertificate: true, BodyBytes: uint32(site.MaxRequestBytes) + 1},
 		ExtProc:    &ExtProc{Cluster: GatewayCluster, ForwardNamespaces: []string{ExtAuthzNamespace}},
 	}
 	s.routes = RouteTable{Name: InboundRoutes, RemoveRequestHeaders: IdentityHeaders}
@@ -317,7 +317,11 @@ func (m *Model) inbound(member string, gw catalog.Gateway, ownID string, site Si
 			}
 			s.clusters = append(s.clusters, c)
 		}
-		s.routes.Routes = append(s.routes.Routes, datasetRoutes(k, name)...)
+		routes := datasetRoutes(k, name)
+		// The gateway answers a verification itself: the claims never go
+		// to a backend (docs/envoy-doors.md).
+		routes[1].Cluster, routes[1].AnsweredByGateway = "", true
+		s.routes.Routes = append(s.routes.Routes, routes...)
 	}
 	return s, nil
 }
