@@ -86,7 +86,8 @@ func (s *memSink) of(id string) []audit.Record {
 // system's certificate, and the peer gateway's certificate it forwards.
 type envoyFederation struct {
 	*federation
-	sink      *memSink
+	sink      *memSink // the provider gateway's records
+	csink     *memSink // the consumer gateway's records
 	envoyAddr string
 	auth      authv3.AuthorizationClient
 	proc      extprocv3.ExternalProcessorClient
@@ -96,9 +97,9 @@ type envoyFederation struct {
 
 func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks ...func(*gateway.Config)) *envoyFederation {
 	t.Helper()
-	sink := &memSink{}
+	sink, csink := &memSink{}, &memSink{}
 	addr := freeAddr(t)
-	f := newFederationWith(t, func(c *gateway.Config) {
+	f := newFederationFull(t, 0, func(c *gateway.Config) {
 		c.Envoy.Listen, c.Envoy.Streamed = addr, streamed
 		if wait > 0 {
 			c.Timeout = gateway.Duration{Duration: wait}
@@ -106,8 +107,8 @@ func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks 
 		for _, tw := range tweaks {
 			tw(c)
 		}
-	}, gateway.WithSink(sink))
-	ef := &envoyFederation{federation: f, sink: sink, envoyAddr: addr}
+	}, []gateway.Option{gateway.WithSink(sink)}, []gateway.Option{gateway.WithSink(csink)})
+	ef := &envoyFederation{federation: f, sink: sink, csink: csink, envoyAddr: addr}
 	// The second consumer: a grant of two fields, province 79 only.
 	ctx := context.Background()
 	if _, err := f.svc.AddSystem(ctx, f.admin, catalog.System{ID: rowScoped, Name: rowScoped, SecurityLevel: 3}); err != nil {
@@ -150,8 +151,13 @@ func (ef *envoyFederation) dial(pair *tls.Certificate) (authv3.AuthorizationClie
 // dialAt is dial to the gRPC listener at addr, which must present the
 // gateway's certificate.
 func (ef *envoyFederation) dialAt(addr string, pair *tls.Certificate) (authv3.AuthorizationClient, extprocv3.ExternalProcessorClient) {
+	return ef.dialGateway(addr, pair, mpsGW)
+}
+
+// dialGateway is dialAt to the doors of the gateway of system gw.
+func (ef *envoyFederation) dialGateway(addr string, pair *tls.Certificate, gw string) (authv3.AuthorizationClient, extprocv3.ExternalProcessorClient) {
 	t := ef.t
-	sid, err := catalog.ParseSystemID(mpsGW)
+	sid, err := catalog.ParseSystemID(gw)
 	if err != nil {
 		t.Fatal(err)
 	}

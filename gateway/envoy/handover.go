@@ -50,16 +50,20 @@ type Handover struct {
 
 // handoverOf is the handover of an allowed exchange.
 func handoverOf(handle string, x *exchange.Exchange) Handover {
-	d := x.Decision()
 	rec := x.Record()
 	h := Handover{
 		Handle: handle, ExchangeID: x.ID(), RequestHash: x.RequestHash(), PolicyRevision: rec.PolicyRevision,
-		Grant: d.GrantID, Mode: rec.Mode, Consumer: x.Consumer(), Provider: rec.Provider, Dataset: rec.Dataset,
-		Fields: slices.Clone(d.Fields), Masks: map[string]string{}, RowScope: d.RowScope, Withheld: x.Withheld(),
+		Mode: rec.Mode, Consumer: x.Consumer(), Provider: rec.Provider, Dataset: rec.Dataset,
+		Masks: map[string]string{}, Withheld: x.Withheld(),
 	}
-	for p, m := range d.Masks {
-		if m != "" && m != catalog.MaskNone {
-			h.Masks[p] = string(m)
+	// A relayed (consumer-side) exchange has no decision here: the
+	// provider's gateway decides.
+	if d := x.Decision(); d != nil {
+		h.Grant, h.Fields, h.RowScope = d.GrantID, slices.Clone(d.Fields), d.RowScope
+		for p, m := range d.Masks {
+			if m != "" && m != catalog.MaskNone {
+				h.Masks[p] = string(m)
+			}
 		}
 	}
 	if h.Fields == nil {

@@ -70,6 +70,9 @@ type processing struct {
 	done bool
 	// sawHeaders is set once the response headers passed the answer rule.
 	sawHeaders bool
+	// relayStatus and relayed are a relayed answer's status and headers.
+	relayStatus int
+	relayed     http.Header
 }
 
 // abandon records the outcome of an exchange the stream took but did not
@@ -105,6 +108,9 @@ func (p *processing) handle(in *extprocv3.ProcessingRequest) (*extprocv3.Process
 			p.s.cfg.Log.Error("ext_proc metadata does not match the decision", "exchange", x.ID(), "fault", "handover")
 			return immediate(p.s.cfg.Core.Refuse(p.ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the decision could not be applied")), nil
 		}
+	}
+	if p.x.Record().Side == "consumer" {
+		return p.relay(in), nil
 	}
 	if p.x.Record().Mode == string(catalog.ModeVerify) {
 		return p.verify(in), nil

@@ -118,6 +118,13 @@ func (c *Core) FinishQuery(ctx context.Context, x *Exchange, body Body) (*Answer
 // first): every intent record gets its outcome. It returns the refusal a
 // door still able to answer sends.
 func (c *Core) Abandon(ctx context.Context, x *Exchange, timedOut bool) *Refusal {
+	if x.rec.Side == "consumer" {
+		// A relayed exchange waits for the provider's gateway, not a backend.
+		if timedOut {
+			return c.Refuse(ctx, x, statusGatewayTimeout, KindProviderTimeout, "the provider's gateway could not be reached")
+		}
+		return c.Refuse(ctx, x, statusBadGateway, KindProviderUnreachable, "the provider's gateway could not be reached")
+	}
 	if timedOut {
 		return c.Refuse(ctx, x, statusGatewayTimeout, KindBackendTimeout, "the provider's backend did not answer in time")
 	}

@@ -118,6 +118,13 @@ type Route struct {
 	// answers 502 should a request ever get past ext_proc, so no backend
 	// ever sees the claims.
 	AnsweredByGateway bool
+	// SendBody has ext_authz get the request body (a verification's
+	// claims, which the request hash covers); other routes do not buffer.
+	SendBody bool
+	// Outbound marks a consumer-side route: ext_authz is told so (context
+	// "door": "outbound") and admits the member's own system as the native
+	// outbound door does.
+	Outbound bool
 }
 
 // Cluster is an upstream: one endpoint, HTTP/2 or not, and TLS when the

@@ -32,7 +32,7 @@ func (e *Edge) Versions() Versions {
 		h.w(r.Name)
 		h.w(r.RemoveRequestHeaders...)
 		for _, rt := range r.Routes {
-			h.w(rt.Name, rt.Prefix, rt.Cluster, rt.Provider, rt.Dataset, strconv.FormatBool(rt.AnsweredByGateway))
+			h.w(rt.Name, rt.Prefix, rt.Cluster, rt.Provider, rt.Dataset, strconv.FormatBool(rt.AnsweredByGateway), strconv.FormatBool(rt.SendBody), strconv.FormatBool(rt.Outbound))
 		}
 	}
 	v.Routes = h.sum()

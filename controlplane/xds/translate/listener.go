@@ -90,8 +90,8 @@ func httpFilters(l *ir.Listener) ([]*hcmv3.HttpFilter, error) {
 		authz.DisallowedHeaders = exactList(l.ExtAuthz.DisallowedHeaders)
 	}
 	if n := l.ExtAuthz.BodyBytes; n > 0 {
-		// A verification's claims go to Check (routes that are not
-		// answered by the gateway turn buffering off). A longer body is
+		// A verification's claims go to Check (other routes turn
+		// buffering off). A longer body is
 		// sent cut at n bytes, one more than the gateway's limit, so the
 		// gateway refuses it as its native door does, with a record.
 		authz.WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: n, AllowPartialMessage: true, PackAsBytes: true}
@@ -195,11 +195,15 @@ func (t *Translator) route(r ir.Route) (*routev3.Route, error) {
 }
 
 func newRoute(r ir.Route) (*routev3.Route, error) {
-	// The dataset the route addresses goes to ext_authz as context; only
-	// a route the gateway answers sends the request body.
+	// The dataset the route addresses, and the side, go to ext_authz as
+	// context; only a verification's route sends the request body.
+	context := map[string]string{"provider": r.Provider, "dataset": r.Dataset}
+	if r.Outbound {
+		context["door"] = "outbound"
+	}
 	ctx, err := pack(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
-		ContextExtensions:           map[string]string{"provider": r.Provider, "dataset": r.Dataset},
-		DisableRequestBodyBuffering: !r.AnsweredByGateway,
+		ContextExtensions:           context,
+		DisableRequestBodyBuffering: !r.SendBody,
 	}}})
 	if err != nil {
 		return nil, err

@@ -19,10 +19,12 @@ import (
 // is answered by the gateway. Its route sends the body to ext_authz and the
 // request headers to ext_proc, and goes nowhere itself (a 502 direct
 // response, should a request ever get past ext_proc); query routes do not
-// buffer bodies for ext_authz; the inbound ext_authz sends bodies up to one
-// byte more than the site's limit, packed as bytes, so the gateway sees an
-// over-long body and refuses it. Outbound verify routes still go to the
-// provider's edge (the provider's gateway answers them).
+// buffer bodies for ext_authz; ext_authz sends bodies up to one byte more
+// than the site's limit, packed as bytes, so the gateway sees an over-long
+// body and refuses it. Outbound verify routes go to the provider's edge
+// with their body sent to Check too (the request hash covers it); outbound
+// routes tell Check they are outbound, inbound ones never do; both
+// listeners judge answers with ext_proc.
 func TestVerificationsNeverReachABackend(t *testing.T) {
 	in := baseInput(t)
 	site := ir.DefaultSite
@@ -46,17 +48,13 @@ func TestVerificationsNeverReachABackend(t *testing.T) {
 		}
 		for _, r := range snap.GetResources(resource.ListenerType) {
 			l := r.(*listenerv3.Listener)
-			authz := extAuthzOf(t, l)
+			authz, hasProc := extAuthzOf(t, l)
 			body := authz.GetWithRequestBody()
-			switch l.GetName() {
-			case ir.InboundListener:
-				if body.GetMaxRequestBytes() != wantBody || !body.GetAllowPartialMessage() || !body.GetPackAsBytes() {
-					t.Errorf("%s: inbound ext_authz body settings %v, want %d bytes, partial, as bytes", member, body, wantBody)
-				}
-			case ir.OutboundListener:
-				if body != nil {
-					t.Errorf("%s: the outbound ext_authz buffers bodies: %v", member, body)
-				}
+			if body.GetMaxRequestBytes() != wantBody || !body.GetAllowPartialMessage() || !body.GetPackAsBytes() {
+				t.Errorf("%s: %s ext_authz body settings %v, want %d bytes, partial, as bytes", member, l.GetName(), body, wantBody)
+			}
+			if !hasProc {
+				t.Errorf("%s: %s has no ext_proc: answers would pass unjudged", member, l.GetName())
 			}
 		}
 		for _, r := range snap.GetResources(resource.RouteType) {
@@ -68,9 +66,13 @@ func TestVerificationsNeverReachABackend(t *testing.T) {
 						t.Fatal(err)
 					}
 					verify := strings.HasPrefix(rt.GetName(), "verify/")
-					inboundVerify := verify && rc.GetName() == ir.InboundRoutes
-					if cs.GetCheckSettings().GetDisableRequestBodyBuffering() == inboundVerify {
-						t.Errorf("%s: route %s of %s: body buffering disabled=%v", member, rt.GetName(), rc.GetName(), !inboundVerify)
+					outbound := rc.GetName() == ir.OutboundRoutes
+					inboundVerify := verify && !outbound
+					if cs.GetCheckSettings().GetDisableRequestBodyBuffering() == verify {
+						t.Errorf("%s: route %s of %s: body buffering disabled=%v", member, rt.GetName(), rc.GetName(), !verify)
+					}
+					if door := cs.GetCheckSettings().GetContextExtensions()["door"]; (door == "outbound") != outbound {
+						t.Errorf("%s: route %s of %s tells ext_authz door=%q", member, rt.GetName(), rc.GetName(), door)
 					}
 					procAny, hasProc := rt.GetTypedPerFilterConfig()["envoy.filters.http.ext_proc"]
 					if !inboundVerify {
@@ -100,22 +102,29 @@ func TestVerificationsNeverReachABackend(t *testing.T) {
 	}
 }
 
-// extAuthzOf is the listener's ext_authz filter configuration.
-func extAuthzOf(t *testing.T, l *listenerv3.Listener) *extauthzv3.ExtAuthz {
+// extAuthzOf is the listener's ext_authz filter configuration, and whether
+// an ext_proc filter follows it.
+func extAuthzOf(t *testing.T, l *listenerv3.Listener) (*extauthzv3.ExtAuthz, bool) {
 	t.Helper()
 	var mgr hcmv3.HttpConnectionManager
 	if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&mgr); err != nil {
 		t.Fatal(err)
 	}
+	var authz *extauthzv3.ExtAuthz
+	proc := false
 	for _, f := range mgr.GetHttpFilters() {
-		if f.GetName() == "envoy.filters.http.ext_authz" {
-			var a extauthzv3.ExtAuthz
-			if err := f.GetTypedConfig().UnmarshalTo(&a); err != nil {
+		switch f.GetName() {
+		case "envoy.filters.http.ext_authz":
+			authz = &extauthzv3.ExtAuthz{}
+			if err := f.GetTypedConfig().UnmarshalTo(authz); err != nil {
 				t.Fatal(err)
 			}
-			return &a
+		case "envoy.filters.http.ext_proc":
+			proc = authz != nil
 		}
 	}
-	t.Fatalf("listener %s has no ext_authz", l.GetName())
-	return nil
+	if authz == nil {
+		t.Fatalf("listener %s has no ext_authz", l.GetName())
+	}
+	return authz, proc
 }
