@@ -270,6 +270,52 @@ func TestEnvoyOutboundParity(t *testing.T) {
 	if p := phases(ef.csink.of(e.header.Get(gateway.HeaderExchangeID))); !slices.Equal(p, []string{"intent:0", "outcome:502"}) {
 		t.Fatalf("an unbound answer: records %v", p)
 	}
+
+	// A relayed exchange whose answer never comes whole (the stream is cut
+	// after the headers) is closed as the native door closes an
+	// unreachable provider.
+	ctx := context.Background()
+	check, err := o.auth.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Certificate: caller},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "GET", Path: recordPath + citizenID, Headers: map[string]string{"x-lt-purpose": purpose},
+		}},
+		ContextExtensions: map[string]string{"provider": population, "dataset": "population", "door": "outbound"},
+	}})
+	if err != nil || check.GetOkResponse() == nil {
+		t.Fatalf("Check: %v %v", err, check)
+	}
+	var id string
+	for _, h := range check.GetOkResponse().GetHeaders() {
+		if h.GetHeader().GetKey() == gateway.HeaderExchangeID {
+			id = h.GetHeader().GetValue()
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := o.proc.Process(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = stream.Send(&extprocv3.ProcessingRequest{
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{envoydoor.Namespace: check.GetDynamicMetadata()}},
+		Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("application/json")},
+		}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(ef.csink.of(id)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := phases(ef.csink.of(id)); !slices.Equal(p, []string{"intent:0", "outcome:502"}) {
+		t.Fatalf("a cut relay: records %v", p)
+	}
 }
 
 // sameExchangeIn is sameExchange over the records of sink.
