@@ -27,7 +27,7 @@ func (c *Core) Serve(ctx context.Context, req Request) (*Answer, *Refusal) {
 	case catalog.ModeQuery:
 		return c.serveQuery(ctx, x)
 	case catalog.ModeVerify:
-		return c.serveVerify(ctx, x)
+		return c.serveVerify(ctx, x, true)
 	}
 	return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidInput, "only query and verify exchanges are served here")
 }
@@ -139,40 +139,23 @@ type verifyRequest struct {
 // serveVerify answers match / no_match per claimed attribute, never a value.
 // A field the grant masks cannot be verified: confirming a claim would
 // reveal what the mask hides (a nullified value, the hidden part of a
-// partial one, the preimage of a hash).
-func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal) {
-	if ref := c.beginVerify(ctx, x); ref != nil {
-		return nil, ref
-	}
-	return c.FinishVerify(ctx, x)
-}
-
-// claims reads a verification's body; ok is false when it is not one.
-func claims(body []byte) (in verifyRequest, fields []string, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
+// partial one, the preimage of a hash). Without finish it stops after the
+// intent record (BeginVerify), answering nothing; FinishVerify goes on.
+func (c *Core) serveVerify(ctx context.Context, x *Exchange, finish bool) (*Answer, *Refusal) {
+	var in verifyRequest
+	dec := json.NewDecoder(bytes.NewReader(x.req.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || len(in.Attributes) == 0 {
-		return in, nil, false
+		return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidInput, `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
 	}
-	fields = make([]string, 0, len(in.Attributes))
+	fields := make([]string, 0, len(in.Attributes))
 	for f := range in.Attributes {
 		fields = append(fields, f)
 	}
 	slices.Sort(fields)
-	return in, fields, true
-}
-
-// beginVerify runs an admitted verification's stages up to the backend:
-// the claims, the decision on the claimed fields, masks, the record id, the
-// per-record limit, the subject and the intent record.
-func (c *Core) beginVerify(ctx context.Context, x *Exchange) *Refusal {
-	_, fields, ok := claims(x.req.Body)
-	if !ok {
-		return c.Refuse(ctx, x, statusBadRequest, KindInvalidInput, `the body must be {"attributes": {"<field path>": <claimed value>, …}}`)
-	}
 	d, ref := c.Decide(ctx, x, fields)
 	if ref != nil {
-		return ref
+		return nil, ref
 	}
 	var missing, masked []string
 	for _, f := range fields {
@@ -184,31 +167,36 @@ func (c *Core) beginVerify(ctx context.Context, x *Exchange) *Refusal {
 		}
 	}
 	if len(missing) > 0 {
-		return c.Refuse(ctx, x, statusForbidden, KindAccessDenied, "no grant in verify mode covers "+strings.Join(missing, ", "))
+		return nil, c.Refuse(ctx, x, statusForbidden, KindAccessDenied, "no grant in verify mode covers "+strings.Join(missing, ", "))
 	}
 	if len(masked) > 0 {
-		return c.Refuse(ctx, x, statusForbidden, KindMaskedField, "the grant masks "+strings.Join(masked, ", ")+
+		return nil, c.Refuse(ctx, x, statusForbidden, KindMaskedField, "the grant masks "+strings.Join(masked, ", ")+
 			"; a masked field cannot be verified unless a verify grant names it unmasked")
 	}
 	record := x.req.Record
 	if err := CheckPath(record); err != nil || strings.Contains(record, "/") {
-		return c.Refuse(ctx, x, statusBadRequest, KindInvalidPath, "the record id is not allowed")
+		return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidPath, "the record id is not allowed")
 	}
 	if !c.allowVerify(x.rec.Consumer, record) {
 		ref := refusal(statusTooManyRequests, KindVerifyLimit, fmt.Sprintf("at most %d verifications of one record per hour", verifyAttemptsPerRecord))
 		ref.RetryAfter = verifyWindow
-		return c.refuse(ctx, x, ref)
+		return nil, c.refuse(ctx, x, ref)
 	}
 	x.rec.Subject = c.subject(record)
-	return c.WriteIntent(ctx, x, fields)
+	if ref := c.WriteIntent(ctx, x, fields); ref != nil {
+		return nil, ref
+	}
+	if !finish {
+		return nil, nil
+	}
+	return c.FinishVerify(ctx, x)
 }
 
 // FinishVerify fetches the record of a begun verification through the
 // dataset's adapter, compares each claim with it and records the outcome:
 // the one end of every verification, whichever door began it.
 func (c *Core) FinishVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal) {
-	in, fields, _ := claims(x.req.Body) // read once already by beginVerify
-	record := x.req.Record
+	in, fields, record := verifyClaims(x)
 	tmpl := c.backend(x).RecordPath
 	if tmpl == "" {
 		tmpl = "{id}"
