@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/lienthong/lienthong/catalog"
@@ -70,9 +67,9 @@ func (g *Gateway) forward(mode catalog.Mode) http.HandlerFunc {
 // relay sends an admitted exchange to the provider's gateway and returns its
 // answer if it is bound to the request sent.
 func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.Request, escapedPath, rawQuery string) (*exchange.Answer, *exchange.Refusal) {
-	peer, ok := x.Snapshot().Gateways[exchange.MemberOf(req.Provider)]
-	if !ok {
-		return nil, g.core.Refuse(ctx, x, http.StatusNotFound, "no-route", "no gateway is registered for the member of provider "+req.Provider)
+	peer, ref := g.core.RelayTarget(ctx, x)
+	if ref != nil {
+		return nil, ref
 	}
 	fctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout.Duration)
 	defer cancel()
@@ -98,9 +95,9 @@ func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.
 	}
 	resp, err := g.peerClient(peer.System).Do(out)
 	if err != nil {
-		status, kind, fault := http.StatusBadGateway, "provider-unreachable", "unreachable"
+		status, kind, fault := http.StatusBadGateway, exchange.KindProviderUnreachable, "unreachable"
 		if errors.Is(err, context.DeadlineExceeded) {
-			status, kind, fault = http.StatusGatewayTimeout, "provider-timeout", "timeout"
+			status, kind, fault = http.StatusGatewayTimeout, exchange.KindProviderTimeout, "timeout"
 		}
 		// The error's text holds the URL (the record id) and what the peer
 		// sent: log the kind of fault only.
@@ -112,41 +109,9 @@ func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil || int64(len(answer)) > limit {
 		g.log.Warn("provider answer refused", "exchange", x.ID(), "peer", peer.System, "fault", "unreadable-or-too-large", "bytes", len(answer))
-		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, "bad-provider-answer", "the provider's answer could not be read or exceeds the limit")
+		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, exchange.KindBadProviderAnswer, "the provider's answer could not be read or exceeds the limit")
 	}
-	if resp.Header.Get(HeaderHash) != x.RequestHash() || resp.Header.Get(HeaderExchangeID) != x.ID() {
-		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, "unbound-answer", "the provider's answer is not bound to this request; it was not passed on")
-	}
-	ct := resp.Header.Get("Content-Type")
-	mt, _, mtErr := mime.ParseMediaType(ct)
-	if mtErr != nil || (mt != "application/json" && mt != problem.ContentType) {
-		g.log.Warn("provider answer refused", "exchange", x.ID(), "peer", peer.System, "fault", "content-type", "content_type_bytes", len(ct))
-		return nil, g.core.Refuse(ctx, x, http.StatusBadGateway, "bad-provider-answer", "the provider answered with a content type that is not JSON")
-	}
-	held := withheldFrom(resp.Header.Get(HeaderWithheld), req.Fields)
-	if len(held) > 0 {
-		x.AddReason(exchange.ReasonFieldsWithheld)
-	}
-	a, ref := g.core.Answer(ctx, x, resp.StatusCode, mt, answer)
-	if a != nil {
-		a.Withheld = held
-	}
-	return a, ref
-}
-
-// withheldFrom passes on the provider's list of withheld fields, keeping
-// only names the caller itself asked for: the header comes from a peer.
-func withheldFrom(header string, asked []string) []string {
-	if header == "" {
-		return nil
-	}
-	var out []string
-	for _, f := range strings.Split(header, ",") {
-		if slices.Contains(asked, f) && !slices.Contains(out, f) {
-			out = append(out, f)
-		}
-	}
-	return out
+	return g.core.Relayed(ctx, x, resp.StatusCode, resp.Header.Get, answer)
 }
 
 // peerClient returns the HTTP client that talks to one peer gateway and

@@ -86,7 +86,8 @@ func (s *memSink) of(id string) []audit.Record {
 // system's certificate, and the peer gateway's certificate it forwards.
 type envoyFederation struct {
 	*federation
-	sink      *memSink
+	sink      *memSink // the provider gateway's records
+	csink     *memSink // the consumer gateway's records
 	envoyAddr string
 	auth      authv3.AuthorizationClient
 	proc      extprocv3.ExternalProcessorClient
@@ -96,9 +97,9 @@ type envoyFederation struct {
 
 func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks ...func(*gateway.Config)) *envoyFederation {
 	t.Helper()
-	sink := &memSink{}
+	sink, csink := &memSink{}, &memSink{}
 	addr := freeAddr(t)
-	f := newFederationWith(t, func(c *gateway.Config) {
+	f := newFederationFull(t, 0, func(c *gateway.Config) {
 		c.Envoy.Listen, c.Envoy.Streamed = addr, streamed
 		if wait > 0 {
 			c.Timeout = gateway.Duration{Duration: wait}
@@ -106,8 +107,8 @@ func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks 
 		for _, tw := range tweaks {
 			tw(c)
 		}
-	}, gateway.WithSink(sink))
-	ef := &envoyFederation{federation: f, sink: sink, envoyAddr: addr}
+	}, []gateway.Option{gateway.WithSink(sink)}, []gateway.Option{gateway.WithSink(csink)})
+	ef := &envoyFederation{federation: f, sink: sink, csink: csink, envoyAddr: addr}
 	// The second consumer: a grant of two fields, province 79 only.
 	ctx := context.Background()
 	if _, err := f.svc.AddSystem(ctx, f.admin, catalog.System{ID: rowScoped, Name: rowScoped, SecurityLevel: 3}); err != nil {
@@ -144,8 +145,19 @@ func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks 
 // dial connects to the Envoy doors with pair, checking the gateway's chain
 // and SPIFFE id as Envoy's gateway cluster does.
 func (ef *envoyFederation) dial(pair *tls.Certificate) (authv3.AuthorizationClient, extprocv3.ExternalProcessorClient) {
+	return ef.dialAt(ef.envoyAddr, pair)
+}
+
+// dialAt is dial to the gRPC listener at addr, which must present the
+// gateway's certificate.
+func (ef *envoyFederation) dialAt(addr string, pair *tls.Certificate) (authv3.AuthorizationClient, extprocv3.ExternalProcessorClient) {
+	return ef.dialGateway(addr, pair, mpsGW)
+}
+
+// dialGateway is dialAt to the doors of the gateway of system gw.
+func (ef *envoyFederation) dialGateway(addr string, pair *tls.Certificate, gw string) (authv3.AuthorizationClient, extprocv3.ExternalProcessorClient) {
 	t := ef.t
-	sid, err := catalog.ParseSystemID(mpsGW)
+	sid, err := catalog.ParseSystemID(gw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +179,7 @@ func (ef *envoyFederation) dial(pair *tls.Certificate) (authv3.AuthorizationClie
 			return nil
 		},
 	}
-	conn, err := grpc.NewClient("passthrough:///"+ef.envoyAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +212,7 @@ type envoyAnswer struct {
 func (ef *envoyFederation) call(path string, headers map[string]string, shape bodyShape) envoyAnswer {
 	t := ef.t
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	u, err := url.Parse(path)
 	if err != nil {
@@ -400,12 +412,19 @@ func pemChain(ders [][]byte) string {
 // of path on the inbound listener: peer certificate, lower-case headers with
 // the pseudo-headers, the route's context_extensions.
 func checkRequest(ef *envoyFederation, path string, headers map[string]string) *authv3.CheckRequest {
+	return checkRequestWith(ef, http.MethodGet, path, headers, nil)
+}
+
+// checkRequestWith is checkRequest for any method, with the request body as
+// ext_authz's with_request_body sends it packed as bytes (raw_body).
+func checkRequestWith(ef *envoyFederation, method, path string, headers map[string]string, body []byte) *authv3.CheckRequest {
 	u, _ := url.Parse(path)
-	parts := strings.SplitN(strings.TrimPrefix(u.Path, "/r/"), "/", 3)
+	rest := strings.TrimPrefix(strings.TrimPrefix(u.Path, "/r/"), "/v/")
+	parts := strings.SplitN(rest, "/", 3)
 	for len(parts) < 2 {
 		parts = append(parts, "")
 	}
-	hdr := map[string]string{":authority": ef.inbound, ":method": "GET", ":path": path, ":scheme": "https",
+	hdr := map[string]string{":authority": ef.inbound, ":method": method, ":path": path, ":scheme": "https",
 		"x-forwarded-proto": "https", "x-request-id": "b4d6c1c0-0000-4000-8000-000000000001", "user-agent": "lienthong-gateway"}
 	for k, v := range headers {
 		hdr[strings.ToLower(k)] = v
@@ -417,7 +436,8 @@ func checkRequest(ef *envoyFederation, path string, headers map[string]string) *
 		},
 		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 9443}}}}},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: "1", Method: "GET", Headers: hdr, Path: path, Host: ef.inbound, Scheme: "https", Protocol: "HTTP/2",
+			Id: "1", Method: method, Headers: hdr, Path: path, Host: ef.inbound, Scheme: "https", Protocol: "HTTP/2",
+			RawBody: body, Size: int64(len(body)),
 		}},
 		ContextExtensions: map[string]string{"provider": parts[0], "dataset": parts[1]},
 	}}
@@ -428,7 +448,7 @@ func checkRequest(ef *envoyFederation, path string, headers map[string]string) *
 // away mid-answer.
 func cutStream(t *testing.T, ef *envoyFederation, check *authv3.CheckResponse) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := ef.proc.Process(ctx)
 	if err != nil {

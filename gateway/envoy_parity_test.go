@@ -51,34 +51,46 @@ func TestEnvoyParity(t *testing.T) {
 			}
 			native := ef.native(tc.path, nh)
 			envoy := ef.call(tc.path, eh, oneChunk)
-			if native.status != envoy.status || !bytes.Equal(native.body, envoy.body) {
-				t.Fatalf("native %d %s\nenvoy  %d %s", native.status, native.body, envoy.status, envoy.body)
-			}
-			for _, h := range []string{"Content-Type", "Content-Length", gateway.HeaderWithheld, "Retry-After", "X-Content-Type-Options"} {
-				if native.header.Get(h) != envoy.header.Get(h) {
-					t.Errorf("%s: native %q, envoy %q", h, native.header.Get(h), envoy.header.Get(h))
-				}
-			}
-			if (native.header.Get(gateway.HeaderExchangeID) == nid) != (envoy.header.Get(gateway.HeaderExchangeID) == eid) {
-				t.Errorf("binding: native names %q, envoy %q", native.header.Get(gateway.HeaderExchangeID), envoy.header.Get(gateway.HeaderExchangeID))
-			}
-			nr, er := ef.sink.of(nid), ef.sink.of(eid)
-			// Only a request the listeners' guard refuses (before the core)
-			// has no record; every other ends with one outcome.
-			if len(nr) == 0 && native.status != 400 || len(nr) > 0 && nr[len(nr)-1].Phase != audit.Outcome {
-				t.Fatalf("native records %v", phases(nr))
-			}
-			if !slices.Equal(phases(nr), phases(er)) {
-				t.Fatalf("records: native %v, envoy %v", phases(nr), phases(er))
-			}
-			for j := range nr {
-				n, e := nr[j], er[j]
-				if n.Subject != e.Subject || !slices.Equal(n.Subjects, e.Subjects) || !slices.Equal(n.Fields, e.Fields) || n.GrantID != e.GrantID ||
-					!slices.Equal(n.Reasons, e.Reasons) || n.Consumer != e.Consumer || n.Bytes != e.Bytes || n.PolicyRevision != e.PolicyRevision ||
-					n.Mode != e.Mode || n.Purpose != e.Purpose {
-					t.Errorf("record %d:\nnative %+v\nenvoy  %+v", j, n, e)
-				}
-			}
+			sameExchange(t, ef, native, envoy, nid, eid)
 		})
+	}
+}
+
+// sameExchange requires the native door's answer and the Envoy doors' to
+// match: status, byte-identical bodies (but for the exchange id a
+// verification's answer names), the exchange headers, each bound to
+// its own request, and the same records (phases, status, fields, grant,
+// subject(s), reasons, bytes, revision, mode, purpose).
+func sameExchange(t *testing.T, ef *envoyFederation, native, envoy envoyAnswer, nid, eid string) {
+	t.Helper()
+	// A verification's answer names its exchange; the ids are of equal
+	// length, so lengths compare as they are.
+	if native.status != envoy.status || !bytes.Equal(native.body, bytes.ReplaceAll(envoy.body, []byte(eid), []byte(nid))) {
+		t.Fatalf("native %d %s\nenvoy  %d %s", native.status, native.body, envoy.status, envoy.body)
+	}
+	for _, h := range []string{"Content-Type", "Content-Length", gateway.HeaderWithheld, "Retry-After", "X-Content-Type-Options"} {
+		if native.header.Get(h) != envoy.header.Get(h) {
+			t.Errorf("%s: native %q, envoy %q", h, native.header.Get(h), envoy.header.Get(h))
+		}
+	}
+	if (native.header.Get(gateway.HeaderExchangeID) == nid) != (envoy.header.Get(gateway.HeaderExchangeID) == eid) {
+		t.Errorf("binding: native names %q, envoy %q", native.header.Get(gateway.HeaderExchangeID), envoy.header.Get(gateway.HeaderExchangeID))
+	}
+	nr, er := ef.sink.of(nid), ef.sink.of(eid)
+	// Only a request the listeners' guard refuses (before the core)
+	// has no record; every other ends with one outcome.
+	if len(nr) == 0 && native.status != 400 || len(nr) > 0 && nr[len(nr)-1].Phase != audit.Outcome {
+		t.Fatalf("native records %v", phases(nr))
+	}
+	if !slices.Equal(phases(nr), phases(er)) {
+		t.Fatalf("records: native %v, envoy %v", phases(nr), phases(er))
+	}
+	for j := range nr {
+		n, e := nr[j], er[j]
+		if n.Subject != e.Subject || !slices.Equal(n.Subjects, e.Subjects) || !slices.Equal(n.Fields, e.Fields) || n.GrantID != e.GrantID ||
+			!slices.Equal(n.Reasons, e.Reasons) || n.Consumer != e.Consumer || n.Bytes != e.Bytes || n.PolicyRevision != e.PolicyRevision ||
+			n.Mode != e.Mode || n.Purpose != e.Purpose {
+			t.Errorf("record %d:\nnative %+v\nenvoy  %+v", j, n, e)
+		}
 	}
 }

@@ -327,8 +327,9 @@ func (g *Gateway) EnvoyDoors() (*envoydoor.Server, error) {
 			_, err := g.sync.trust.Verify(append(slices.Clip(chain), g.ownIntermediates()...), x509.ExtKeyUsageClientAuth)
 			return err
 		},
-		Envoy:            g.ownSPIFFE,
+		Envoy:            g.ownSPIFFECached(),
 		MaxResponseBytes: g.cfg.MaxResponseBytes,
+		MaxRequestBytes:  g.cfg.MaxRequestBytes,
 		Wait:             g.cfg.Timeout.Duration,
 		Streamed:         g.cfg.Envoy.Streamed,
 		Log:              g.log,

@@ -208,9 +208,12 @@ func TestSyncerFollowsTheStore(t *testing.T) {
 	}
 }
 
-// TestSyncerRunPicksUpRevocationWithinASecond runs the loop as the control
-// plane does and revokes a grant in the store.
-func TestSyncerRunPicksUpRevocationWithinASecond(t *testing.T) {
+// TestSyncerRunPicksUpRevocation runs the loop as the control plane does
+// and revokes a grant in the store: the edge's snapshot loses the route.
+// It waits for that event with a generous bound and asserts no timing (a
+// loaded machine must not fail it); how fast a revocation reaches a node is
+// TestBenchRevocationReachesNode's figure (controlplane/xds/server).
+func TestSyncerRunPicksUpRevocation(t *testing.T) {
 	st := seed(t)
 	g := newGrant("grant-1", insurance)
 	approve(t, st, g)
@@ -223,7 +226,8 @@ func TestSyncerRunPicksUpRevocationWithinASecond(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- sy.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(5 * time.Second)
+	const patience = 30 * time.Second
+	deadline := time.Now().Add(patience)
 	for len(outbound(t, srv, "000.00.00.G14")) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the grant never reached the edge")
@@ -233,10 +237,10 @@ func TestSyncerRunPicksUpRevocationWithinASecond(t *testing.T) {
 	revoked := *g
 	revoked.State = catalog.GrantRevoked
 	write(t, st, "grant.revoke", g.ID, &revoked, func(tx catalog.Tx) error { return tx.UpdateGrant(context.Background(), &revoked) })
-	deadline = time.Now().Add(time.Second)
+	deadline = time.Now().Add(patience)
 	for len(outbound(t, srv, "000.00.00.G14")) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the revocation did not reach the edge's snapshot within one second")
+			t.Fatalf("the revocation did not reach the edge's snapshot in %s", patience)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -257,6 +261,8 @@ func TestLoadSites(t *testing.T) {
 		"port out of range":     `{"000.00.00.G01": {"adapterAddress": "127.0.0.1:70000"}}`,
 		"backend key malformed": `{"000.00.00.G01": {"backends": {"population": "db:8080"}}}`,
 		"relative cert dir":     `{"000.00.00.G01": {"certDir": "certs"}}`,
+		"negative body limit":   `{"000.00.00.G01": {"maxRequestBytes": -1}}`,
+		"body limit too large":  `{"000.00.00.G01": {"maxRequestBytes": 1099511627776}}`,
 		"unknown field":         `{"000.00.00.G01": {"gatewayAdress": "127.0.0.1:9001"}}`,
 		"not JSON":              `{`,
 	} {

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/exchange"
@@ -25,6 +27,10 @@ import (
 // table removes them too). The caller is its TLS peer certificate.
 var identityHeaders = []string{"x-lt-consumer", "x-road-client", "x-road-userid", "x-forwarded-client-cert"}
 
+// partialBodyHeader is the header Envoy's ext_authz adds when it sent only
+// the first max_request_bytes of a longer body.
+const partialBodyHeader = "x-envoy-auth-partial-body"
+
 // headerLimits are the core's header bounds under the canonical names the
 // HTTP guard names them by (Envoy's are looked up in lower case).
 var headerLimits = func() map[string]int {
@@ -35,11 +41,12 @@ var headerLimits = func() map[string]int {
 	return m
 }()
 
-// Check is the ext_authz door: it admits and decides a query as the native
-// inbound door does (the core's BeginQuery, which writes the intent record)
-// and answers with the decision as dynamic metadata for Process, or with
-// the refusal's status and problem JSON. The caller is the TLS peer
-// certificate Envoy forwards (include_peer_certificate), never a header.
+// Check is the ext_authz door: it admits and decides a query or a
+// verification as the native inbound door does (the core's BeginQuery or
+// BeginVerify, which write the intent record) and answers with the
+// decision as dynamic metadata for Process, or with the refusal's status
+// and problem JSON. The caller is the TLS peer certificate Envoy forwards
+// (include_peer_certificate), never a header.
 func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	if err := s.fromEnvoy(ctx); err != nil {
 		return nil, err
@@ -66,7 +73,31 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 	if !ok {
 		return denied(problemRefusal(problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path}"))), nil
 	}
-	x, ref := s.cfg.Core.BeginQuery(ctx, req)
+	outbound := in.GetAttributes().GetContextExtensions()["door"] == "outbound"
+	var x *exchange.Exchange
+	var ref *exchange.Refusal
+	if req.Mode == catalog.ModeVerify {
+		// The claims come in the request body (ext_authz with_request_body,
+		// packed as bytes). A body over the limit is refused as the native
+		// door refuses it; Envoy sends at most one byte more than the
+		// limit (allow_partial_message), or marks it partial.
+		body := httpReq.GetRawBody()
+		if len(body) == 0 {
+			body = []byte(httpReq.GetBody())
+		}
+		if int64(len(body)) > s.cfg.MaxRequestBytes || headers[partialBodyHeader] == "true" {
+			return denied(s.tooLarge(ctx, req, outbound)), nil
+		}
+		req.Body = body
+	}
+	switch {
+	case outbound:
+		return s.checkOutbound(ctx, req), nil
+	case req.Mode == catalog.ModeVerify:
+		x, ref = s.cfg.Core.BeginVerify(ctx, req)
+	default:
+		x, ref = s.cfg.Core.BeginQuery(ctx, req)
+	}
 	if ref != nil {
 		return denied(ref), nil
 	}
@@ -79,13 +110,95 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 		s.take(handle)
 		return denied(s.cfg.Core.Refuse(ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the decision could not be handed over")), nil
 	}
+	return allowed(&authv3.OkHttpResponse{HeadersToRemove: identityHeaders}, meta), nil
+}
+
+// allowed is an allowing CheckResponse.
+func allowed(ok *authv3.OkHttpResponse, meta *structpb.Struct) *authv3.CheckResponse {
 	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(codes.OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			HeadersToRemove: identityHeaders,
-		}},
+		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		DynamicMetadata: meta,
-	}, nil
+	}
+}
+
+// tooLarge refuses a verification whose body exceeds the limit, recorded
+// as the native door on that side records it.
+func (s *Server) tooLarge(ctx context.Context, req exchange.Request, outbound bool) *exchange.Refusal {
+	req.Body = nil
+	if !outbound {
+		return s.cfg.Core.Reject(ctx, req, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
+	}
+	x, ref := s.cfg.Core.AdmitCaller(ctx, req)
+	if ref != nil {
+		return ref
+	}
+	return s.cfg.Core.Refuse(ctx, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
+}
+
+// relayRemoved are the caller's identity headers an outbound Check removes;
+// the exchange headers are set (overwritten) instead.
+var relayRemoved = []string{"x-road-client", "x-road-userid", "x-forwarded-client-cert"}
+
+// checkOutbound is the consumer side's ext_authz door, on the edge's
+// outbound listener: the member's own system calling is admitted as the
+// native outbound door admits it (the core's AdmitCaller: named by its
+// certificate, a system of this member, with a purpose), the provider's
+// gateway must be registered (RelayTarget), and the intent is recorded.
+// Envoy then relays the request to the provider's edge with the exchange
+// headers set here, as the native door sets them, and Process judges the
+// answer (the core's Relayed).
+func (s *Server) checkOutbound(ctx context.Context, req exchange.Request) *authv3.CheckResponse {
+	req.Consumer, req.ExchangeID = "", "" // named by the certificate; a new id
+	x, ref := s.cfg.Core.AdmitCaller(ctx, req)
+	if ref != nil {
+		return denied(ref)
+	}
+	if _, ref := s.cfg.Core.RelayTarget(ctx, x); ref != nil {
+		return denied(ref)
+	}
+	if ref := s.cfg.Core.WriteIntent(ctx, x, nil); ref != nil {
+		return denied(ref)
+	}
+	handle, ok := s.hold(x)
+	if !ok {
+		return denied(s.cfg.Core.Abandon(ctx, x, false))
+	}
+	meta, err := handoverOf(handle, x).Struct()
+	if err != nil {
+		s.take(handle)
+		return denied(s.cfg.Core.Refuse(ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the exchange could not be handed over"))
+	}
+	// Only these exchange headers are the gateway's word; identity headers
+	// the caller sent are overwritten or removed.
+	set := []exchange.Field{
+		{Name: exchange.HeaderConsumer, Value: x.Consumer()},
+		{Name: exchange.HeaderPurpose, Value: req.Purpose},
+		{Name: exchange.HeaderExchangeID, Value: x.ID()},
+	}
+	remove := slices.Clone(relayRemoved)
+	if req.Case != "" {
+		set = append(set, exchange.Field{Name: exchange.HeaderCase, Value: req.Case})
+	} else {
+		remove = append(remove, strings.ToLower(exchange.HeaderCase))
+	}
+	if req.Mode == catalog.ModeVerify {
+		set = append(set, exchange.Field{Name: "Content-Type", Value: "application/json"})
+	}
+	return allowed(&authv3.OkHttpResponse{Headers: authzHeaders(set), HeadersToRemove: remove}, meta)
+}
+
+// authzHeaders are headers as ext_authz sets them (in value, which every
+// Envoy version reads), each overwriting what the request or answer had.
+func authzHeaders(fields []exchange.Field) []*corev3.HeaderValueOption {
+	out := make([]*corev3.HeaderValueOption, 0, len(fields))
+	for _, f := range fields {
+		out = append(out, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: f.Name, Value: f.Value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return out
 }
 
 // request reads an exchange request from a CheckRequest shaped as the
@@ -211,13 +324,7 @@ func (s *Server) verifyChain(encoded string) []*x509.Certificate {
 // denied is a refusal as ext_authz's denial: the refusal's status, headers
 // and problem JSON body, as the native door sends them.
 func denied(ref *exchange.Refusal) *authv3.CheckResponse {
-	var headers []*corev3.HeaderValueOption
-	for _, f := range ref.Headers() {
-		headers = append(headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: f.Name, Value: f.Value},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
-	}
+	headers := authzHeaders(ref.Headers())
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(codes.PermissionDenied)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{

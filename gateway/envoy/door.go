@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -49,8 +50,10 @@ type Config struct {
 	// Envoy returns the only SPIFFE id that may call these doors: the
 	// gateway's own, which the local Envoy presents.
 	Envoy func() string
-	// MaxResponseBytes bounds a backend answer.
+	// MaxResponseBytes bounds a backend answer; MaxRequestBytes a
+	// verification's body.
 	MaxResponseBytes int64
+	MaxRequestBytes  int64
 	// Wait is how long an allowed exchange waits for its answer to reach
 	// Process; past it the exchange is recorded as timed out.
 	Wait time.Duration
@@ -74,6 +77,17 @@ type Server struct {
 
 	peersMu sync.Mutex
 	peers   map[string]peerEntry
+
+	// envoyLeaf is the local Envoy's last certificate and its SPIFFE id:
+	// gRPC hands the same parsed certificate to every call of a
+	// connection, so its id is read once per connection, not per call.
+	envoyLeaf atomic.Pointer[leafID]
+}
+
+// leafID is a certificate and the SPIFFE id it names.
+type leafID struct {
+	leaf *x509.Certificate
+	id   string
 }
 
 // waiting is an allowed exchange between Check and Process.
@@ -91,8 +105,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Envoy == nil {
 		errs = append(errs, errors.New("no Envoy identity"))
 	}
-	if cfg.MaxResponseBytes <= 0 || cfg.Wait <= 0 {
-		errs = append(errs, errors.New("response limit and wait must be positive"))
+	if cfg.MaxResponseBytes <= 0 || cfg.MaxRequestBytes <= 0 || cfg.Wait <= 0 {
+		errs = append(errs, errors.New("request and response limits and wait must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("envoy doors: %w", err)
@@ -181,9 +195,23 @@ func (s *Server) fromEnvoy(ctx context.Context) error {
 	if !ok || len(info.State.PeerCertificates) == 0 {
 		return status.Error(codes.Unauthenticated, "no client certificate")
 	}
-	id, err := certs.SPIFFEID(info.State.PeerCertificates[0])
+	id, err := s.peerID(info.State.PeerCertificates[0])
 	if err != nil || id != s.cfg.Envoy() {
 		return status.Error(codes.PermissionDenied, "only the local Envoy, presenting the gateway's certificate, may call")
 	}
 	return nil
+}
+
+// peerID is the SPIFFE id of the caller's leaf certificate, read once per
+// parsed certificate (the same pointer for every call of a connection).
+func (s *Server) peerID(leaf *x509.Certificate) (string, error) {
+	if c := s.envoyLeaf.Load(); c != nil && c.leaf == leaf {
+		return c.id, nil
+	}
+	id, err := certs.SPIFFEID(leaf)
+	if err != nil {
+		return "", err
+	}
+	s.envoyLeaf.Store(&leafID{leaf: leaf, id: id})
+	return id, nil
 }

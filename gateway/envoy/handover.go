@@ -32,7 +32,11 @@ type Handover struct {
 	PolicyRevision string `json:"policy_revision"`
 	// Grant is the grant that allowed the fields ("" for default-shared
 	// fields only).
-	Grant    string `json:"grant"`
+	Grant string `json:"grant"`
+	// Mode is the exchange's mode: "query" (Process filters the
+	// backend's answer) or "verify" (Process answers at the request
+	// headers with the core's comparison; no backend is routed to).
+	Mode     string `json:"mode"`
 	Consumer string `json:"consumer"`
 	Provider string `json:"provider"`
 	Dataset  string `json:"dataset"`
@@ -46,16 +50,20 @@ type Handover struct {
 
 // handoverOf is the handover of an allowed exchange.
 func handoverOf(handle string, x *exchange.Exchange) Handover {
-	d := x.Decision()
 	rec := x.Record()
 	h := Handover{
 		Handle: handle, ExchangeID: x.ID(), RequestHash: x.RequestHash(), PolicyRevision: rec.PolicyRevision,
-		Grant: d.GrantID, Consumer: x.Consumer(), Provider: rec.Provider, Dataset: rec.Dataset,
-		Fields: slices.Clone(d.Fields), Masks: map[string]string{}, RowScope: d.RowScope, Withheld: x.Withheld(),
+		Mode: rec.Mode, Consumer: x.Consumer(), Provider: rec.Provider, Dataset: rec.Dataset,
+		Masks: map[string]string{}, Withheld: x.Withheld(),
 	}
-	for p, m := range d.Masks {
-		if m != "" && m != catalog.MaskNone {
-			h.Masks[p] = string(m)
+	// A relayed (consumer-side) exchange has no decision here: the
+	// provider's gateway decides.
+	if d := x.Decision(); d != nil {
+		h.Grant, h.Fields, h.RowScope = d.GrantID, slices.Clone(d.Fields), d.RowScope
+		for p, m := range d.Masks {
+			if m != "" && m != catalog.MaskNone {
+				h.Masks[p] = string(m)
+			}
 		}
 	}
 	if h.Fields == nil {
@@ -90,7 +98,7 @@ func (h Handover) Struct() (*structpb.Struct, error) {
 	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
 		"handle": str(h.Handle), "exchange_id": str(h.ExchangeID), "request_hash": str(h.RequestHash),
-		"policy_revision": str(h.PolicyRevision), "grant": str(h.Grant),
+		"policy_revision": str(h.PolicyRevision), "grant": str(h.Grant), "mode": str(h.Mode),
 		"consumer": str(h.Consumer), "provider": str(h.Provider), "dataset": str(h.Dataset),
 		"fields": list(h.Fields), "masks": structpb.NewStructValue(&structpb.Struct{Fields: masks}),
 		"row_scope": scope, "withheld": list(h.Withheld),
@@ -121,7 +129,7 @@ func (h Handover) same(o Handover) bool {
 	eqScope := (h.RowScope == nil) == (o.RowScope == nil) &&
 		(h.RowScope == nil || h.RowScope.Field == o.RowScope.Field && slices.Equal(h.RowScope.Values, o.RowScope.Values))
 	return h.Handle == o.Handle && h.ExchangeID == o.ExchangeID && h.RequestHash == o.RequestHash &&
-		h.PolicyRevision == o.PolicyRevision && h.Grant == o.Grant && h.Consumer == o.Consumer &&
+		h.PolicyRevision == o.PolicyRevision && h.Grant == o.Grant && h.Mode == o.Mode && h.Consumer == o.Consumer &&
 		h.Provider == o.Provider && h.Dataset == o.Dataset && slices.Equal(h.Fields, o.Fields) &&
 		maps.Equal(h.Masks, o.Masks) && eqScope && slices.Equal(h.Withheld, o.Withheld)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/adapters/rest"
+	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/exchange"
 )
 
@@ -69,6 +70,9 @@ type processing struct {
 	done bool
 	// sawHeaders is set once the response headers passed the answer rule.
 	sawHeaders bool
+	// relayStatus and relayed are a relayed answer's status and headers.
+	relayStatus int
+	relayed     http.Header
 }
 
 // abandon records the outcome of an exchange the stream took but did not
@@ -105,7 +109,18 @@ func (p *processing) handle(in *extprocv3.ProcessingRequest) (*extprocv3.Process
 			return immediate(p.s.cfg.Core.Refuse(p.ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the decision could not be applied")), nil
 		}
 	}
+	if p.x.Record().Side == "consumer" {
+		return p.relay(in), nil
+	}
+	if p.x.Record().Mode == string(catalog.ModeVerify) {
+		return p.verify(in), nil
+	}
 	switch r := in.Request.(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		// A query's request goes on to the backend untouched; its stream
+		// starts at the response (the route skips request headers).
+		p.done = true
+		return immediate(p.s.cfg.Core.Refuse(p.ctx, p.x, http.StatusInternalServerError, exchange.KindInternal, "a query's answer is filtered at the response, not the request")), nil
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		return p.headers(r.ResponseHeaders), nil
 	case *extprocv3.ProcessingRequest_ResponseBody:
@@ -123,7 +138,7 @@ func (p *processing) handle(in *extprocv3.ProcessingRequest) (*extprocv3.Process
 		p.done = true
 		return immediate(p.s.cfg.Core.Abandon(p.ctx, p.x, false)), nil
 	}
-	return nil, status.Error(codes.InvalidArgument, "only response headers, body and trailers are processed")
+	return nil, status.Error(codes.InvalidArgument, "only request headers, and response headers, body and trailers are processed")
 }
 
 // headers checks the backend's status and media type as the REST adapter
@@ -211,10 +226,29 @@ func (p *processing) finish() (*exchange.Answer, *exchange.Refusal) {
 	return p.s.cfg.Core.FinishQuery(p.ctx, p.x, exchange.Body{Reader: bytes.NewReader(p.body.Bytes())})
 }
 
+// verify answers a verification, which the gateway serves whole: at the
+// request headers (the verify route sends them and routes nowhere), the
+// core's FinishVerify fetches the record through the dataset's adapter,
+// compares the claims and records the outcome, and the answer or refusal
+// goes back as an ImmediateResponse. Any other message means Envoy routed
+// the verification somewhere: fail closed.
+func (p *processing) verify(in *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	p.done = true
+	if _, ok := in.Request.(*extprocv3.ProcessingRequest_RequestHeaders); !ok {
+		p.s.cfg.Log.Error("a verification reached ext_proc past its request headers", "exchange", p.x.ID(), "fault", "verify-route")
+		return immediate(p.s.cfg.Core.Refuse(p.ctx, p.x, http.StatusInternalServerError, exchange.KindInternal, "the verification was not answered by the gateway"))
+	}
+	return answerImmediate(p.s.cfg.Core.FinishVerify(p.ctx, p.x))
+}
+
 // finishImmediate answers a body-less response whole, as an
 // ImmediateResponse (the core's answer or refusal).
 func (p *processing) finishImmediate() *extprocv3.ProcessingResponse {
-	a, ref := p.finish()
+	return answerImmediate(p.finish())
+}
+
+// answerImmediate is the core's answer or refusal as an ImmediateResponse.
+func answerImmediate(a *exchange.Answer, ref *exchange.Refusal) *extprocv3.ProcessingResponse {
 	if ref != nil {
 		return immediate(ref)
 	}

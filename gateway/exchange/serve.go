@@ -28,7 +28,7 @@ func (c *Core) Serve(ctx context.Context, req Request) (*Answer, *Refusal) {
 	case catalog.ModeQuery:
 		return c.serveQuery(ctx, x)
 	case catalog.ModeVerify:
-		return c.serveVerify(ctx, x)
+		return c.serveVerify(ctx, x, true)
 	}
 	return nil, c.Refuse(ctx, x, statusBadRequest, KindInvalidInput, "only query and verify exchanges are served here")
 }
@@ -119,6 +119,13 @@ func (c *Core) FinishQuery(ctx context.Context, x *Exchange, body Body) (*Answer
 // first): every intent record gets its outcome. It returns the refusal a
 // door still able to answer sends.
 func (c *Core) Abandon(ctx context.Context, x *Exchange, timedOut bool) *Refusal {
+	if x.rec.Side == "consumer" {
+		// A relayed exchange waits for the provider's gateway, not a backend.
+		if timedOut {
+			return c.Refuse(ctx, x, statusGatewayTimeout, KindProviderTimeout, "the provider's gateway could not be reached")
+		}
+		return c.Refuse(ctx, x, statusBadGateway, KindProviderUnreachable, "the provider's gateway could not be reached")
+	}
 	if timedOut {
 		return c.Refuse(ctx, x, statusGatewayTimeout, KindBackendTimeout, "the provider's backend did not answer in time")
 	}
@@ -133,8 +140,9 @@ type verifyRequest struct {
 // serveVerify answers match / no_match per claimed attribute, never a value.
 // A field the grant masks cannot be verified: confirming a claim would
 // reveal what the mask hides (a nullified value, the hidden part of a
-// partial one, the preimage of a hash).
-func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal) {
+// partial one, the preimage of a hash). Without finish it stops after the
+// intent record (BeginVerify), answering nothing; FinishVerify goes on.
+func (c *Core) serveVerify(ctx context.Context, x *Exchange, finish bool) (*Answer, *Refusal) {
 	var in verifyRequest
 	dec := json.NewDecoder(bytes.NewReader(x.req.Body))
 	dec.DisallowUnknownFields()
@@ -189,6 +197,17 @@ func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal)
 	if ref := c.WriteIntent(ctx, x, fields); ref != nil {
 		return nil, ref
 	}
+	if !finish {
+		return nil, nil
+	}
+	return c.FinishVerify(ctx, x)
+}
+
+// FinishVerify fetches the record of a begun verification through the
+// dataset's adapter, compares each claim with it and records the outcome:
+// the one end of every verification, whichever door began it.
+func (c *Core) FinishVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal) {
+	in, fields, record := verifyClaims(x)
 	tmpl := c.backend(x).RecordPath
 	if tmpl == "" {
 		tmpl = "{id}"
@@ -201,7 +220,7 @@ func (c *Core) serveVerify(ctx context.Context, x *Exchange) (*Answer, *Refusal)
 		return nil, c.Refuse(ctx, x, statusBadGateway, KindBadBackendAnswer, "the provider's backend answered with other than one record")
 	}
 	var stored any
-	dec = json.NewDecoder(bytes.NewReader(out))
+	dec := json.NewDecoder(bytes.NewReader(out))
 	dec.UseNumber()
 	if err := dec.Decode(&stored); err != nil {
 		return nil, c.Refuse(ctx, x, statusBadGateway, KindBadBackendAnswer, "the provider's backend answer could not be read")

@@ -169,7 +169,12 @@ func (m *Model) PutGrant(g *catalog.Grant) []string {
 	}
 	per[e.key]++
 	if _, ok := m.peerRoutes[e.key]; !ok {
-		m.peerRoutes[e.key] = datasetRoutes(e.key, "peer/"+memberOf(e.key.provider))
+		routes := datasetRoutes(e.key, "peer/"+memberOf(e.key.provider))
+		for i := range routes {
+			routes[i].Outbound = true
+		}
+		routes[1].SendBody = true // the claims, which the request hash covers
+		m.peerRoutes[e.key] = routes
 	}
 	if per[e.key] == 1 && !slices.Contains(affected, e.consumerMember) {
 		affected = append(affected, e.consumerMember)
@@ -298,7 +303,7 @@ func (m *Model) inbound(member string, gw catalog.Gateway, ownID string, site Si
 		Name: InboundListener, Address: "0.0.0.0", Port: port,
 		TLS:        DownstreamTLS{CertificateSecret: EdgeCertificate, TrustSecret: TrustBundle, PeerSPIFFE: m.peerGateways(ownID)},
 		RouteTable: InboundRoutes,
-		ExtAuthz:   ExtAuthz{Cluster: GatewayCluster, IncludePeerCertificate: true},
+		ExtAuthz:   ExtAuthz{Cluster: GatewayCluster, IncludePeerCertificate: true, BodyBytes: uint32(site.MaxRequestBytes) + 1},
 		ExtProc:    &ExtProc{Cluster: GatewayCluster, ForwardNamespaces: []string{ExtAuthzNamespace}},
 	}
 	s.routes = RouteTable{Name: InboundRoutes, RemoveRequestHeaders: IdentityHeaders}
@@ -317,7 +322,11 @@ func (m *Model) inbound(member string, gw catalog.Gateway, ownID string, site Si
 			}
 			s.clusters = append(s.clusters, c)
 		}
-		s.routes.Routes = append(s.routes.Routes, datasetRoutes(k, name)...)
+		routes := datasetRoutes(k, name)
+		// The gateway answers a verification itself: the claims never go
+		// to a backend (docs/envoy-doors.md).
+		routes[1].Cluster, routes[1].AnsweredByGateway, routes[1].SendBody = "", true, true
+		s.routes.Routes = append(s.routes.Routes, routes...)
 	}
 	return s, nil
 }
@@ -337,7 +346,12 @@ func (m *Model) outboundSide(member string, sysID catalog.SystemID, site Site) (
 			PeerSPIFFEPrefix: "spiffe://" + m.trustDomain + "/" + sysID.Class + "/" + member + "/",
 		},
 		RouteTable: OutboundRoutes,
-		ExtAuthz:   ExtAuthz{Cluster: GatewayCluster, IncludePeerCertificate: true, DisallowedHeaders: IdentityHeaders},
+		ExtAuthz: ExtAuthz{Cluster: GatewayCluster, IncludePeerCertificate: true, DisallowedHeaders: IdentityHeaders,
+			BodyBytes: uint32(site.MaxRequestBytes) + 1},
+		// The provider's answer is judged by the gateway before it is
+		// passed on (bound to the request sent, JSON), as on the native
+		// outbound door.
+		ExtProc: &ExtProc{Cluster: GatewayCluster, ForwardNamespaces: []string{ExtAuthzNamespace}},
 	}
 	s.routes = RouteTable{Name: OutboundRoutes}
 	keys := make([]routeKey, 0, len(m.outbound[member]))

@@ -80,6 +80,11 @@ type ExtAuthz struct {
 	IncludePeerCertificate bool
 	// DisallowedHeaders never reach the authorization server.
 	DisallowedHeaders []string
+	// BodyBytes, when not 0, has ext_authz send request bodies (a
+	// verification's claims) up to this many bytes, packed as bytes: one
+	// byte more than the gateway's limit, so that the gateway sees a body
+	// over it and refuses it as the native door does.
+	BodyBytes uint32
 }
 
 // ExtProc is the ext_proc filter's setting: response headers and the
@@ -107,6 +112,19 @@ type Route struct {
 	Cluster  string
 	Provider string
 	Dataset  string
+	// AnsweredByGateway marks a route the gateway answers itself (a
+	// verification, on the inbound side): ext_authz gets the body, ext_proc
+	// the request headers, and answers; the route has no cluster and
+	// answers 502 should a request ever get past ext_proc, so no backend
+	// ever sees the claims.
+	AnsweredByGateway bool
+	// SendBody has ext_authz get the request body (a verification's
+	// claims, which the request hash covers); other routes do not buffer.
+	SendBody bool
+	// Outbound marks a consumer-side route: ext_authz is told so (context
+	// "door": "outbound") and admits the member's own system as the native
+	// outbound door does.
+	Outbound bool
 }
 
 // Cluster is an upstream: one endpoint, HTTP/2 or not, and TLS when the

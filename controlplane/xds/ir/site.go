@@ -27,6 +27,10 @@ type Site struct {
 	Backends map[string]string `json:"backends,omitempty"`
 	// CertDir holds cert.pem and key.pem of the gateway system.
 	CertDir string `json:"certDir,omitempty"`
+	// MaxRequestBytes is the gateway's maxRequestBytes (default 1 MiB, as
+	// the gateway's): ext_authz sends a verification's body up to one byte
+	// more.
+	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
 }
 
 // DefaultSite is the layout deploy/envoy describes: gateway, adapter and
@@ -36,7 +40,12 @@ var DefaultSite = Site{
 	GatewayAddress:  "127.0.0.1:9001",
 	AdapterAddress:  "127.0.0.1:9002",
 	CertDir:         "/etc/lienthong/envoy",
+	MaxRequestBytes: 1 << 20,
 }
+
+// maxBodyBytes bounds MaxRequestBytes: Envoy buffers the body for
+// ext_authz in memory, per request.
+const maxBodyBytes = 64 << 20
 
 // Validate checks the addresses of a site as an operator wrote it, so a
 // typo is refused when the file is loaded rather than when an edge is built.
@@ -59,6 +68,9 @@ func (s Site) Validate() error {
 			errs = append(errs, fmt.Errorf("backends[%s]: %w", ref, err))
 		}
 	}
+	if s.MaxRequestBytes < 0 || s.MaxRequestBytes > maxBodyBytes {
+		errs = append(errs, fmt.Errorf("maxRequestBytes %d must be between 1 and %d", s.MaxRequestBytes, maxBodyBytes))
+	}
 	if s.CertDir != "" && !path.IsAbs(s.CertDir) {
 		errs = append(errs, fmt.Errorf("certDir %q must be an absolute path", s.CertDir))
 	}
@@ -78,6 +90,9 @@ func (s Site) withDefaults() Site {
 	}
 	if s.CertDir == "" {
 		s.CertDir = DefaultSite.CertDir
+	}
+	if s.MaxRequestBytes <= 0 || s.MaxRequestBytes > maxBodyBytes {
+		s.MaxRequestBytes = DefaultSite.MaxRequestBytes
 	}
 	return s
 }

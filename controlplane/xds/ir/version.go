@@ -20,7 +20,7 @@ func (e *Edge) Versions() Versions {
 	for _, l := range e.Listeners {
 		h.w(l.Name, l.Address, u(l.Port), l.RouteTable, l.TLS.CertificateSecret, l.TLS.TrustSecret, l.TLS.PeerSPIFFEPrefix)
 		h.w(l.TLS.PeerSPIFFE...)
-		h.w(l.ExtAuthz.Cluster, strconv.FormatBool(l.ExtAuthz.IncludePeerCertificate))
+		h.w(l.ExtAuthz.Cluster, strconv.FormatBool(l.ExtAuthz.IncludePeerCertificate), u(l.ExtAuthz.BodyBytes))
 		h.w(l.ExtAuthz.DisallowedHeaders...)
 		if l.ExtProc != nil {
 			h.w("ext_proc", l.ExtProc.Cluster)
@@ -32,7 +32,7 @@ func (e *Edge) Versions() Versions {
 		h.w(r.Name)
 		h.w(r.RemoveRequestHeaders...)
 		for _, rt := range r.Routes {
-			h.w(rt.Name, rt.Prefix, rt.Cluster, rt.Provider, rt.Dataset)
+			h.w(rt.Name, rt.Prefix, rt.Cluster, rt.Provider, rt.Dataset, strconv.FormatBool(rt.AnsweredByGateway), strconv.FormatBool(rt.SendBody), strconv.FormatBool(rt.Outbound))
 		}
 	}
 	v.Routes = h.sum()

@@ -41,6 +41,13 @@ const (
 	insurance  = "VN:GOV:000.00.00.G14:CSDLBH"
 )
 
+// patience bounds every wait for an event of the protocol (a response, an
+// ACK in the status, a refusal). Such events take milliseconds; the bound
+// is generous so that a loaded machine cannot fail a test, which asserts
+// what happens, never how fast (TestBenchRevocationReachesNode measures
+// that).
+const patience = 30 * time.Second
+
 // pki is a real embedded CA and the certificates the test needs.
 type pki struct {
 	roots []*x509.Certificate
@@ -291,7 +298,7 @@ func (c *adsClient) subscribe() map[string]*discoveryv3.DiscoveryResponse {
 	}
 	for _, s := range steps {
 		c.send(s.typ, s.names, "", "", nil)
-		r := c.must(5 * time.Second)
+		r := c.must(patience)
 		if r.GetTypeUrl() != s.typ {
 			c.t.Fatalf("asked %s, got %s", s.typ, r.GetTypeUrl())
 		}
@@ -323,7 +330,7 @@ func outboundRoutes(t *testing.T, r *discoveryv3.DiscoveryResponse) []string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -342,8 +349,7 @@ func nodeStatus(srv *server.Server, node string) (server.NodeStatus, bool) {
 }
 
 // TestADSSnapshotAckAndRevocation: the consumer's Envoy gets a consistent
-// edge, ACKs it, and gets the route withdrawn within a second of the grant
-// being revoked; the provider's node is not sent anything for it.
+// edge, ACKs it, and gets the route withdrawn when the grant is revoked; the provider's node is not sent anything for it.
 func TestADSSnapshotAckAndRevocation(t *testing.T) {
 	f := start(t)
 	c := f.dial(t, "VN:GOV:000.00.00.G14:GW", consumer)
@@ -379,7 +385,7 @@ func TestADSSnapshotAckAndRevocation(t *testing.T) {
 
 	// A provider node connected at the same time sees no change.
 	p := f.dial(t, "VN:GOV:000.00.00.G01:GW", provider)
-	p.subscribe()
+	before := p.subscribe()
 
 	revoked := grant("g1")
 	revoked.State = catalog.GrantRevoked
@@ -391,10 +397,11 @@ func TestADSSnapshotAckAndRevocation(t *testing.T) {
 	if !slices.Equal(changed, []string{consumer}) {
 		t.Fatalf("a grant revocation changed nodes %v, want only the consumer", changed)
 	}
-	// The change reaches the node within one second; only the route
-	// tables and clusters moved, so only they are sent.
+	// The change reaches the node (how fast is TestBenchRevocationReachesNode's
+	// figure, not a test's: a loaded machine must not fail it); only the
+	// route tables and clusters moved, so only they are sent.
 	seen := map[string]*discoveryv3.DiscoveryResponse{}
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(patience)
 	for len(seen) < 2 {
 		r, err := c.recv(time.Until(deadline))
 		if err != nil {
@@ -413,10 +420,25 @@ func TestADSSnapshotAckAndRevocation(t *testing.T) {
 	if routes := outboundRoutes(t, r); len(routes) != 0 {
 		t.Fatalf("revoked grant still routed: %v", routes)
 	}
-	if r, err := p.recv(200 * time.Millisecond); err == nil {
+	// The consumer's change has been sent; the server's own account of
+	// what it sent the provider's stream is still its first configuration,
+	// and nothing waits on that stream (no sleep: the event is the
+	// consumer's change, which was published in the same Sync).
+	n, _ := nodeStatus(f.srv, provider)
+	for typ, r := range before {
+		if got := n.Types[shortType(typ)].Sent; got != r.GetVersionInfo() {
+			t.Errorf("the provider's node was sent %s version %s after a consumer's grant changed (had %s)", shortType(typ), got, r.GetVersionInfo())
+		}
+	}
+	select {
+	case r := <-p.resps:
 		t.Fatalf("the provider's node was sent %s after a consumer's grant changed", r.GetTypeUrl())
+	default:
 	}
 }
+
+// shortType is a type URL's message name, as Status names types.
+func shortType(typeURL string) string { return typeURL[strings.LastIndex(typeURL, ".")+1:] }
 
 // TestNACKKeepsPreviousVersion: a node refusing a configuration is logged,
 // its acknowledged version stays the previous one, the refused one is not
@@ -434,7 +456,7 @@ func TestNACKKeepsPreviousVersion(t *testing.T) {
 	}
 	var v2 string
 	for v2 == "" {
-		r := c.must(5 * time.Second)
+		r := c.must(patience)
 		if r.GetTypeUrl() != resource.RouteType {
 			c.send(r.GetTypeUrl(), nil, r.GetVersionInfo(), r.GetNonce(), nil)
 			continue
@@ -458,7 +480,7 @@ func TestNACKKeepsPreviousVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		r := c.must(5 * time.Second)
+		r := c.must(patience)
 		if r.GetTypeUrl() != resource.RouteType {
 			c.send(r.GetTypeUrl(), nil, r.GetVersionInfo(), r.GetNonce(), nil)
 			continue
@@ -480,7 +502,7 @@ func TestNodeGetsOnlyItsMembersEdge(t *testing.T) {
 	f := start(t)
 	c := f.dial(t, "VN:GOV:000.00.00.G14:GW", provider) // G14's certificate, G01's node id
 	c.send(resource.ClusterType, nil, "", "", nil)
-	r, err := c.recv(5 * time.Second)
+	r, err := c.recv(patience)
 	if err == nil {
 		t.Fatalf("a node with another member's certificate received %d %s resources", len(r.GetResources()), r.GetTypeUrl())
 	}
@@ -494,13 +516,13 @@ func TestNodeGetsOnlyItsMembersEdge(t *testing.T) {
 	// A node that changes its id mid-stream is cut off too.
 	c2 := f.dial(t, "VN:GOV:000.00.00.G14:GW", consumer)
 	c2.send(resource.ClusterType, nil, "", "", nil)
-	r = c2.must(5 * time.Second)
+	r = c2.must(patience)
 	req := &discoveryv3.DiscoveryRequest{TypeUrl: resource.ListenerType, Node: &corev3.Node{Id: provider}}
 	if err := c2.stream.Send(req); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		r, err = c2.recv(5 * time.Second)
+		r, err = c2.recv(patience)
 		if err != nil {
 			break
 		}
@@ -519,7 +541,7 @@ func TestNodeGetsOnlyItsMembersEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err == nil {
@@ -583,7 +605,7 @@ func (f *fixture) try(t *testing.T, cert tls.Certificate, node string) error {
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
@@ -609,7 +631,7 @@ func TestDeltaStreamsAuthorisedToo(t *testing.T) {
 			return nil, err
 		}
 		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		defer cancel()
 		s, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
 		if err != nil {

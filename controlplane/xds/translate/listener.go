@@ -89,6 +89,13 @@ func httpFilters(l *ir.Listener) ([]*hcmv3.HttpFilter, error) {
 	if len(l.ExtAuthz.DisallowedHeaders) > 0 {
 		authz.DisallowedHeaders = exactList(l.ExtAuthz.DisallowedHeaders)
 	}
+	if n := l.ExtAuthz.BodyBytes; n > 0 {
+		// A verification's claims go to Check (other routes turn
+		// buffering off). A longer body is
+		// sent cut at n bytes, one more than the gateway's limit, so the
+		// gateway refuses it as its native door does, with a record.
+		authz.WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: n, AllowPartialMessage: true, PackAsBytes: true}
+	}
 	authzAny, err := pack(authz)
 	if err != nil {
 		return nil, err
@@ -188,22 +195,61 @@ func (t *Translator) route(r ir.Route) (*routev3.Route, error) {
 }
 
 func newRoute(r ir.Route) (*routev3.Route, error) {
-	// The dataset the route addresses goes to ext_authz as context.
+	// The dataset the route addresses, and the side, go to ext_authz as
+	// context; only a verification's route sends the request body.
+	context := map[string]string{"provider": r.Provider, "dataset": r.Dataset}
+	if r.Outbound {
+		context["door"] = "outbound"
+	}
 	ctx, err := pack(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{CheckSettings: &extauthzv3.CheckSettings{
-		ContextExtensions: map[string]string{"provider": r.Provider, "dataset": r.Dataset},
+		ContextExtensions:           context,
+		DisableRequestBodyBuffering: !r.SendBody,
 	}}})
 	if err != nil {
 		return nil, err
 	}
-	return validate(&routev3.Route{
+	route := &routev3.Route{
 		Name:  r.Name,
 		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: r.Prefix}},
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: r.Cluster},
 		}},
 		TypedPerFilterConfig: map[string]*anypb.Any{extAuthzName: ctx},
-	})
+	}
+	if r.AnsweredByGateway {
+		// ext_proc takes the request headers and answers with the
+		// gateway's ImmediateResponse; the route itself goes nowhere.
+		proc, err := pack(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
+			ProcessingMode: &extprocv3.ProcessingMode{
+				RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
+				ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
+				RequestBodyMode:     extprocv3.ProcessingMode_NONE,
+				ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
+				RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
+				ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+			},
+		}}})
+		if err != nil {
+			return nil, err
+		}
+		route.TypedPerFilterConfig[extProcName] = proc
+		route.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+			Status: 502,
+			Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: notAnsweredProblem}},
+		}}
+		route.ResponseHeadersToAdd = []*corev3.HeaderValueOption{{
+			Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/problem+json"},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}}
+	}
+	return validate(route)
 }
+
+// notAnsweredProblem is what a route answered by the gateway sends if a
+// request ever gets past ext_proc unanswered (a misconfigured filter): it
+// fails closed, and names itself so an operator finds the cause.
+const notAnsweredProblem = `{"type":"urn:lienthong:problem:backend-error","title":"Bad Gateway","status":502,` +
+	`"detail":"the agency gateway did not answer this verification (Envoy's ext_proc did not reach it)"}`
 
 func sds(name string) *tlsv3.SdsSecretConfig {
 	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: ads()}

@@ -233,14 +233,20 @@ func routeClusters(r types.Resource) []string {
 	var rc struct {
 		VirtualHosts []struct {
 			Routes []struct {
-				Route struct{ Cluster string } `json:"route"`
+				Route          *struct{ Cluster string } `json:"route"`
+				DirectResponse *struct{ Status int }     `json:"directResponse"`
 			} `json:"routes"`
 		} `json:"virtualHosts"`
 	}
 	_ = json.Unmarshal(b, &rc)
 	for _, vh := range rc.VirtualHosts {
 		for _, rt := range vh.Routes {
-			out = append(out, rt.Route.Cluster)
+			switch {
+			case rt.Route != nil:
+				out = append(out, rt.Route.Cluster)
+			case rt.DirectResponse == nil:
+				out = append(out, "") // neither: no cluster the snapshot holds
+			}
 		}
 	}
 	return out
