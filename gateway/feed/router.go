@@ -1,3 +1,11 @@
+// Package feed is the feed router: the door of the exchange core
+// (gateway/exchange) through which change events reach consumers. It reads
+// each dataset's provider topic and, for every consumer system holding an
+// active grant in feed mode, has the core decide, project and mask the event
+// and record the delivery (exchange.FeedBatch), then writes the result to
+// that consumer's topic — all of one batch in one Kafka transaction with the
+// consumed offsets, so a crash neither loses nor repeats a delivery. The
+// router holds no policy, projection or audit logic of its own.
 package feed
 
 import (
@@ -13,6 +21,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 	"github.com/lienthong/lienthong/gateway/feed/event"
 )
@@ -29,7 +38,7 @@ const (
 // Router routes the provider topics of one provider's datasets.
 type Router struct {
 	id       string
-	core     Core
+	core     *exchange.Core
 	kafka    []kgo.Opt
 	byTopic  map[string]*Dataset
 	log      *slog.Logger
@@ -46,8 +55,10 @@ type RouterConfig struct {
 	// ID names the router: its transactional id and its static group
 	// member id. A restarted router must keep its id, so the broker fences
 	// the dead one and aborts its open transaction.
-	ID       string
-	Core     Core
+	ID string
+	// Core is the exchange core that decides, projects, masks and audits
+	// every delivery.
+	Core     *exchange.Core
 	Kafka    broker.Config
 	Datasets []*Dataset
 	Log      *slog.Logger
@@ -61,6 +72,9 @@ type RouterConfig struct {
 func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("feed: the router needs an id")
+	}
+	if cfg.Core == nil {
+		return nil, errors.New("feed: the router needs the exchange core")
 	}
 	opts, err := cfg.Kafka.Options()
 	if err != nil {
@@ -153,16 +167,27 @@ func (r *Router) session(ctx context.Context) error {
 }
 
 // batch routes recs in one transaction: every delivery, every dead letter
-// and the consumed offsets commit together or not at all.
+// and the consumed offsets commit together or not at all. Records are
+// routed concurrently (each is independent) and produced as soon as they
+// and every record before them are routed, in consumed order, which keeps
+// every subject's order. The batch's audit records go to the sink as one
+// group, whose one durable write overlaps the flush of the produced records;
+// the transaction commits only once both are done.
 func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
 	began := time.Now()
+	// One policy revision decides the whole batch, so within a partition
+	// revisions only move forward: an event after one decided by a new
+	// revision is never decided by an older one.
+	fb, ref := r.core.BeginFeedBatch()
+	if ref != nil {
+		return fmt.Errorf("feed: %s", ref.Detail)
+	}
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("feed: begin transaction: %w", err)
 	}
 	var (
 		mu         sync.Mutex
 		produceErr error
-		receipts   []auditReceipt
 	)
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -171,46 +196,43 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			mu.Unlock()
 		}
 	}
-	// Records are routed concurrently (each is independent) and produced
-	// in their consumed order, which keeps every subject's order.
-	type routed struct {
-		out []*kgo.Record
-		rs  []auditReceipt
-		err error
-	}
-	// One policy revision decides the whole batch, so within a partition
-	// revisions only move forward: an event after one decided by a new
-	// revision is never decided by an older one.
-	view, err := r.core.View(ctx)
-	if err != nil {
-		_, _ = sess.End(ctx, kgo.TryAbort)
-		return err
-	}
 	results := make([]routed, len(recs))
-	var wg sync.WaitGroup
+	ready := make([]chan struct{}, len(recs))
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
 	workers := min(r.workers, len(recs))
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			for i := w; i < len(recs); i += workers {
-				res := &results[i]
-				res.out, res.rs, res.err = r.route(ctx, view, recs[i])
+				results[i] = r.route(ctx, fb, recs[i])
+				close(ready[i])
 			}
 		}()
 	}
-	wg.Wait()
-	routedOnly := time.Now()
-	var routeErr error
-	for _, res := range results {
+	var (
+		routeErr   error
+		deliveries []*exchange.FeedDelivery
+	)
+	for i := range recs {
+		<-ready[i]
+		res := &results[i]
+		if routeErr != nil {
+			continue // wait for every worker before leaving
+		}
 		if res.err != nil {
 			routeErr = res.err
-			break
+			continue
 		}
-		receipts = append(receipts, res.rs...)
+		deliveries = append(deliveries, res.deliveries...)
 		for _, o := range res.out {
 			sess.Produce(ctx, o, promise)
 		}
+	}
+	routed := time.Now()
+	var audited exchange.FeedRecords
+	if routeErr == nil {
+		audited = fb.Record(deliveries)
 	}
 	// Every record must be acknowledged before the commit is even tried:
 	// a transaction with a failed produce is aborted, never committed.
@@ -225,25 +247,21 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		mu.Unlock()
 	}
 	produced := time.Now()
-	commit := kgo.TryCommit
 	if routeErr == nil {
 		// The deliveries are acknowledged only by the commit, so their
 		// audit records must be durable before it.
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		for _, rc := range receipts {
-			if err := rc.Wait(wctx); err != nil {
-				routeErr = fmt.Errorf("feed: audit: %w", err)
-				break
-			}
-		}
+		routeErr = audited.Wait(wctx)
 		cancel()
 	}
+	commit := kgo.TryCommit
 	if routeErr != nil {
 		commit = kgo.TryAbort
 	}
-	routedAt := time.Now()
+	auditedAt := time.Now()
 	committed, err := sess.End(ctx, commit)
-	r.log.Debug("feed batch", "events", len(recs), "route_ms", routedOnly.Sub(began).Milliseconds(), "produce_ms", produced.Sub(routedOnly).Milliseconds(), "audit_ms", routedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(routedAt).Milliseconds())
+	r.log.Debug("feed batch", "events", len(recs), "deliveries", len(deliveries), "route_ms", routed.Sub(began).Milliseconds(),
+		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())
 	switch {
 	case err != nil:
 		return fmt.Errorf("feed: end transaction: %w", err)
@@ -255,55 +273,68 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	return nil
 }
 
-type auditReceipt interface {
-	Wait(context.Context) error
+// routed is what one provider record becomes: the records to produce and
+// the deliveries among them, to audit; or the core failing (err), which
+// aborts the batch.
+type routed struct {
+	out        []*kgo.Record
+	deliveries []*exchange.FeedDelivery
+	err        error
 }
 
 // route turns one provider record into the records of its consumers, or a
-// dead letter. An error means the core failed: the batch is aborted.
-func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.Record, []auditReceipt, error) {
+// dead letter. Every delivery is prepared before any is recorded, so an
+// event that turns out to be poison for one subscriber leaves no audit
+// record of deliveries to the others that never happen.
+func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Record) routed {
 	ds := r.byTopic[rec.Topic]
 	if ds == nil {
-		return nil, nil, fmt.Errorf("feed: record from unexpected topic %s", rec.Topic)
+		return routed{err: fmt.Errorf("feed: record from unexpected topic %s", rec.Topic)}
 	}
 	ev, err := event.Parse(rec.Value)
 	if err == nil {
-		err = ds.Check(ev)
+		err = ds.CheckEnvelope(ev)
 	}
 	if err != nil {
-		return []*kgo.Record{r.deadLetter(ds, rec, "invalid event: "+err.Error())}, nil, nil
+		return r.deadLetter(ds, rec, "invalid event: "+err.Error())
 	}
-	// Every delivery is prepared before any is recorded, so an event that
-	// turns out to be poison for one subscriber leaves no audit record of
-	// deliveries to the others that never happen.
-	var deliveries []*Delivery
-	for _, sub := range view.Subscribers(ds.Provider, ds.Code) {
-		d, err := view.Deliver(ctx, sub, ds.Code, ev)
-		switch refusalCode(err) {
-		case "":
-			if err != nil {
-				return nil, nil, err
-			}
+	fe := exchange.FeedEvent{Provider: ds.Provider, Dataset: ds.Code, ID: ev.ID, Subject: ev.Subject}
+	// The data is decoded and validated once, for every subscriber.
+	data, ref := fb.DecodeEvent(fe, ev.Data)
+	if ref != nil {
+		return r.deadLetter(ds, rec, "invalid event: "+ref.Detail)
+	}
+	var deliveries []*exchange.FeedDelivery
+	for _, sub := range fb.Subscribers(ds.Provider, ds.Code) {
+		d, ref := fb.Deliver(ctx, sub, fe, data)
+		if ref == nil {
 			deliveries = append(deliveries, d)
-		case RefusedPoison:
-			return []*kgo.Record{r.deadLetter(ds, rec, err.Error())}, nil, nil
+			continue
+		}
+		switch ref.Kind {
+		case exchange.KindAccessDenied, exchange.KindNotFound:
+			// Denied (recorded by the core) or outside the grant's row
+			// scope: nothing for this subscriber.
+		case exchange.KindBadBackendAnswer:
+			return r.deadLetter(ds, rec, ref.Detail)
+		default:
+			return routed{err: fmt.Errorf("feed: %s: %s", ref.Kind, ref.Detail)}
 		}
 	}
-	var out []*kgo.Record
-	var receipts []auditReceipt
-	var envelope []byte
+	if len(deliveries) == 0 {
+		return routed{}
+	}
+	// The envelope is the same for every consumer but the subject: written
+	// once, each consumer's data spliced in.
+	bare := *ev
+	bare.Subject, bare.Data = deliveries[0].Subject, json.RawMessage(`{}`)
+	b, err := bare.Marshal()
+	if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
+		return r.deadLetter(ds, rec, "the delivered event cannot be written")
+	}
+	envelope := b[:len(b)-3]
+	out := make([]*kgo.Record, 0, len(deliveries))
 	for _, d := range deliveries {
-		if envelope == nil {
-			// The envelope is the same for every consumer: written once,
-			// each consumer's data spliced in.
-			bare := *ev
-			bare.Subject, bare.Data = d.Subject, json.RawMessage(`{}`)
-			b, err := bare.Marshal()
-			if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
-				return []*kgo.Record{r.deadLetter(ds, rec, "the delivered event cannot be written")}, nil, nil
-			}
-			envelope = b[:len(b)-3]
-		}
 		value := make([]byte, 0, len(envelope)+len(d.Data)+1)
 		value = append(append(append(value, envelope...), d.Data...), '}')
 		out = append(out, &kgo.Record{
@@ -317,17 +348,14 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 			},
 		})
 	}
-	for _, d := range deliveries {
-		receipts = append(receipts, view.Record(d))
-	}
-	return out, receipts, nil
+	return routed{out: out, deliveries: deliveries}
 }
 
 // deadLetter keeps an event the router could not route, with the reason,
 // for the provider's operator; the partition moves on.
-func (r *Router) deadLetter(ds *Dataset, rec *kgo.Record, reason string) *kgo.Record {
+func (r *Router) deadLetter(ds *Dataset, rec *kgo.Record, reason string) routed {
 	r.log.Warn("feed event dead-lettered", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason)
-	return &kgo.Record{
+	return routed{out: []*kgo.Record{{
 		Topic: broker.DeadLetterTopic(ds.Provider, ds.Code),
 		Key:   rec.Key,
 		Value: rec.Value,
@@ -335,5 +363,5 @@ func (r *Router) deadLetter(ds *Dataset, rec *kgo.Record, reason string) *kgo.Re
 			{Key: HeaderReason, Value: []byte(reason)},
 			{Key: "lienthong-source", Value: fmt.Appendf(nil, "%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)},
 		},
-	}
+	}}}
 }

@@ -22,8 +22,8 @@ import (
 	"github.com/lienthong/lienthong/adapters/postgres"
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
-	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -62,7 +62,6 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	core := scenarioCore(t, docs)
 	dataset := func(provider, name string) *Dataset {
 		ds, err := NewDataset(ctx, provider, docs[name])
 		if err != nil {
@@ -71,10 +70,12 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 		return ds
 	}
 	birthDS, deathDS, popDS := dataset(civilRegistry, "birth-registration"), dataset(civilRegistry, "death-registration"), dataset(populationDB, "population")
+	// Each agency's router runs its own gateway's core.
+	justiceCore, securityCore := scenarioCore(t, docs, birthDS, deathDS), scenarioCore(t, docs, popDS)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, r := range []RouterConfig{
-		{ID: "router-G05", Core: core, Kafka: kafka, Datasets: []*Dataset{birthDS, deathDS}, Log: quiet},
-		{ID: "router-G01", Core: core, Kafka: kafka, Datasets: []*Dataset{popDS}, Log: quiet},
+		{ID: "router-G05", Core: justiceCore, Kafka: kafka, Datasets: []*Dataset{birthDS, deathDS}, Log: quiet},
+		{ID: "router-G01", Core: securityCore, Kafka: kafka, Datasets: []*Dataset{popDS}, Log: quiet},
 	} {
 		router, err := NewRouter(r)
 		if err != nil {
@@ -253,7 +254,7 @@ func scenarioGrants(now time.Time) []catalog.Grant {
 	}
 }
 
-func scenarioCore(t *testing.T, docs map[string][]byte) Core {
+func scenarioCore(t *testing.T, docs map[string][]byte, ds ...*Dataset) *exchange.Core {
 	t.Helper()
 	now := time.Now()
 	var datasets []catalog.Dataset
@@ -274,19 +275,7 @@ func scenarioCore(t *testing.T, docs map[string][]byte) Core {
 		t.Fatal(err)
 	}
 	snap.Revision = "1"
-	eng := policies.NewEngine()
-	if err := eng.Load(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	masker, _ := projection.NewMasker(key, 0)
-	sink, err := audit.OpenFile(filepath.Join(t.TempDir(), "audit.log"), testAuditOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
-	return NewBridge(staticPolicy{&Policy{Engine: eng, Snapshot: snap}}, masker, sink)
+	return testCore(t, snap, ds...)
 }
 
 func publisherFor(t *testing.T, kafka broker.Config, ds ...*Dataset) *OutboxPublisher {
