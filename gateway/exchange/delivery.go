@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +37,12 @@ type FeedBatch struct {
 	snap *Snapshot
 	rev  string
 
-	mu   sync.Mutex
-	subs map[string][]FeedSubscriber // by dataset ref, worked out once per batch
+	// mu guards what the batch works out once and keeps: subscribers by
+	// dataset, admissions and plans by consumer and dataset.
+	mu       sync.Mutex
+	subs     map[string][]FeedSubscriber
+	admitted map[string]admitted
+	plans    map[string]applied
 }
 
 // FeedSubscriber is one consumer system's subscription to a dataset's feed:
@@ -90,7 +95,8 @@ func (c *Core) BeginFeedBatch() (*FeedBatch, *Refusal) {
 	if ref != nil {
 		return nil, ref
 	}
-	return &FeedBatch{c: c, snap: snap, rev: snap.Engine.Revision(), subs: map[string][]FeedSubscriber{}}, nil
+	return &FeedBatch{c: c, snap: snap, rev: snap.Engine.Revision(),
+		subs: map[string][]FeedSubscriber{}, admitted: map[string]admitted{}, plans: map[string]applied{}}, nil
 }
 
 // Revision is the policy revision the batch is decided at.
@@ -142,12 +148,23 @@ func (b *FeedBatch) Subscribers(provider, dataset string) []FeedSubscriber {
 	return subs
 }
 
+// FeedData is one event ready for its subscribers: its data decoded and
+// validated once, and the names of its subject, worked out once.
+type FeedData struct {
+	ev   FeedEvent
+	recs *projection.Records
+	// subject names the data subject in audit records (the subject key);
+	// keyed names it to consumers (the provider's masking key).
+	subject, keyed string
+	hash           string
+}
+
 // DecodeEvent decodes and validates an event's data once, against the
 // dataset as this batch's snapshot publishes it, for every subscriber's
 // projection. It refuses (not recorded: no consumer is involved yet) data
 // that is not one record object of the dataset's schema, or a dataset the
 // snapshot does not publish; such an event can never be delivered.
-func (b *FeedBatch) DecodeEvent(ev FeedEvent, data []byte) (*projection.Records, *Refusal) {
+func (b *FeedBatch) DecodeEvent(ev FeedEvent, data []byte) (*FeedData, *Refusal) {
 	ds := b.snap.Datasets[ev.Provider+"/"+ev.Dataset]
 	if ds == nil {
 		return nil, refusal(statusNotFound, KindUnknownDataset, "the configuration in force publishes no dataset "+ev.Provider+"/"+ev.Dataset)
@@ -170,25 +187,25 @@ func (b *FeedBatch) DecodeEvent(ev FeedEvent, data []byte) (*projection.Records,
 		}
 		return nil, refusal(statusBadRequest, KindInvalidInput, detail)
 	}
-	return recs, nil
+	return &FeedData{ev: ev, recs: recs, subject: b.c.subject(ev.Subject),
+		keyed: b.c.cfg.Masker.Hash([]byte(strconv.Quote(ev.Subject))), hash: FeedEventHash(ev.Provider, ev.ID)}, nil
 }
 
 // Deliver admits the delivery as AdmitDelivery does (at the batch's
-// snapshot), decides the event for the subscriber with Decide (mode feed),
-// and projects and masks its decoded data with the decision's cached plan
-// and row scope. A denial is refused and recorded, as for a query. A record
-// outside the grant's row scope is refused with KindNotFound and a plan or
+// snapshot, once per subscriber and dataset: admission reads nothing of the
+// event), decides the event for the subscriber with Decide (mode feed), and
+// projects and masks its decoded data with the decision's cached plan and
+// row scope. A refused admission or decision is recorded, as for a query.
+// A record outside the grant's row scope is refused with KindNotFound and a
 // projection that fails with KindBadBackendAnswer, neither recorded: nothing
 // reached the consumer. The delivery's record is submitted by Record.
-func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, ev FeedEvent, recs *projection.Records) (*FeedDelivery, *Refusal) {
+func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, fd *FeedData) (*FeedDelivery, *Refusal) {
 	c := b.c
-	x, ref := c.admitDelivery(ctx, Request{Consumer: sub.Consumer, Provider: ev.Provider, Dataset: ev.Dataset, Purpose: sub.Purpose,
-		Mode: catalog.ModeFeed, ExchangeID: FeedExchangeID(ev.Provider, ev.ID, sub.Consumer)}, b.snap)
+	x, ref := b.admit(ctx, sub, fd.ev)
 	if ref != nil {
 		return nil, ref
 	}
-	x.rec.Subject = c.subject(ev.Subject)
-	x.rec.RequestHash = FeedEventHash(ev.Provider, ev.ID)
+	x.rec.Subject, x.rec.RequestHash = fd.subject, fd.hash
 	d, ref := c.Decide(ctx, x, nil)
 	if ref != nil {
 		return nil, ref
@@ -196,13 +213,13 @@ func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, ev FeedEven
 	if len(d.Fields) == 0 {
 		return nil, c.Refuse(ctx, x, statusForbidden, KindAccessDenied, "the decision allows no field of the feed")
 	}
-	plan, keep, err := c.projector(x, true)
+	plan, keep, err := b.projector(x)
 	if err != nil {
 		c.cfg.Log.Error("projection plan refused the decision", "exchange", x.rec.ExchangeID, "fault", "plan")
 		return nil, refusal(statusInternalServerError, KindInternal, "the decision could not be applied")
 	}
 	var buf bytes.Buffer
-	stats, err := plan.ProjectRecords(&buf, recs, keep)
+	stats, err := plan.ProjectRecords(&buf, fd.recs, keep)
 	if err != nil {
 		return nil, refusal(statusBadGateway, KindBadBackendAnswer, "the event's data cannot be projected ("+projectionFault(err)+")")
 	}
@@ -214,9 +231,74 @@ func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, ev FeedEven
 	x.rec.Fields, x.rec.Bytes = d.Fields, int64(buf.Len())
 	x.rec.LatencyMS = float64(time.Since(x.start).Microseconds()) / 1000
 	return &FeedDelivery{
-		ExchangeID: x.rec.ExchangeID, Consumer: sub.Consumer, Subject: c.cfg.Masker.Hash([]byte(strconv.Quote(ev.Subject))),
+		ExchangeID: x.rec.ExchangeID, Consumer: sub.Consumer, Subject: fd.keyed,
 		Data: buf.Bytes(), Fields: d.Fields, GrantID: d.GrantID, Revision: b.rev, rec: x.rec,
 	}, nil
+}
+
+// admitted is one subscriber's admission at a batch's snapshot: the
+// exchange each of its deliveries starts from, or the refusal.
+type admitted struct {
+	x   *Exchange
+	ref *Refusal
+}
+
+// admit returns a new exchange for delivering ev to sub, admitted once per
+// batch, subscriber and dataset (a refusal is recorded once).
+func (b *FeedBatch) admit(ctx context.Context, sub FeedSubscriber, ev FeedEvent) (*Exchange, *Refusal) {
+	key := sub.Consumer + "\x00" + sub.Purpose + "\x00" + ev.Provider + "/" + ev.Dataset
+	b.mu.Lock()
+	a, ok := b.admitted[key]
+	b.mu.Unlock()
+	if !ok {
+		x, ref := b.c.admitDelivery(ctx, Request{Consumer: sub.Consumer, Provider: ev.Provider, Dataset: ev.Dataset, Purpose: sub.Purpose,
+			Mode: catalog.ModeFeed, ExchangeID: FeedExchangeID(ev.Provider, ev.ID, sub.Consumer)}, b.snap)
+		a = admitted{x: x, ref: ref}
+		b.mu.Lock()
+		b.admitted[key] = a
+		b.mu.Unlock()
+	}
+	if a.ref != nil {
+		return nil, a.ref
+	}
+	x := *a.x
+	x.start, x.decision, x.intent = time.Now(), nil, nil
+	x.rec.ExchangeID, x.rec.Reasons = FeedExchangeID(ev.Provider, ev.ID, sub.Consumer), nil
+	return &x, nil
+}
+
+// applied is a decision's plan and row filter, kept for the batch.
+type applied struct {
+	grant string
+	// fields, masks and scope are the decision the plan was made for.
+	fields []string
+	masks  map[string]catalog.Mask
+	scope  *catalog.RowScope
+	plan   *projection.Plan
+	keep   func(any) bool
+}
+
+// projector is Core.projector (the dataset schema's cached plan and the
+// row-scope filter), remembered for the batch per consumer and dataset
+// while the decision stays the same, as it does within one revision
+// unless an agency module reads the time.
+func (b *FeedBatch) projector(x *Exchange) (*projection.Plan, func(any) bool, error) {
+	d := x.decision
+	key := x.rec.Consumer + "\x00" + x.rec.Provider + "/" + x.rec.Dataset
+	b.mu.Lock()
+	a, ok := b.plans[key]
+	b.mu.Unlock()
+	if ok && a.grant == d.GrantID && a.scope == d.RowScope && slices.Equal(a.fields, d.Fields) && maps.Equal(a.masks, d.Masks) {
+		return a.plan, a.keep, nil
+	}
+	plan, keep, err := b.c.projector(x, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.mu.Lock()
+	b.plans[key] = applied{grant: d.GrantID, fields: d.Fields, masks: d.Masks, scope: d.RowScope, plan: plan, keep: keep}
+	b.mu.Unlock()
+	return plan, keep, nil
 }
 
 // FeedRecords are the audit records of a batch's deliveries, submitted.

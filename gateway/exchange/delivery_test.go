@@ -81,7 +81,7 @@ func TestFeedDeliveryEqualsQuery(t *testing.T) {
 	if ref != nil {
 		t.Fatal(ref)
 	}
-	d, ref := batch.Deliver(ctx, subs[0], ev, data)
+	d, ref := batch.Deliver(ctx, subs[0], data)
 	if ref != nil {
 		t.Fatalf("feed: %v", ref)
 	}
@@ -122,7 +122,7 @@ func TestFeedDeliveryEqualsQuery(t *testing.T) {
 	if ref != nil {
 		t.Fatal(ref)
 	}
-	if _, ref := batch.Deliver(ctx, subs[0], other, otherData); ref == nil || ref.Kind != exchange.KindNotFound {
+	if _, ref := batch.Deliver(ctx, subs[0], otherData); ref == nil || ref.Kind != exchange.KindNotFound {
 		t.Fatalf("feed outside the row scope: %v", ref)
 	}
 	oreq := w.query("citizens/" + otherID)
@@ -150,14 +150,22 @@ func TestFeedDeliveryEqualsQuery(t *testing.T) {
 		t.Fatalf("subscribers after the revocation %+v", subs)
 	}
 	ev3 := exchange.FeedEvent{Provider: provider, Dataset: "population", ID: "evt-3", Subject: citizenID}
-	if _, ref := next.Deliver(ctx, subs[0], ev3, data); ref == nil || ref.Kind != exchange.KindAccessDenied {
+	data3, ref := next.DecodeEvent(ev3, []byte(records[citizenID]))
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	if _, ref := next.Deliver(ctx, subs[0], data3); ref == nil || ref.Kind != exchange.KindAccessDenied {
 		t.Fatalf("delivery after the revocation: %v", ref)
 	}
 	denied := w.records(t, exchange.FeedExchangeID(provider, "evt-3", consumer))
 	if len(denied) != 1 || denied[0].Status != 403 || denied[0].PolicyRevision != "9" || len(denied[0].Fields) != 0 {
 		t.Fatalf("denial records %+v", denied)
 	}
-	if d, ref := batch.Deliver(ctx, subs[0], ev3, data); ref != nil || d.Revision != "8" {
+	data3, ref = batch.DecodeEvent(ev3, []byte(records[citizenID]))
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	if d, ref := batch.Deliver(ctx, subs[0], data3); ref != nil || d.Revision != "8" {
 		t.Fatalf("the batch pinned to revision 8: %v", ref)
 	}
 }

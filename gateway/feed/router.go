@@ -306,19 +306,20 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 	}
 	var deliveries []*exchange.FeedDelivery
 	for _, sub := range fb.Subscribers(ds.Provider, ds.Code) {
-		d, ref := fb.Deliver(ctx, sub, fe, data)
-		if ref == nil {
+		d, ref := fb.Deliver(ctx, sub, data)
+		switch {
+		case ref == nil:
 			deliveries = append(deliveries, d)
-			continue
-		}
-		switch ref.Kind {
-		case exchange.KindAccessDenied, exchange.KindNotFound:
-			// Denied (recorded by the core) or outside the grant's row
-			// scope: nothing for this subscriber.
-		case exchange.KindBadBackendAnswer:
+		case ref.Kind == exchange.KindBadBackendAnswer:
+			// Poison: the data cannot be projected for this subscriber.
 			return r.deadLetter(ds, rec, ref.Detail)
-		default:
+		case ref.Status >= 500:
+			// The core failed (policy evaluation, the audit log): the
+			// batch is aborted and redone.
 			return routed{err: fmt.Errorf("feed: %s: %s", ref.Kind, ref.Detail)}
+		default:
+			// Refused for this subscriber (denied, recorded by the core)
+			// or outside its grant's row scope: nothing for it.
 		}
 	}
 	if len(deliveries) == 0 {
