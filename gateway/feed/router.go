@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,6 +49,36 @@ type Router struct {
 	// txnTimeout bounds how long a transaction may stay open on the broker
 	// after the router dies in it (a restart aborts it sooner).
 	txnTimeout time.Duration
+
+	events, deliveries, deadLetters, batches atomic.Int64
+	// lagMu guards lag: per provider partition, the events not yet routed
+	// as of the last committed batch that read it.
+	lagMu sync.Mutex
+	lag   map[string]int64
+}
+
+// RouterStats counts what the router committed since it started, for
+// metrics and health checks. Counts hold no identifier or value.
+type RouterStats struct {
+	// Events are provider events consumed in committed transactions;
+	// Deliveries the consumer records and DeadLetters the dead-lettered
+	// events among them; Batches the committed transactions.
+	Events, Deliveries, DeadLetters, Batches int64
+	// Lag is the number of provider events behind the partitions' high
+	// watermarks, summed, as of each partition's last committed batch: the
+	// router's backlog.
+	Lag int64
+}
+
+// Stats returns the router's counters.
+func (r *Router) Stats() RouterStats {
+	st := RouterStats{Events: r.events.Load(), Deliveries: r.deliveries.Load(), DeadLetters: r.deadLetters.Load(), Batches: r.batches.Load()}
+	r.lagMu.Lock()
+	for _, n := range r.lag {
+		st.Lag += n
+	}
+	r.lagMu.Unlock()
+	return st
 }
 
 // RouterConfig are the router's parts.
@@ -159,11 +190,30 @@ func (r *Router) session(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := r.batch(ctx, sess, recs); err != nil {
+		committed, err := r.batch(ctx, sess, recs)
+		if err != nil {
 			return err
+		}
+		if committed {
+			r.noteLag(fetches)
 		}
 	}
 	return nil
+}
+
+// noteLag records, per partition read by a committed batch, how far its
+// last record is behind the partition's high watermark.
+func (r *Router) noteLag(fetches kgo.Fetches) {
+	r.lagMu.Lock()
+	defer r.lagMu.Unlock()
+	if r.lag == nil {
+		r.lag = map[string]int64{}
+	}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			r.lag[fmt.Sprintf("%s/%d", p.Topic, p.Partition)] = max(0, p.HighWatermark-(p.Records[n-1].Offset+1))
+		}
+	})
 }
 
 // batch routes recs in one transaction: every delivery, every dead letter
@@ -173,17 +223,17 @@ func (r *Router) session(ctx context.Context) error {
 // every subject's order. The batch's audit records go to the sink as one
 // group, whose one durable write overlaps the flush of the produced records;
 // the transaction commits only once both are done.
-func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) (bool, error) {
 	began := time.Now()
 	// One policy revision decides the whole batch, so within a partition
 	// revisions only move forward: an event after one decided by a new
 	// revision is never decided by an older one.
 	fb, ref := r.core.BeginFeedBatch()
 	if ref != nil {
-		return fmt.Errorf("feed: %s", ref.Detail)
+		return false, fmt.Errorf("feed: %s", ref.Detail)
 	}
 	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("feed: begin transaction: %w", err)
+		return false, fmt.Errorf("feed: begin transaction: %w", err)
 	}
 	var (
 		mu         sync.Mutex
@@ -213,6 +263,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	var (
 		routeErr   error
 		deliveries []*exchange.FeedDelivery
+		dead       int64
 	)
 	for i := range recs {
 		<-ready[i]
@@ -225,6 +276,9 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			continue
 		}
 		deliveries = append(deliveries, res.deliveries...)
+		if res.dead {
+			dead++
+		}
 		for _, o := range res.out {
 			sess.Produce(ctx, o, promise)
 		}
@@ -264,13 +318,18 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())
 	switch {
 	case err != nil:
-		return fmt.Errorf("feed: end transaction: %w", err)
+		return false, fmt.Errorf("feed: end transaction: %w", err)
 	case routeErr != nil:
-		return routeErr
+		return false, routeErr
 	case !committed:
 		r.log.Info("feed transaction aborted (rebalance); redoing from the committed offsets")
+		return false, nil
 	}
-	return nil
+	r.events.Add(int64(len(recs)))
+	r.deliveries.Add(int64(len(deliveries)))
+	r.deadLetters.Add(dead)
+	r.batches.Add(1)
+	return true, nil
 }
 
 // routed is what one provider record becomes: the records to produce and
@@ -279,7 +338,9 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 type routed struct {
 	out        []*kgo.Record
 	deliveries []*exchange.FeedDelivery
-	err        error
+	// dead: out is the event's dead letter.
+	dead bool
+	err  error
 }
 
 // route turns one provider record into the records of its consumers, or a
@@ -356,7 +417,7 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 // for the provider's operator; the partition moves on.
 func (r *Router) deadLetter(ds *Dataset, rec *kgo.Record, reason string) routed {
 	r.log.Warn("feed event dead-lettered", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason)
-	return routed{out: []*kgo.Record{{
+	return routed{dead: true, out: []*kgo.Record{{
 		Topic: broker.DeadLetterTopic(ds.Provider, ds.Code),
 		Key:   rec.Key,
 		Value: rec.Value,

@@ -73,6 +73,7 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 	// Each agency's router runs its own gateway's core.
 	justiceCore, securityCore := scenarioCore(t, docs, birthDS, deathDS), scenarioCore(t, docs, popDS)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var routers []*Router
 	for _, r := range []RouterConfig{
 		{ID: "router-G05", Core: justiceCore, Kafka: kafka, Datasets: []*Dataset{birthDS, deathDS}, Log: quiet},
 		{ID: "router-G01", Core: securityCore, Kafka: kafka, Datasets: []*Dataset{popDS}, Log: quiet},
@@ -81,6 +82,7 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		routers = append(routers, router)
 		rctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { _ = router.Run(rctx); close(done) }()
@@ -227,6 +229,21 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 		got := slices.Sorted(maps.Keys(received[k]))
 		if !slices.Equal(got, fields) {
 			t.Errorf("%s received %v; its grant allows %v", k, got, fields)
+		}
+	}
+	// The routers' counters: each event routed once, each delivery counted,
+	// no backlog. The civil registry's two events go to the population
+	// database; the population database's two to residence and insurance.
+	want2 := []RouterStats{{Events: 2, Deliveries: 2}, {Events: 2, Deliveries: 4}}
+	for i, r := range routers {
+		var st RouterStats
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if st = r.Stats(); st.Events == want2[i].Events && st.Deliveries == want2[i].Deliveries {
+				break
+			}
+		}
+		if st.Events != want2[i].Events || st.Deliveries != want2[i].Deliveries || st.DeadLetters != 0 || st.Lag != 0 || st.Batches < 1 {
+			t.Errorf("router %d stats %+v; want %d events, %d deliveries, no dead letter, no lag", i, st, want2[i].Events, want2[i].Deliveries)
 		}
 	}
 }
