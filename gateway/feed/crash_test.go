@@ -204,6 +204,18 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 	if n := len(got[consumerC].ids); n == 0 || n >= total {
 		t.Errorf("C received %d events; want some before the revocation and not all", n)
 	}
+	// C was entitled to exactly the events decided by revision 1 (A holds
+	// every event, with the revision that decided its batch): each of them
+	// reached C, and nothing else did.
+	missedC := 0
+	for id, rev := range got[consumerA].revision {
+		if rev == "1" && got[consumerC].ids[id] == 0 {
+			missedC++
+		}
+	}
+	if missedC > 0 {
+		t.Errorf("C missed %d events decided before its grant was revoked", missedC)
+	}
 	dead := countTopic(ctx, t, b.Addr(), broker.DeadLetterTopic(provider, "vital-events"))
 	if dead != invalid {
 		t.Errorf("dead-letter topic holds %d events, want the %d invalid ones", dead, invalid)
