@@ -87,3 +87,12 @@ func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.Router, error) {
 	g.log.Info("feed router configured", "id", id, "provider", rc.Provider, "datasets", len(datasets))
 	return router, nil
 }
+
+// FeedRouterStats returns the counters of the feed router the gateway runs
+// (feeds.router), and false when it runs none: a hook for metrics.
+func (g *Gateway) FeedRouterStats() (feed.RouterStats, bool) {
+	if g.feedRouter == nil {
+		return feed.RouterStats{}, false
+	}
+	return g.feedRouter.Stats(), true
+}

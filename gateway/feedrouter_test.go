@@ -111,6 +111,17 @@ func TestGatewayRunsTheFeedRouter(t *testing.T) {
 		strings.Join(rec.Fields, ",") != "fullName,personalId" || rec.PolicyRevision == "" {
 		t.Fatalf("feed record %+v; want subject %s", rec, subject)
 	}
+	// The counters follow the commit the consumer already read.
+	st, ok := f.provider.FeedRouterStats()
+	for deadline := time.Now().Add(5 * time.Second); ok && st.Events == 0 && time.Now().Before(deadline); st, _ = f.provider.FeedRouterStats() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !ok || st.Events != 1 || st.Deliveries != 1 || st.Lag != 0 {
+		t.Errorf("router stats %+v %v", st, ok)
+	}
+	if _, ok := f.consumer.FeedRouterStats(); ok {
+		t.Error("the consumer gateway runs no router, yet reports one")
+	}
 }
 
 // feeds.router is checked when the gateway starts: a provider of another
