@@ -43,6 +43,9 @@ type FeedBatch struct {
 	subs     map[string][]FeedSubscriber
 	admitted map[string]admitted
 	plans    map[string]applied
+	// denied holds the refusal of each subscriber (by admission key) whose
+	// decision denied in this batch.
+	denied map[string]*Refusal
 }
 
 // FeedSubscriber is one consumer system's subscription to a dataset's feed:
@@ -96,7 +99,8 @@ func (c *Core) BeginFeedBatch() (*FeedBatch, *Refusal) {
 		return nil, ref
 	}
 	return &FeedBatch{c: c, snap: snap, rev: snap.Engine.Revision(),
-		subs: map[string][]FeedSubscriber{}, admitted: map[string]admitted{}, plans: map[string]applied{}}, nil
+		subs: map[string][]FeedSubscriber{}, admitted: map[string]admitted{}, plans: map[string]applied{},
+		denied: map[string]*Refusal{}}, nil
 }
 
 // Revision is the policy revision the batch is decided at.
@@ -195,7 +199,8 @@ func (b *FeedBatch) DecodeEvent(ev FeedEvent, data []byte) (*FeedData, *Refusal)
 // snapshot, once per subscriber and dataset: admission reads nothing of the
 // event), decides the event for the subscriber with Decide (mode feed), and
 // projects and masks its decoded data with the decision's cached plan and
-// row scope. A refused admission or decision is recorded, as for a query.
+// row scope. A refused admission or decision is recorded, as for a query,
+// once per batch and subscriber.
 // A record outside the grant's row scope is refused with KindNotFound and a
 // projection that fails with KindBadBackendAnswer, neither recorded: nothing
 // reached the consumer. The delivery's record is submitted by Record.
@@ -206,12 +211,27 @@ func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, fd *FeedDat
 		return nil, ref
 	}
 	x.rec.Subject, x.rec.RequestHash = fd.subject, fd.hash
-	d, ref := c.Decide(ctx, x, nil)
-	if ref != nil {
-		return nil, ref
+	// A feed decision reads nothing of the event, so a subscriber denied
+	// once is denied for the rest of the batch: the denial is decided and
+	// recorded (a durable write) once per batch, not once per event.
+	key := admissionKey(sub, fd.ev)
+	b.mu.Lock()
+	denied := b.denied[key]
+	b.mu.Unlock()
+	if denied != nil {
+		return nil, denied
 	}
-	if len(d.Fields) == 0 {
-		return nil, c.Refuse(ctx, x, statusForbidden, KindAccessDenied, "the decision allows no field of the feed")
+	d, ref := c.Decide(ctx, x, nil)
+	if ref == nil && len(d.Fields) == 0 {
+		ref = c.Refuse(ctx, x, statusForbidden, KindAccessDenied, "the decision allows no field of the feed")
+	}
+	if ref != nil {
+		if ref.Kind == KindAccessDenied {
+			b.mu.Lock()
+			b.denied[key] = ref
+			b.mu.Unlock()
+		}
+		return nil, ref
 	}
 	plan, keep, err := b.projector(x)
 	if err != nil {
@@ -246,7 +266,7 @@ type admitted struct {
 // admit returns a new exchange for delivering ev to sub, admitted once per
 // batch, subscriber and dataset (a refusal is recorded once).
 func (b *FeedBatch) admit(ctx context.Context, sub FeedSubscriber, ev FeedEvent) (*Exchange, *Refusal) {
-	key := sub.Consumer + "\x00" + sub.Purpose + "\x00" + ev.Provider + "/" + ev.Dataset
+	key := admissionKey(sub, ev)
 	b.mu.Lock()
 	a, ok := b.admitted[key]
 	b.mu.Unlock()
@@ -265,6 +285,11 @@ func (b *FeedBatch) admit(ctx context.Context, sub FeedSubscriber, ev FeedEvent)
 	x.start, x.decision, x.intent = time.Now(), nil, nil
 	x.rec.ExchangeID, x.rec.Reasons = FeedExchangeID(ev.Provider, ev.ID, sub.Consumer), nil
 	return &x, nil
+}
+
+// admissionKey names a subscriber's deliveries of one dataset in a batch.
+func admissionKey(sub FeedSubscriber, ev FeedEvent) string {
+	return sub.Consumer + "\x00" + sub.Purpose + "\x00" + ev.Provider + "/" + ev.Dataset
 }
 
 // applied is a decision's plan and row filter, kept for the batch.

@@ -3,6 +3,7 @@ package exchange_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -23,13 +24,24 @@ const bothPurpose = "4.000001"
 // whether it is active or revoked.
 func (w *world) withGrant(t *testing.T, revision string, state catalog.GrantState) {
 	t.Helper()
+	w.withGrantAssessed(t, revision, state, 24*time.Hour)
+}
+
+// withGrantAssessed is withGrant with the consumer's assessment valid for
+// the given time from now (negative: expired).
+func (w *world) withGrantAssessed(t *testing.T, revision string, state catalog.GrantState, assessed time.Duration) {
+	t.Helper()
 	now := time.Now()
 	old := w.src.snap
 	ds := *old.Datasets[provider+"/population"].Catalog
 	var systems []catalog.System
 	for _, id := range []string{provider, consumer, consumerGW} {
+		until := now.Add(24 * time.Hour)
+		if id == consumer {
+			until = now.Add(assessed)
+		}
 		systems = append(systems, catalog.System{ID: id, Name: id, SecurityLevel: 3,
-			Assessment: &catalog.Assessment{Level: 4, AssessedBy: "A05", Reference: "QĐ 1", ValidUntil: now.Add(24 * time.Hour)}})
+			Assessment: &catalog.Assessment{Level: 4, AssessedBy: "A05", Reference: "QĐ 1", ValidUntil: until}})
 	}
 	grant := catalog.Grant{ID: "g-both", Consumer: consumer, Provider: provider, Dataset: "population",
 		Fields: []catalog.GrantedField{{Path: "personalId", Mask: catalog.MaskHash}, {Path: "fullName", Mask: catalog.MaskPartial},
@@ -167,6 +179,52 @@ func TestFeedDeliveryEqualsQuery(t *testing.T) {
 	}
 	if d, ref := batch.Deliver(ctx, subs[0], data3); ref != nil || d.Revision != "8" {
 		t.Fatalf("the batch pinned to revision 8: %v", ref)
+	}
+}
+
+// A subscriber whose decision denies (its assessment expired while its
+// grant stands) receives nothing, and the denial is recorded once per batch,
+// not once per event: a feed decision reads nothing of the event.
+func TestFeedDenialRecordedOncePerBatch(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.withGrantAssessed(t, "8", catalog.GrantActive, -time.Hour)
+	for batchNo := range 2 {
+		batch, ref := w.core.BeginFeedBatch()
+		if ref != nil {
+			t.Fatal(ref)
+		}
+		subs := batch.Subscribers(provider, "population")
+		if len(subs) != 1 {
+			t.Fatalf("subscribers %+v", subs)
+		}
+		for i := range 3 {
+			ev := exchange.FeedEvent{Provider: provider, Dataset: "population", ID: fmt.Sprintf("d-%d-%d", batchNo, i), Subject: citizenID}
+			data, ref := batch.DecodeEvent(ev, []byte(records[citizenID]))
+			if ref != nil {
+				t.Fatal(ref)
+			}
+			if d, ref := batch.Deliver(ctx, subs[0], data); ref == nil || ref.Kind != exchange.KindAccessDenied || d != nil {
+				t.Fatalf("batch %d event %d: %v %v", batchNo, i, d, ref)
+			}
+		}
+	}
+	all, err := audit.ReadFile(w.auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denials []string
+	for _, r := range all {
+		if r.Mode == "feed" {
+			if r.Status != 403 || r.Consumer != consumer || len(r.Fields) != 0 {
+				t.Errorf("feed record %+v", r)
+			}
+			denials = append(denials, r.ExchangeID)
+		}
+	}
+	want := []string{exchange.FeedExchangeID(provider, "d-0-0", consumer), exchange.FeedExchangeID(provider, "d-1-0", consumer)}
+	if !slices.Equal(denials, want) {
+		t.Fatalf("denial records %v, want one per batch %v", denials, want)
 	}
 }
 
