@@ -26,6 +26,9 @@ type FeedsConfig struct {
 	// DeliveryTimeout bounds how long a publish waits for Kafka to
 	// acknowledge a batch before answering 503 (default 10s).
 	DeliveryTimeout Duration `json:"deliveryTimeout,omitempty"`
+	// Router, when set, runs the feed router of one of the member's
+	// provider systems inside the gateway (see FeedRouterConfig).
+	Router *FeedRouterConfig `json:"router,omitempty"`
 }
 
 // deliveryTimeout is DeliveryTimeout, 10 s when unset.

@@ -30,6 +30,7 @@ import (
 	"github.com/lienthong/lienthong/federation/pull"
 	envoydoor "github.com/lienthong/lienthong/gateway/envoy"
 	"github.com/lienthong/lienthong/gateway/exchange"
+	"github.com/lienthong/lienthong/gateway/feed"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
 
@@ -42,6 +43,8 @@ type Gateway struct {
 	rotator *certs.Rotator
 	sink    audit.Sink
 	shipper *ship.Shipper // nil with a sink from WithSink
+	// feedRouter is the feed router run in the process (feeds.router).
+	feedRouter *feed.Router
 	// auditPath is the audit file the gateway opened ("" with WithSink).
 	auditPath string
 	adapters  map[string]adapters.Adapter
@@ -175,6 +178,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if g.feedRouter, err = g.newFeedRouter(ctx); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	return g, nil
 }
 
@@ -274,6 +280,10 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if g.shipper != nil {
 		background.Add(1)
 		go func() { defer background.Done(); g.shipper.Run(ctx) }()
+	}
+	if g.feedRouter != nil {
+		background.Add(1)
+		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }()
 	}
 	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health)
 	if ready != nil {

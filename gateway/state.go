@@ -376,6 +376,7 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bo
 		st.documents[ref] = &dataset{info: d, document: doc, validator: v, partial: pv, schema: schema}
 	}
 	st.snap = snapshotOf(st)
+	st.snap.Policy = snap.Data // the feed router's subscribers
 	s.current.Store(st)
 	if prev == nil || prev.config.Revision != cfg.Revision {
 		s.log.Info("configuration installed", "revision", cfg.Revision, "policy_revision", snap.Revision, "peers", len(cfg.Gateways), "datasets", len(st.documents))

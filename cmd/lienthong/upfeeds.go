@@ -48,6 +48,7 @@ func startFeeds(ctx context.Context, admin *client.Client, o upOptions, dir stri
 			Policy: feed.PolicyConfig{BundleFile: filepath.Join(gdir, "state", "policy-bundle.tar.gz"),
 				VerificationKeyFile: filepath.Join(gdir, "state", "verification-key.json")},
 			MaskingKeyFile: filepath.Join(gdir, "masking.key"), AuditFile: filepath.Join(gdir, "feed-audit.jsonl"),
+			SubjectKeyFile: filepath.Join(o.dataDir, auditSubjectKeyFile),
 		}
 		rctx, rstop := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -141,12 +141,20 @@ func (c *Core) Caller(chain []*x509.Certificate) (string, *Refusal) {
 // gateway serves); the decision, the filtering and the records follow as for
 // a query, in the request's mode (feed).
 func (c *Core) AdmitDelivery(ctx context.Context, req Request) (*Exchange, *Refusal) {
-	x := c.open(req, "provider")
-	x.seal(req.Consumer)
 	snap, ref := c.fresh()
 	if ref != nil {
+		x := c.open(req, "provider")
+		x.seal(req.Consumer)
 		return nil, c.refuse(ctx, x, ref)
 	}
+	return c.admitDelivery(ctx, req, snap)
+}
+
+// admitDelivery is AdmitDelivery at a snapshot the caller pinned (a feed
+// batch decides every event at one revision).
+func (c *Core) admitDelivery(ctx context.Context, req Request, snap *Snapshot) (*Exchange, *Refusal) {
+	x := c.open(req, "provider")
+	x.seal(req.Consumer)
 	x.snap = snap
 	x.rec.PolicyRevision = snap.Engine.Revision()
 	if MemberOf(req.Consumer) == "" || snap.RevokedSystem[req.Consumer] {

@@ -50,6 +50,9 @@ type Snapshot struct {
 	RevokedSystem map[string]bool
 	// Datasets this member publishes, by "<provider>/<code>".
 	Datasets map[string]*Dataset
+	// Policy is the data Engine decides with; the feed door lists a
+	// dataset's subscribers from its grants (none when nil).
+	Policy *policies.PolicyData
 }
 
 // Dataset is one published dataset as the provider side needs it.

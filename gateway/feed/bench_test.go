@@ -2,29 +2,22 @@ package feed
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
-	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
 )
-
-type staticPolicy struct{ p *Policy }
-
-func (s staticPolicy) Current() (*Policy, error) { return s.p, nil }
 
 // TestBenchFeeds measures, on one embedded broker in one run: raw
 // produce+consume throughput of the events (the baseline), the router's
@@ -71,8 +64,8 @@ func TestBenchFeeds(t *testing.T) {
 
 	// Router: 5 subscribers.
 	subs := []string{"VN:GOV:000.00.00.G01:S1", "VN:GOV:000.00.00.G01:S2", "VN:GOV:000.00.00.G01:S3", "VN:GOV:000.00.00.G01:S4", "VN:GOV:000.00.00.G01:S5"}
-	core := benchCore(t, subs)
 	ds := testDataset(t)
+	core := benchCore(t, subs, ds)
 	topic := broker.PublishTopic(provider, ds.Code)
 	if err := prod.ProduceSync(ctx, events(topic, 0, n, time.Now)...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -125,9 +118,9 @@ func TestBenchFeeds(t *testing.T) {
 	fmt.Printf("BENCH feeds delivery_p99_at_1000eps %.1f ms\n", lat[len(lat)*99/100])
 }
 
-// benchCore is the stand-in core over a policy granting each subscriber
+// benchCore is the exchange core over a policy granting each subscriber
 // the same fields (personalId hashed), with a real audit file.
-func benchCore(t *testing.T, subs []string) Core {
+func benchCore(t *testing.T, subs []string, ds *Dataset) *exchange.Core {
 	t.Helper()
 	now := time.Now()
 	doc, _ := os.ReadFile("testdata/vital-events.yaml")
@@ -153,19 +146,7 @@ func benchCore(t *testing.T, subs []string) Core {
 		t.Fatal(err)
 	}
 	snap.Revision = "1"
-	eng := policies.NewEngine()
-	if err := eng.Load(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	masker, _ := projection.NewMasker(key, 0)
-	sink, err := audit.OpenFile(filepath.Join(t.TempDir(), "audit.log"), testAuditOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
-	return NewBridge(staticPolicy{&Policy{Engine: eng, Snapshot: snap}}, masker, sink)
+	return testCore(t, snap, ds)
 }
 
 // benchLog shows the router's per-batch timings with LIENTHONG_BENCH_DEBUG=1.

@@ -15,7 +15,9 @@ import (
 
 	"github.com/lienthong/lienthong/adapters/postgres"
 	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
+	"github.com/lienthong/lienthong/gateway/feed/event"
 	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
 )
@@ -34,6 +36,11 @@ type Config struct {
 	// MaskingKeyFile is the provider's HMAC key (the gateway's, so hashes
 	// match those of queries).
 	MaskingKeyFile string `json:"maskingKeyFile"`
+	// SubjectKeyFile is the federation's audit subject key (the gateway's
+	// auditSubjectKeyFile, `lienthong up` keeps it at
+	// <data-dir>/audit-subject.key), so a delivery's audit record names its
+	// data subject as query records do and the audit index finds both.
+	SubjectKeyFile string `json:"subjectKeyFile"`
 	// AuditFile receives one record per delivery.
 	AuditFile string `json:"auditFile"`
 	// MaxBatch bounds the events of one transaction (default 1000).
@@ -92,12 +99,13 @@ func LoadConfig(path string) (*Config, error) {
 	rel(&cfg.Policy.VerificationKeyFile)
 	rel(&cfg.MaskingKeyFile)
 	rel(&cfg.AuditFile)
+	rel(&cfg.SubjectKeyFile)
 	if cfg.Outbox != nil {
 		rel(&cfg.Outbox.DSNFile)
 	}
 	var missing []string
 	for name, v := range map[string]string{"id": cfg.ID, "provider": cfg.Provider, "policy.bundleFile": cfg.Policy.BundleFile,
-		"policy.verificationKeyFile": cfg.Policy.VerificationKeyFile, "maskingKeyFile": cfg.MaskingKeyFile, "auditFile": cfg.AuditFile} {
+		"policy.verificationKeyFile": cfg.Policy.VerificationKeyFile, "maskingKeyFile": cfg.MaskingKeyFile, "auditFile": cfg.AuditFile, "subjectKeyFile": cfg.SubjectKeyFile} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -208,10 +216,6 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("feed router: verification key: %w", err)
 	}
-	bundle, err := OpenBundleFile(ctx, cfg.Policy.BundleFile, key)
-	if err != nil {
-		return err
-	}
 	mkey, err := os.ReadFile(cfg.MaskingKeyFile)
 	if err != nil {
 		return fmt.Errorf("feed router: masking key: %w", err)
@@ -219,6 +223,10 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	masker, err := projection.NewMasker(mkey, projection.DefaultPartialKeep)
 	if err != nil {
 		return fmt.Errorf("feed router: masking key: %w", err)
+	}
+	subjects, err := audit.LoadSubjectKey(cfg.SubjectKeyFile)
+	if err != nil {
+		return fmt.Errorf("feed router: %w", err)
 	}
 	// The router's deliveries go to a hash-chained log of its own, with its
 	// own checkpoint key beside it (made on first start).
@@ -243,7 +251,15 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		datasets = append(datasets, ds)
 	}
-	router, err := NewRouter(RouterConfig{ID: cfg.ID, Core: NewBridge(bundle, masker, sink), Kafka: cfg.Kafka,
+	bundle, err := OpenBundleSource(ctx, cfg.Policy.BundleFile, key, datasets)
+	if err != nil {
+		return err
+	}
+	core, err := NewCore(cfg.Provider, bundle, masker, subjects, sink, log)
+	if err != nil {
+		return err
+	}
+	router, err := NewRouter(RouterConfig{ID: cfg.ID, Core: core, Kafka: cfg.Kafka,
 		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch})
 	if err != nil {
 		return err
@@ -265,8 +281,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 				if changed, err := bundle.Reload(ctx); err != nil {
 					log.Warn("policy bundle not loaded; keeping the one in force", "error", err.Error())
 				} else if changed {
-					p, _ := bundle.Current()
-					log.Info("policy revision in force", "revision", p.Snapshot.Revision)
+					log.Info("policy revision in force", "revision", bundle.Revision())
 				}
 			}
 		}
@@ -280,6 +295,19 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	log.Info("feed router started", "id", cfg.ID, "provider", cfg.Provider, "datasets", len(datasets))
 	return router.Run(ctx)
+}
+
+// NewCore is the exchange core of a router running alone for a provider
+// system: the snapshot from src, the provider's masking key, the
+// federation's subject key and the router's audit sink. The limits the core
+// asks for bound what a feed door uses of it: one event's size, a policy
+// evaluation's time.
+func NewCore(provider string, src exchange.Source, masker *projection.Masker, subjects audit.SubjectKey, sink audit.Sink, log *slog.Logger) (*exchange.Core, error) {
+	return exchange.New(exchange.Config{
+		Member: exchange.MemberOf(provider), Source: src, Sink: sink, Masker: masker, Subjects: subjects, Log: log,
+		MaxStaleness: time.Hour, Timeout: 30 * time.Second, MaxResponseBytes: event.MaxSize,
+		RatePerSecond: 1, RateBurst: 1,
+	})
 }
 
 // startOutbox relays the outbox in the background, pausing and retrying on

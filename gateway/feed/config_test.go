@@ -10,13 +10,14 @@ import (
 func TestLoadConfigRefusesUnknownKeysByPath(t *testing.T) {
 	good := `{"id":"r","provider":"VN:GOV:000.00.00.G05:HTTTHT","kafka":{"brokers":["127.0.0.1:9092"]},
 		"datasets":[{"document":"d.yaml"}],"policy":{"bundleFile":"b","verificationKeyFile":"k"},
-		"maskingKeyFile":"m","auditFile":"a"}`
+		"maskingKeyFile":"m","auditFile":"a","subjectKeyFile":"s"}`
 	cases := []struct{ name, json, want string }{
 		{"good", good, ""},
 		{"top level", strings.Replace(good, `"id":"r"`, `"id":"r","maxbatch":3`, 1), "unknown key $.maxbatch"},
 		{"nested", strings.Replace(good, `"brokers"`, `"tls":{"cafile":"x"},"brokers"`, 1), "unknown key $.kafka.tls.cafile"},
 		{"in a list", strings.Replace(good, `{"document":"d.yaml"}`, `{"document":"d.yaml"},{"doc":"e.yaml"}`, 1), "unknown key $.datasets[1].doc"},
 		{"missing", `{"id":"r"}`, "required:"},
+		{"no subject key", strings.Replace(good, `,"subjectKeyFile":"s"`, "", 1), "required: subjectKeyFile"},
 		{"trailing", good + `{}`, "invalid"},
 	}
 	for _, c := range cases {

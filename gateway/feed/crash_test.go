@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
@@ -203,6 +204,18 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 	if n := len(got[consumerC].ids); n == 0 || n >= total {
 		t.Errorf("C received %d events; want some before the revocation and not all", n)
 	}
+	// C was entitled to exactly the events decided by revision 1 (A holds
+	// every event, with the revision that decided its batch): each of them
+	// reached C, and nothing else did.
+	missedC := 0
+	for id, rev := range got[consumerA].revision {
+		if rev == "1" && got[consumerC].ids[id] == 0 {
+			missedC++
+		}
+	}
+	if missedC > 0 {
+		t.Errorf("C missed %d events decided before its grant was revoked", missedC)
+	}
 	dead := countTopic(ctx, t, b.Addr(), broker.DeadLetterTopic(provider, "vital-events"))
 	if dead != invalid {
 		t.Errorf("dead-letter topic holds %d events, want the %d invalid ones", dead, invalid)
@@ -214,15 +227,24 @@ func TestRouterSurvivesKillsExactlyOnce(t *testing.T) {
 		t.Fatalf("audit log: %v", err)
 	}
 	audited := map[string]bool{}
+	// Subjects are named as query records name them: the federation's
+	// subject key over the record id, so the audit index finds both.
+	subjectKey, named := audit.SubjectKey(testSubjectKey), map[string]bool{}
+	for s := 0; s < subjects; s++ {
+		named[subjectKey.Subject(fmt.Sprintf("KS-%05d", s))] = true
+	}
 	for _, r := range recs {
 		if r.Status == 200 && r.Mode == "feed" && r.Dataset == "vital-events" && r.Provider == provider && len(r.Fields) > 0 {
 			audited[r.ExchangeID+" "+r.PolicyRevision] = true
+			if !named[r.Subject] {
+				t.Errorf("delivery %s is audited under subject %q, not the subject key's name of its record", r.ExchangeID, r.Subject)
+			}
 		}
 	}
 	missing := 0
 	for c, r := range got {
 		for id, rev := range r.revision {
-			if !audited[ExchangeID(provider, id, c)+" "+rev] {
+			if !audited[exchange.FeedExchangeID(provider, id, c)+" "+rev] {
 				missing++
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/event"
 	"github.com/lienthong/lienthong/gateway/projection"
 )
@@ -20,6 +21,9 @@ type Dataset struct {
 	Code     string
 	types    map[string]bool
 	schema   *projection.Validator
+	// core is the dataset as the exchange core reads it (a router alone
+	// builds its snapshot from it).
+	core *exchange.Dataset
 }
 
 // NewDataset reads a dataset's OpenAPI document: its record schema
@@ -40,7 +44,13 @@ func NewDataset(ctx context.Context, provider string, doc []byte) (*Dataset, err
 	if err != nil {
 		return nil, fmt.Errorf("feed: dataset %s/%s: %w", provider, d.Code, err)
 	}
-	ds := &Dataset{Provider: provider, Code: d.Code, types: map[string]bool{}, schema: v}
+	schema, err := projection.LoadSchema(ctx, doc, d.RecordSchema)
+	if err != nil {
+		return nil, fmt.Errorf("feed: dataset %s/%s: %w", provider, d.Code, err)
+	}
+	cat := &catalog.Dataset{System: provider, Code: d.Code, RecordSchema: d.RecordSchema, Fields: d.Fields, Document: doc}
+	ds := &Dataset{Provider: provider, Code: d.Code, types: map[string]bool{}, schema: v,
+		core: &exchange.Dataset{Catalog: cat, Validator: v, Partial: v, Schema: schema}}
 	for _, t := range types {
 		ds.types[t] = true
 	}
@@ -50,16 +60,25 @@ func NewDataset(ctx context.Context, provider string, doc []byte) (*Dataset, err
 // Declares reports whether the dataset publishes events of type t.
 func (d *Dataset) Declares(t string) bool { return d.types[t] }
 
-// Check refuses an event the dataset does not publish: another source, an
-// undeclared type, or data that does not match the record schema. The
-// error is an *event.Error whose pointer is into the event (data problems
-// under /data); it never quotes a value.
-func (d *Dataset) Check(ev *event.Event) error {
+// CheckEnvelope refuses an event of another source or of a type the
+// dataset does not declare, as an *event.Error.
+func (d *Dataset) CheckEnvelope(ev *event.Event) error {
 	if ev.Source != d.Provider {
 		return &event.Error{Pointer: "/source", Reason: "must be the provider system " + d.Provider}
 	}
 	if !d.types[ev.Type] {
 		return &event.Error{Pointer: "/type", Reason: "the dataset " + d.Code + " declares no such event type (info.x-events)"}
+	}
+	return nil
+}
+
+// Check refuses an event the dataset does not publish: another source, an
+// undeclared type, or data that does not match the record schema. The
+// error is an *event.Error whose pointer is into the event (data problems
+// under /data); it never quotes a value.
+func (d *Dataset) Check(ev *event.Event) error {
+	if err := d.CheckEnvelope(ev); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(ev.Data))
 	dec.UseNumber()

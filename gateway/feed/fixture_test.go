@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
+	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -79,6 +83,7 @@ func newWorld(t testing.TB, brokers []string) *world {
 	mk := make([]byte, 32)
 	_, _ = rand.Read(mk)
 	write(t, filepath.Join(dir, "masking.key"), mk)
+	write(t, filepath.Join(dir, "audit-subject.key"), testSubjectKey)
 	doc, err := os.ReadFile("testdata/vital-events.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +101,7 @@ func newWorld(t testing.TB, brokers []string) *world {
 		"datasets": []any{map[string]any{"document": "vital-events.yaml"}},
 		"policy": map[string]any{"bundleFile": "policy-bundle.tar.gz", "verificationKeyFile": "verification-key.json",
 			"reloadInterval": "50ms"},
-		"maskingKeyFile": "masking.key", "auditFile": "audit.log", "maxBatch": 200,
+		"maskingKeyFile": "masking.key", "subjectKeyFile": "audit-subject.key", "auditFile": "audit.log", "maxBatch": 200,
 	}
 	raw, _ := json.Marshal(cfg)
 	write(t, w.config, raw)
@@ -156,4 +161,41 @@ func write(t testing.TB, path string, data []byte) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testSubjectKey is the federation's audit subject key in these tests.
+var testSubjectKey = bytes.Repeat([]byte{5}, audit.SubjectKeySize)
+
+// staticSource is a snapshot that stays fresh: the tests' policy does not
+// age.
+type staticSource struct{ snap *exchange.Snapshot }
+
+func (s staticSource) Current() (*exchange.Snapshot, time.Time) { return s.snap, time.Now() }
+
+// testCore is the exchange core deciding with snap for datasets (of one
+// provider member), with a
+// random masking key, a fixed subject key and a real audit file.
+func testCore(t testing.TB, snap *policies.Snapshot, datasets ...*Dataset) *exchange.Core {
+	t.Helper()
+	eng := policies.NewEngine()
+	if err := eng.Load(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	es := &exchange.Snapshot{Engine: eng, Policy: snap.Data, Datasets: map[string]*exchange.Dataset{}, RevokedSystem: map[string]bool{}}
+	for _, d := range datasets {
+		es.Datasets[d.Provider+"/"+d.Code] = d.core
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	masker, _ := projection.NewMasker(key, 0)
+	sink, err := audit.OpenFile(filepath.Join(t.TempDir(), "audit.log"), testAuditOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	core, err := NewCore(datasets[0].Provider, staticSource{es}, masker, audit.SubjectKey(testSubjectKey), sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return core
 }

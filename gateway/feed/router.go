@@ -1,3 +1,11 @@
+// Package feed is the feed router: the door of the exchange core
+// (gateway/exchange) through which change events reach consumers. It reads
+// each dataset's provider topic and, for every consumer system holding an
+// active grant in feed mode, has the core decide, project and mask the event
+// and record the delivery (exchange.FeedBatch), then writes the result to
+// that consumer's topic — all of one batch in one Kafka transaction with the
+// consumed offsets, so a crash neither loses nor repeats a delivery. The
+// router holds no policy, projection or audit logic of its own.
 package feed
 
 import (
@@ -9,10 +17,12 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 	"github.com/lienthong/lienthong/gateway/feed/event"
 )
@@ -29,7 +39,7 @@ const (
 // Router routes the provider topics of one provider's datasets.
 type Router struct {
 	id       string
-	core     Core
+	core     *exchange.Core
 	kafka    []kgo.Opt
 	byTopic  map[string]*Dataset
 	log      *slog.Logger
@@ -39,6 +49,36 @@ type Router struct {
 	// txnTimeout bounds how long a transaction may stay open on the broker
 	// after the router dies in it (a restart aborts it sooner).
 	txnTimeout time.Duration
+
+	events, deliveries, deadLetters, batches atomic.Int64
+	// lagMu guards lag: per provider partition, the events not yet routed
+	// as of the last committed batch that read it.
+	lagMu sync.Mutex
+	lag   map[string]int64
+}
+
+// RouterStats counts what the router committed since it started, for
+// metrics and health checks. Counts hold no identifier or value.
+type RouterStats struct {
+	// Events are provider events consumed in committed transactions;
+	// Deliveries the consumer records and DeadLetters the dead-lettered
+	// events among them; Batches the committed transactions.
+	Events, Deliveries, DeadLetters, Batches int64
+	// Lag is the number of provider events behind the partitions' high
+	// watermarks, summed, as of each partition's last committed batch: the
+	// router's backlog.
+	Lag int64
+}
+
+// Stats returns the router's counters.
+func (r *Router) Stats() RouterStats {
+	st := RouterStats{Events: r.events.Load(), Deliveries: r.deliveries.Load(), DeadLetters: r.deadLetters.Load(), Batches: r.batches.Load()}
+	r.lagMu.Lock()
+	for _, n := range r.lag {
+		st.Lag += n
+	}
+	r.lagMu.Unlock()
+	return st
 }
 
 // RouterConfig are the router's parts.
@@ -46,8 +86,10 @@ type RouterConfig struct {
 	// ID names the router: its transactional id and its static group
 	// member id. A restarted router must keep its id, so the broker fences
 	// the dead one and aborts its open transaction.
-	ID       string
-	Core     Core
+	ID string
+	// Core is the exchange core that decides, projects, masks and audits
+	// every delivery.
+	Core     *exchange.Core
 	Kafka    broker.Config
 	Datasets []*Dataset
 	Log      *slog.Logger
@@ -61,6 +103,9 @@ type RouterConfig struct {
 func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("feed: the router needs an id")
+	}
+	if cfg.Core == nil {
+		return nil, errors.New("feed: the router needs the exchange core")
 	}
 	opts, err := cfg.Kafka.Options()
 	if err != nil {
@@ -145,24 +190,54 @@ func (r *Router) session(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := r.batch(ctx, sess, recs); err != nil {
+		committed, err := r.batch(ctx, sess, recs)
+		if err != nil {
 			return err
+		}
+		if committed {
+			r.noteLag(fetches)
 		}
 	}
 	return nil
 }
 
+// noteLag records, per partition read by a committed batch, how far its
+// last record is behind the partition's high watermark.
+func (r *Router) noteLag(fetches kgo.Fetches) {
+	r.lagMu.Lock()
+	defer r.lagMu.Unlock()
+	if r.lag == nil {
+		r.lag = map[string]int64{}
+	}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			r.lag[fmt.Sprintf("%s/%d", p.Topic, p.Partition)] = max(0, p.HighWatermark-(p.Records[n-1].Offset+1))
+		}
+	})
+}
+
 // batch routes recs in one transaction: every delivery, every dead letter
-// and the consumed offsets commit together or not at all.
-func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+// and the consumed offsets commit together or not at all. Records are
+// routed concurrently (each is independent) and produced as soon as they
+// and every record before them are routed, in consumed order, which keeps
+// every subject's order. The batch's audit records go to the sink as one
+// group, whose one durable write overlaps the flush of the produced records;
+// the transaction commits only once both are done.
+func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) (bool, error) {
 	began := time.Now()
+	// One policy revision decides the whole batch, so within a partition
+	// revisions only move forward: an event after one decided by a new
+	// revision is never decided by an older one.
+	fb, ref := r.core.BeginFeedBatch()
+	if ref != nil {
+		return false, fmt.Errorf("feed: %s", ref.Detail)
+	}
 	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("feed: begin transaction: %w", err)
+		return false, fmt.Errorf("feed: begin transaction: %w", err)
 	}
 	var (
 		mu         sync.Mutex
 		produceErr error
-		receipts   []auditReceipt
 	)
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -171,46 +246,47 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			mu.Unlock()
 		}
 	}
-	// Records are routed concurrently (each is independent) and produced
-	// in their consumed order, which keeps every subject's order.
-	type routed struct {
-		out []*kgo.Record
-		rs  []auditReceipt
-		err error
-	}
-	// One policy revision decides the whole batch, so within a partition
-	// revisions only move forward: an event after one decided by a new
-	// revision is never decided by an older one.
-	view, err := r.core.View(ctx)
-	if err != nil {
-		_, _ = sess.End(ctx, kgo.TryAbort)
-		return err
-	}
 	results := make([]routed, len(recs))
-	var wg sync.WaitGroup
+	ready := make([]chan struct{}, len(recs))
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
 	workers := min(r.workers, len(recs))
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			for i := w; i < len(recs); i += workers {
-				res := &results[i]
-				res.out, res.rs, res.err = r.route(ctx, view, recs[i])
+				results[i] = r.route(ctx, fb, recs[i])
+				close(ready[i])
 			}
 		}()
 	}
-	wg.Wait()
-	routedOnly := time.Now()
-	var routeErr error
-	for _, res := range results {
+	var (
+		routeErr   error
+		deliveries []*exchange.FeedDelivery
+		dead       int64
+	)
+	for i := range recs {
+		<-ready[i]
+		res := &results[i]
+		if routeErr != nil {
+			continue // wait for every worker before leaving
+		}
 		if res.err != nil {
 			routeErr = res.err
-			break
+			continue
 		}
-		receipts = append(receipts, res.rs...)
+		deliveries = append(deliveries, res.deliveries...)
+		if res.dead {
+			dead++
+		}
 		for _, o := range res.out {
 			sess.Produce(ctx, o, promise)
 		}
+	}
+	routed := time.Now()
+	var audited exchange.FeedRecords
+	if routeErr == nil {
+		audited = fb.Record(deliveries)
 	}
 	// Every record must be acknowledged before the commit is even tried:
 	// a transaction with a failed produce is aborted, never committed.
@@ -225,85 +301,102 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		mu.Unlock()
 	}
 	produced := time.Now()
-	commit := kgo.TryCommit
 	if routeErr == nil {
 		// The deliveries are acknowledged only by the commit, so their
 		// audit records must be durable before it.
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		for _, rc := range receipts {
-			if err := rc.Wait(wctx); err != nil {
-				routeErr = fmt.Errorf("feed: audit: %w", err)
-				break
-			}
-		}
+		routeErr = audited.Wait(wctx)
 		cancel()
 	}
+	commit := kgo.TryCommit
 	if routeErr != nil {
 		commit = kgo.TryAbort
 	}
-	routedAt := time.Now()
+	auditedAt := time.Now()
 	committed, err := sess.End(ctx, commit)
-	r.log.Debug("feed batch", "events", len(recs), "route_ms", routedOnly.Sub(began).Milliseconds(), "produce_ms", produced.Sub(routedOnly).Milliseconds(), "audit_ms", routedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(routedAt).Milliseconds())
+	r.log.Debug("feed batch", "events", len(recs), "deliveries", len(deliveries), "route_ms", routed.Sub(began).Milliseconds(),
+		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())
 	switch {
 	case err != nil:
-		return fmt.Errorf("feed: end transaction: %w", err)
+		return false, fmt.Errorf("feed: end transaction: %w", err)
 	case routeErr != nil:
-		return routeErr
+		return false, routeErr
 	case !committed:
 		r.log.Info("feed transaction aborted (rebalance); redoing from the committed offsets")
+		return false, nil
 	}
-	return nil
+	r.events.Add(int64(len(recs)))
+	r.deliveries.Add(int64(len(deliveries)))
+	r.deadLetters.Add(dead)
+	r.batches.Add(1)
+	return true, nil
 }
 
-type auditReceipt interface {
-	Wait(context.Context) error
+// routed is what one provider record becomes: the records to produce and
+// the deliveries among them, to audit; or the core failing (err), which
+// aborts the batch.
+type routed struct {
+	out        []*kgo.Record
+	deliveries []*exchange.FeedDelivery
+	// dead: out is the event's dead letter.
+	dead bool
+	err  error
 }
 
 // route turns one provider record into the records of its consumers, or a
-// dead letter. An error means the core failed: the batch is aborted.
-func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.Record, []auditReceipt, error) {
+// dead letter. Every delivery is prepared before any is recorded, so an
+// event that turns out to be poison for one subscriber leaves no audit
+// record of deliveries to the others that never happen.
+func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Record) routed {
 	ds := r.byTopic[rec.Topic]
 	if ds == nil {
-		return nil, nil, fmt.Errorf("feed: record from unexpected topic %s", rec.Topic)
+		return routed{err: fmt.Errorf("feed: record from unexpected topic %s", rec.Topic)}
 	}
 	ev, err := event.Parse(rec.Value)
 	if err == nil {
-		err = ds.Check(ev)
+		err = ds.CheckEnvelope(ev)
 	}
 	if err != nil {
-		return []*kgo.Record{r.deadLetter(ds, rec, "invalid event: "+err.Error())}, nil, nil
+		return r.deadLetter(ds, rec, "invalid event: "+err.Error())
 	}
-	// Every delivery is prepared before any is recorded, so an event that
-	// turns out to be poison for one subscriber leaves no audit record of
-	// deliveries to the others that never happen.
-	var deliveries []*Delivery
-	for _, sub := range view.Subscribers(ds.Provider, ds.Code) {
-		d, err := view.Deliver(ctx, sub, ds.Code, ev)
-		switch refusalCode(err) {
-		case "":
-			if err != nil {
-				return nil, nil, err
-			}
+	fe := exchange.FeedEvent{Provider: ds.Provider, Dataset: ds.Code, ID: ev.ID, Subject: ev.Subject}
+	// The data is decoded and validated once, for every subscriber.
+	data, ref := fb.DecodeEvent(fe, ev.Data)
+	if ref != nil {
+		return r.deadLetter(ds, rec, "invalid event: "+ref.Detail)
+	}
+	var deliveries []*exchange.FeedDelivery
+	for _, sub := range fb.Subscribers(ds.Provider, ds.Code) {
+		d, ref := fb.Deliver(ctx, sub, data)
+		switch {
+		case ref == nil:
 			deliveries = append(deliveries, d)
-		case RefusedPoison:
-			return []*kgo.Record{r.deadLetter(ds, rec, err.Error())}, nil, nil
+		case ref.Kind == exchange.KindBadBackendAnswer:
+			// Poison: the data cannot be projected for this subscriber.
+			return r.deadLetter(ds, rec, ref.Detail)
+		case ref.Status >= 500:
+			// The core failed (policy evaluation, the audit log): the
+			// batch is aborted and redone.
+			return routed{err: fmt.Errorf("feed: %s: %s", ref.Kind, ref.Detail)}
+		default:
+			// Refused for this subscriber (denied, recorded by the core)
+			// or outside its grant's row scope: nothing for it.
 		}
 	}
-	var out []*kgo.Record
-	var receipts []auditReceipt
-	var envelope []byte
+	if len(deliveries) == 0 {
+		return routed{}
+	}
+	// The envelope is the same for every consumer but the subject: written
+	// once, each consumer's data spliced in.
+	bare := *ev
+	bare.Subject, bare.Data = deliveries[0].Subject, json.RawMessage(`{}`)
+	b, err := bare.Marshal()
+	if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
+		return r.deadLetter(ds, rec, "the delivered event cannot be written")
+	}
+	envelope := b[:len(b)-3]
+	out := make([]*kgo.Record, 0, len(deliveries))
 	for _, d := range deliveries {
-		if envelope == nil {
-			// The envelope is the same for every consumer: written once,
-			// each consumer's data spliced in.
-			bare := *ev
-			bare.Subject, bare.Data = d.Subject, json.RawMessage(`{}`)
-			b, err := bare.Marshal()
-			if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
-				return []*kgo.Record{r.deadLetter(ds, rec, "the delivered event cannot be written")}, nil, nil
-			}
-			envelope = b[:len(b)-3]
-		}
 		value := make([]byte, 0, len(envelope)+len(d.Data)+1)
 		value = append(append(append(value, envelope...), d.Data...), '}')
 		out = append(out, &kgo.Record{
@@ -317,17 +410,14 @@ func (r *Router) route(ctx context.Context, view View, rec *kgo.Record) ([]*kgo.
 			},
 		})
 	}
-	for _, d := range deliveries {
-		receipts = append(receipts, view.Record(d))
-	}
-	return out, receipts, nil
+	return routed{out: out, deliveries: deliveries}
 }
 
 // deadLetter keeps an event the router could not route, with the reason,
 // for the provider's operator; the partition moves on.
-func (r *Router) deadLetter(ds *Dataset, rec *kgo.Record, reason string) *kgo.Record {
+func (r *Router) deadLetter(ds *Dataset, rec *kgo.Record, reason string) routed {
 	r.log.Warn("feed event dead-lettered", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason)
-	return &kgo.Record{
+	return routed{dead: true, out: []*kgo.Record{{
 		Topic: broker.DeadLetterTopic(ds.Provider, ds.Code),
 		Key:   rec.Key,
 		Value: rec.Value,
@@ -335,5 +425,5 @@ func (r *Router) deadLetter(ds *Dataset, rec *kgo.Record, reason string) *kgo.Re
 			{Key: HeaderReason, Value: []byte(reason)},
 			{Key: "lienthong-source", Value: fmt.Appendf(nil, "%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)},
 		},
-	}
+	}}}
 }

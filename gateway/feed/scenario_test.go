@@ -22,8 +22,8 @@ import (
 	"github.com/lienthong/lienthong/adapters/postgres"
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
-	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/policies"
 )
 
@@ -62,7 +62,6 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	core := scenarioCore(t, docs)
 	dataset := func(provider, name string) *Dataset {
 		ds, err := NewDataset(ctx, provider, docs[name])
 		if err != nil {
@@ -71,15 +70,19 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 		return ds
 	}
 	birthDS, deathDS, popDS := dataset(civilRegistry, "birth-registration"), dataset(civilRegistry, "death-registration"), dataset(populationDB, "population")
+	// Each agency's router runs its own gateway's core.
+	justiceCore, securityCore := scenarioCore(t, docs, birthDS, deathDS), scenarioCore(t, docs, popDS)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var routers []*Router
 	for _, r := range []RouterConfig{
-		{ID: "router-G05", Core: core, Kafka: kafka, Datasets: []*Dataset{birthDS, deathDS}, Log: quiet},
-		{ID: "router-G01", Core: core, Kafka: kafka, Datasets: []*Dataset{popDS}, Log: quiet},
+		{ID: "router-G05", Core: justiceCore, Kafka: kafka, Datasets: []*Dataset{birthDS, deathDS}, Log: quiet},
+		{ID: "router-G01", Core: securityCore, Kafka: kafka, Datasets: []*Dataset{popDS}, Log: quiet},
 	} {
 		router, err := NewRouter(r)
 		if err != nil {
 			t.Fatal(err)
 		}
+		routers = append(routers, router)
 		rctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { _ = router.Run(rctx); close(done) }()
@@ -228,6 +231,21 @@ func TestJointServicesRunOnFeeds(t *testing.T) {
 			t.Errorf("%s received %v; its grant allows %v", k, got, fields)
 		}
 	}
+	// The routers' counters: each event routed once, each delivery counted,
+	// no backlog. The civil registry's two events go to the population
+	// database; the population database's two to residence and insurance.
+	want2 := []RouterStats{{Events: 2, Deliveries: 2}, {Events: 2, Deliveries: 4}}
+	for i, r := range routers {
+		var st RouterStats
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if st = r.Stats(); st.Events == want2[i].Events && st.Deliveries == want2[i].Deliveries {
+				break
+			}
+		}
+		if st.Events != want2[i].Events || st.Deliveries != want2[i].Deliveries || st.DeadLetters != 0 || st.Lag != 0 || st.Batches < 1 {
+			t.Errorf("router %d stats %+v; want %d events, %d deliveries, no dead letter, no lag", i, st, want2[i].Events, want2[i].Deliveries)
+		}
+	}
 }
 
 // scenarioGrants are the feed grants of the joint services: each hop's
@@ -253,7 +271,7 @@ func scenarioGrants(now time.Time) []catalog.Grant {
 	}
 }
 
-func scenarioCore(t *testing.T, docs map[string][]byte) Core {
+func scenarioCore(t *testing.T, docs map[string][]byte, ds ...*Dataset) *exchange.Core {
 	t.Helper()
 	now := time.Now()
 	var datasets []catalog.Dataset
@@ -274,19 +292,7 @@ func scenarioCore(t *testing.T, docs map[string][]byte) Core {
 		t.Fatal(err)
 	}
 	snap.Revision = "1"
-	eng := policies.NewEngine()
-	if err := eng.Load(context.Background(), snap); err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	masker, _ := projection.NewMasker(key, 0)
-	sink, err := audit.OpenFile(filepath.Join(t.TempDir(), "audit.log"), testAuditOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
-	return NewBridge(staticPolicy{&Policy{Engine: eng, Snapshot: snap}}, masker, sink)
+	return testCore(t, snap, ds...)
 }
 
 func publisherFor(t *testing.T, kafka broker.Config, ds ...*Dataset) *OutboxPublisher {

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -68,8 +67,7 @@ func invalid(pointer, format string, args ...any) error {
 }
 
 var (
-	typePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*){2,15}$`)
-	attributes  = map[string]bool{"id": true, "source": true, "specversion": true, "type": true, "subject": true,
+	attributes = map[string]bool{"id": true, "source": true, "specversion": true, "type": true, "subject": true,
 		"time": true, "datacontenttype": true, "data": true}
 )
 
@@ -85,11 +83,11 @@ func Parse(raw []byte) (*Event, error) {
 	if !utf8.Valid(raw) {
 		return nil, invalid("", "the event is not valid UTF-8")
 	}
-	if err := checkJSON(raw); err != nil {
+	fields, err := checkJSONMembers(raw)
+	if err != nil {
 		return nil, err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
+	if fields == nil {
 		return nil, invalid("", "the event must be a JSON object")
 	}
 	for k := range fields {
@@ -101,7 +99,6 @@ func Parse(raw []byte) (*Event, error) {
 		}
 	}
 	e := &Event{}
-	var err error
 	str := func(name string, required bool, max int) string {
 		if err != nil {
 			return ""
@@ -113,8 +110,8 @@ func Parse(raw []byte) (*Event, error) {
 			}
 			return ""
 		}
-		var s string
-		if json.Unmarshal(v, &s) != nil {
+		s, ok := jsonString(v)
+		if !ok {
 			err = invalid("/"+name, "must be a string")
 			return ""
 		}
@@ -141,7 +138,7 @@ func Parse(raw []byte) (*Event, error) {
 	if e.SpecVersion != SpecVersion {
 		return nil, invalid("/specversion", "must be %q", SpecVersion)
 	}
-	if !typePattern.MatchString(e.Type) {
+	if !validType(e.Type) {
 		return nil, invalid("/type", "must be a dotted lower-case name such as vn.gov.civilstatus.birth.registered")
 	}
 	if e.Time, err = time.Parse(time.RFC3339Nano, timeText); err != nil {
@@ -168,6 +165,25 @@ func Parse(raw []byte) (*Event, error) {
 	return e, nil
 }
 
+// validType reports whether t is 3 to 16 dot-separated segments, each a
+// lower-case letter followed by lower-case letters, digits and hyphens
+// (checked by hand: it runs for every event the router reads).
+func validType(t string) bool {
+	segs := 0
+	for seg := range strings.SplitSeq(t, ".") {
+		segs++
+		if seg == "" || seg[0] < 'a' || seg[0] > 'z' {
+			return false
+		}
+		for i := 1; i < len(seg); i++ {
+			if c := seg[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return segs >= 3 && segs <= 16
+}
+
 // Marshal writes the event in structured mode.
 func (e *Event) Marshal() ([]byte, error) {
 	out := *e
@@ -180,11 +196,43 @@ func (e *Event) Marshal() ([]byte, error) {
 // deeper than maxDepth, and duplicate keys in any object of it. Keys are
 // compared unescaped ("\u006eame" is name).
 func checkJSON(raw []byte) error {
+	_, err := checkJSONMembers(raw)
+	return err
+}
+
+// checkJSONMembers is checkJSON that also returns, when the value is an
+// object, its members (keys unescaped, values as they are written, sharing
+// raw's bytes), found in the same pass; nil for any other value.
+func checkJSONMembers(raw []byte) (map[string]json.RawMessage, error) {
 	if !json.Valid(raw) {
-		return invalid("", "the event is not valid JSON (exactly one value)")
+		return nil, invalid("", "the event is not valid JSON (exactly one value)")
 	}
-	sc := scanner{b: raw}
-	return sc.value(0)
+	sc := scanner{b: raw, members: map[string]json.RawMessage{}}
+	if err := sc.value(0); err != nil {
+		return nil, err
+	}
+	if bytes.TrimLeft(raw, " \t\r\n")[0] != '{' {
+		return nil, nil
+	}
+	return sc.members, nil
+}
+
+// jsonString returns the string a JSON value already known to be valid
+// writes, and whether it is a string. Without escapes (the common case)
+// its bytes are the string: valid JSON holds no raw control character in
+// a string.
+func jsonString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 const maxDepth = 64
@@ -194,6 +242,8 @@ type scanner struct {
 	b    []byte
 	i    int
 	path []string // keys and indexes down to the current value
+	// members, when set, receives the members of the top-level object.
+	members map[string]json.RawMessage
 }
 
 func (s *scanner) pointer() string {
@@ -241,8 +291,13 @@ func (s *scanner) value(depth int) error {
 			seen[key] = struct{}{}
 			s.ws()
 			s.i++ // ':'
+			s.ws()
+			start := s.i
 			if err := s.value(depth + 1); err != nil {
 				return err
+			}
+			if depth == 0 && s.members != nil {
+				s.members[key] = s.b[start:s.i]
 			}
 			s.path = s.path[:len(s.path)-1]
 		}

@@ -2,6 +2,7 @@ package event
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,18 @@ func TestParseRefuses(t *testing.T) {
 				t.Fatalf("the error quotes a value: %v", err)
 			}
 		})
+	}
+}
+
+// validType is checked by hand for speed; the pattern it implements is the
+// oracle, over names chosen to sit on each edge of it.
+func TestValidTypeMatchesItsPattern(t *testing.T) {
+	oracle := regexp.MustCompile(`^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*){2,15}$`)
+	cases := []string{"vn.gov.civilstatus.birth.registered", "a.b.c", "a.b", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q",
+		"a..c", ".a.b.c", "a.b.c.", "A.b.c", "a.b.C", "a.1b.c", "a.b1-.c", "a.b-c.d-", "a.b.c\n", "a.b.ç", "", "a b.c.d", "vn.gov.x_y.z"}
+	for _, c := range cases {
+		if got, want := validType(c), oracle.MatchString(c); got != want {
+			t.Errorf("validType(%q) = %v, the pattern says %v", c, got, want)
+		}
 	}
 }

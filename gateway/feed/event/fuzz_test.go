@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParse holds Parse to its contract on any input: it never panics, an
@@ -43,7 +44,8 @@ func FuzzCheckJSONAgreesWithDecoder(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if !json.Valid(raw) {
+		// Parse checks UTF-8 first; encoding/json replaces invalid bytes.
+		if !json.Valid(raw) || !utf8.Valid(raw) {
 			return
 		}
 		got := checkJSON(raw)
@@ -54,6 +56,32 @@ func FuzzCheckJSONAgreesWithDecoder(f *testing.F) {
 		}
 		if got != nil && got.(*Error).Pointer != want.(*Error).Pointer {
 			t.Fatalf("scanner at %q, reference at %q", got.(*Error).Pointer, want.(*Error).Pointer)
+		}
+		if got != nil {
+			return
+		}
+		// The members found in the same pass are encoding/json's.
+		members, _ := checkJSONMembers(raw)
+		var ref map[string]json.RawMessage
+		if json.Unmarshal(raw, &ref) != nil {
+			if members != nil {
+				t.Fatalf("members of a value that is not an object")
+			}
+			return
+		}
+		if len(members) != len(ref) {
+			t.Fatalf("members %d, encoding/json %d", len(members), len(ref))
+		}
+		for k, v := range ref {
+			if !bytes.Equal(members[k], v) {
+				t.Fatalf("member %q: %s, encoding/json %s", k, members[k], v)
+			}
+			if s, ok := jsonString(v); ok {
+				var want string
+				if json.Unmarshal(v, &want) != nil || s != want {
+					t.Fatalf("string %s read as %q, encoding/json %q", v, s, want)
+				}
+			}
 		}
 	})
 }

@@ -1,0 +1,98 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/gateway/exchange"
+	"github.com/lienthong/lienthong/gateway/feed"
+)
+
+// FeedRouterConfig runs the feed router (gateway/feed) inside the gateway
+// process, as a door onto the gateway's own exchange core: it decides with
+// the policy the gateway pulls, under the gateway's staleness rule, masks
+// with the gateway's masking key, and writes each delivery's record to the
+// gateway's audit log under the federation's subject key, so feed records
+// index like query records. `lienthong feed-router` runs the same router
+// alone.
+type FeedRouterConfig struct {
+	// ID names the router: its Kafka transactional id and static group
+	// member. Keep it across restarts, so the broker fences a dead
+	// instance and aborts its open transaction (default "router-" and the
+	// gateway's system id).
+	ID string `json:"id,omitempty"`
+	// Provider is the member's provider system whose datasets are routed.
+	Provider string `json:"provider"`
+	// Datasets are the codes of the provider's datasets to route (default:
+	// each of its datasets that declares event types, as configured when
+	// the gateway starts).
+	Datasets []string `json:"datasets,omitempty"`
+	// MaxBatch bounds the events of one transaction (default 1000).
+	MaxBatch int `json:"maxBatch,omitempty"`
+}
+
+// newFeedRouter prepares the configured feed router (nil when none); Run
+// runs it in the background and stops it before closing the audit log.
+func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.Router, error) {
+	if g.cfg.Feeds == nil || g.cfg.Feeds.Router == nil {
+		return nil, nil
+	}
+	rc := g.cfg.Feeds.Router
+	if rc.Provider == "" {
+		return nil, errors.New("feeds.router.provider: required: the provider system whose datasets are routed")
+	}
+	if exchange.MemberOf(rc.Provider) != g.cfg.Member {
+		return nil, fmt.Errorf("feeds.router.provider: %s is not a system of member %s, which this gateway serves", rc.Provider, g.cfg.Member)
+	}
+	st := g.sync.current.Load()
+	if st == nil {
+		return nil, errors.New("feeds.router: no configuration to route with")
+	}
+	var datasets []*feed.Dataset
+	for ref, d := range st.documents {
+		if d.info.Provider != rc.Provider || (len(rc.Datasets) > 0 && !slices.Contains(rc.Datasets, d.info.Code)) {
+			continue
+		}
+		if len(rc.Datasets) == 0 {
+			if types, err := catalog.EventTypes(d.document); err != nil || len(types) == 0 {
+				continue
+			}
+		}
+		ds, err := feed.NewDataset(ctx, rc.Provider, d.document)
+		if err != nil {
+			return nil, fmt.Errorf("feeds.router: dataset %s: %w", ref, err)
+		}
+		datasets = append(datasets, ds)
+	}
+	for _, code := range rc.Datasets {
+		if !slices.ContainsFunc(datasets, func(d *feed.Dataset) bool { return d.Code == code }) {
+			return nil, fmt.Errorf("feeds.router.datasets: %s publishes no dataset %q at this gateway", rc.Provider, code)
+		}
+	}
+	if len(datasets) == 0 {
+		return nil, fmt.Errorf("feeds.router: %s publishes no dataset that declares event types (info.x-events)", rc.Provider)
+	}
+	id := rc.ID
+	if id == "" {
+		id = "router-" + g.cfg.System
+	}
+	router, err := feed.NewRouter(feed.RouterConfig{ID: id, Core: g.core, Kafka: g.cfg.Feeds.Kafka, Datasets: datasets,
+		Log: g.log.With("component", "feed-router"), MaxBatch: rc.MaxBatch})
+	if err != nil {
+		return nil, fmt.Errorf("feeds.router: %w", err)
+	}
+	g.log.Info("feed router configured", "id", id, "provider", rc.Provider, "datasets", len(datasets))
+	return router, nil
+}
+
+// FeedRouterStats returns the counters of the feed router the gateway runs
+// (feeds.router), and false when it runs none: a hook for metrics.
+func (g *Gateway) FeedRouterStats() (feed.RouterStats, bool) {
+	if g.feedRouter == nil {
+		return feed.RouterStats{}, false
+	}
+	return g.feedRouter.Stats(), true
+}
