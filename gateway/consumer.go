@@ -74,6 +74,7 @@ func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.
 	if !ok {
 		return nil, g.core.Refuse(ctx, x, http.StatusNotFound, "no-route", "no gateway is registered for the member of provider "+req.Provider)
 	}
+	x.NoteProvider()
 	fctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout.Duration)
 	defer cancel()
 	out, err := http.NewRequestWithContext(fctx, req.Method, "https://"+peer.Address+escapedPath, bytes.NewReader(req.Body))

@@ -30,7 +30,9 @@ import (
 	"github.com/lienthong/lienthong/federation/pull"
 	envoydoor "github.com/lienthong/lienthong/gateway/envoy"
 	"github.com/lienthong/lienthong/gateway/exchange"
+	"github.com/lienthong/lienthong/gateway/metrics"
 	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/internal/opsmux"
 )
 
 // Gateway is one agency's gateway.
@@ -53,6 +55,8 @@ type Gateway struct {
 	peers   map[string]*http.Client
 	// feeds publishes change events (feeds.go).
 	feeds publisher
+	// metrics count and time exchanges (observe.go).
+	metrics *metrics.Gateway
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -111,6 +115,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		return nil, fmt.Errorf("gateway: state dir: %w", err)
 	}
 	g.sync = &syncer{cfg: cfg, cp: g.cp, log: log, now: time.Now}
+	g.metrics = g.newMetrics()
 	for _, o := range opts {
 		o(g)
 	}
@@ -134,7 +139,8 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 			ship.Options{Key: key.Public().(ed25519.PublicKey), Log: log, Durable: func() uint64 { return fs.Durable() }})
 		fs, err = audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge,
 			CheckpointEvery: cfg.AuditLog.CheckpointEvery, CheckpointInterval: cfg.AuditLog.CheckpointInterval.Duration,
-			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration})
+			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration,
+			OnCommit: g.metrics.AuditCommitted})
 		if err != nil {
 			return nil, err
 		}
@@ -171,6 +177,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		Now:          func() time.Time { return g.sync.now() },
 		MaxStaleness: cfg.MaxStaleness.Duration, Timeout: cfg.Timeout.Duration, MaxResponseBytes: cfg.MaxResponseBytes,
 		RatePerSecond: cfg.RateLimit.PerSecond, RateBurst: cfg.RateLimit.Burst,
+		Observer: g.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -198,7 +205,7 @@ func (g *Gateway) openBackend(ctx context.Context, b Backend) (adapters.Adapter,
 }
 
 // Addrs are the addresses the gateway listens on once running.
-type Addrs struct{ Outbound, Inbound, Envoy, Health string }
+type Addrs struct{ Outbound, Inbound, Envoy, Health, Metrics string }
 
 // Run serves both listeners until ctx ends, pulling configuration and
 // renewing its certificate in the background. It refuses to start when its
@@ -252,6 +259,14 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if addrs.Health, err = serve(g.cfg.Health.Listen, g.readyzHandler(), "health", true); err != nil {
 		return err
 	}
+	if g.cfg.Metrics.Listen != "" {
+		ops, err := opsmux.Listen(g.cfg.Metrics.Listen, opsmux.Handler(g.metrics.Handler(), g.opsChecks), g.log)
+		if err != nil {
+			return err
+		}
+		addrs.Metrics = ops.Addr()
+		defer func() { _ = ops.Close(context.Background()) }()
+	}
 	var doors *envoydoor.Server
 	var grpcServer *grpc.Server
 	if g.cfg.Envoy.Listen != "" {
@@ -275,7 +290,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 		background.Add(1)
 		go func() { defer background.Done(); g.shipper.Run(ctx) }()
 	}
-	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health)
+	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health, "metrics", addrs.Metrics)
 	if ready != nil {
 		ready(addrs)
 	}
