@@ -14,7 +14,7 @@ import (
 )
 
 func newGatewayCommand() *cobra.Command {
-	var file, logLevel, envoyListen string
+	var file, logLevel, envoyListen, metricsListen string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run an agency's gateway: the mTLS door its systems and peer gateways call",
@@ -40,6 +40,9 @@ See docs/gateway.md for the configuration reference.`,
 			if envoyListen != "" {
 				cfg.Envoy.Listen = envoyListen
 			}
+			if cmd.Flags().Changed("metrics-listen") || cfg.Metrics.Listen == "" {
+				cfg.Metrics.Listen = metricsListen
+			}
 			gw, err := gateway.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
@@ -47,11 +50,15 @@ See docs/gateway.md for the configuration reference.`,
 			renewOnHangup(cmd.Context(), gw, log)
 			return gw.Run(cmd.Context(), func(a gateway.Addrs) {
 				fmt.Fprintf(cmd.OutOrStdout(), "lienthong gateway of %s ready: outbound %s, inbound %s, envoy %s\n", cfg.Member, dash(a.Outbound), dash(a.Inbound), dash(a.Envoy))
+				if a.Metrics != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  metrics, health and readiness at http://%s/metrics, /healthz, /readyz\n", a.Metrics)
+				}
 			})
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "gateway configuration file (JSON)")
 	cmd.Flags().StringVar(&envoyListen, "envoy-listen", "", "serve Envoy's ext_authz and ext_proc over gRPC here (overrides envoy.listen; see docs/envoy-doors.md)")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", defaultMetricsListen, metricsListenUsage+" (overrides metrics.listen)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
