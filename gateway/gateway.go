@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/lienthong/lienthong/adapters"
@@ -33,6 +34,7 @@ import (
 	"github.com/lienthong/lienthong/gateway/metrics"
 	"github.com/lienthong/lienthong/gateway/projection"
 	"github.com/lienthong/lienthong/internal/opsmux"
+	"github.com/lienthong/lienthong/internal/tracing"
 )
 
 // Gateway is one agency's gateway.
@@ -55,8 +57,10 @@ type Gateway struct {
 	peers   map[string]*http.Client
 	// feeds publishes change events (feeds.go).
 	feeds publisher
-	// metrics count and time exchanges (observe.go).
+	// metrics count and time exchanges (observe.go); tracer traces them
+	// (trace.go).
 	metrics *metrics.Gateway
+	tracer  trace.Tracer
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -116,6 +120,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	}
 	g.sync = &syncer{cfg: cfg, cp: g.cp, log: log, now: time.Now}
 	g.metrics = g.newMetrics()
+	g.tracer = tracing.Provider(nil).Tracer(tracerName)
 	for _, o := range opts {
 		o(g)
 	}
@@ -168,7 +173,12 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	backends := map[string]exchange.Backend{}
 	for ref, a := range g.adapters {
 		b := cfg.Backends[ref]
-		backends[ref] = exchange.Backend{Adapter: a, RecordPath: b.RecordPath, SubjectField: b.SubjectField}
+		kind := "postgres"
+		if b.REST != nil {
+			kind = "rest"
+		}
+		traced := tracedAdapter{Adapter: a, kind: kind, tracer: func() trace.Tracer { return g.tracer }}
+		backends[ref] = exchange.Backend{Adapter: traced, RecordPath: b.RecordPath, SubjectField: b.SubjectField}
 	}
 	g.core, err = exchange.New(exchange.Config{
 		Member: cfg.Member, Instance: cfg.Instance, Source: source{g.sync},

@@ -15,6 +15,7 @@ import (
 
 func newGatewayCommand() *cobra.Command {
 	var file, logLevel, envoyListen, metricsListen string
+	var traces traceFlags
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run an agency's gateway: the mTLS door its systems and peer gateways call",
@@ -43,7 +44,12 @@ See docs/gateway.md for the configuration reference.`,
 			if cmd.Flags().Changed("metrics-listen") || cfg.Metrics.Listen == "" {
 				cfg.Metrics.Listen = metricsListen
 			}
-			gw, err := gateway.New(cmd.Context(), cfg, log)
+			tp, flush, err := traces.setup(cmd.Context(), "lienthong-gateway "+cfg.System)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = flush(context.Background()) }()
+			gw, err := gateway.New(cmd.Context(), cfg, log, gateway.WithTracerProvider(tp))
 			if err != nil {
 				return err
 			}
@@ -60,6 +66,7 @@ See docs/gateway.md for the configuration reference.`,
 	cmd.Flags().StringVar(&envoyListen, "envoy-listen", "", "serve Envoy's ext_authz and ext_proc over gRPC here (overrides envoy.listen; see docs/envoy-doors.md)")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", defaultMetricsListen, metricsListenUsage+" (overrides metrics.listen)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	addTraceFlags(cmd, &traces)
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

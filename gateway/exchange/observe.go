@@ -1,7 +1,9 @@
 package exchange
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -96,9 +98,11 @@ type stages struct {
 	observed bool
 }
 
-// observe tells the Observer about a finished exchange, once.
+// observe tells the Observer about a finished exchange, once, and logs it
+// at debug level (an access log line: the exchange id and names, never a
+// path, field or subject).
 func (c *Core) observe(x *Exchange, kind string) {
-	if c.cfg.Observer == nil || x.stages.observed {
+	if x.stages.observed || (c.cfg.Observer == nil && !c.cfg.Log.Enabled(context.Background(), slog.LevelDebug)) {
 		return
 	}
 	x.stages.observed = true
@@ -114,7 +118,18 @@ func (c *Core) observe(x *Exchange, kind string) {
 	if x.dataset != nil || (x.rec.Side == "consumer" && x.providerKnown) {
 		o.Provider, o.Dataset = x.rec.Provider, x.rec.Dataset
 	}
-	c.cfg.Observer.Finished(o)
+	if c.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
+		dataset := ""
+		if o.Provider != "" {
+			dataset = o.Provider + "/" + o.Dataset
+		}
+		c.cfg.Log.Debug("exchange finished", "exchange", x.rec.ExchangeID, "side", o.Side, "mode", o.Mode,
+			"consumer", o.Consumer, "dataset", dataset, "outcome", o.Outcome, "kind", o.Kind,
+			"status", o.Status, "bytes", o.Bytes, "took_ms", float64(o.Total.Microseconds())/1000)
+	}
+	if c.cfg.Observer != nil {
+		c.cfg.Observer.Finished(o)
+	}
 }
 
 // NoteBackend records how long a door's own call to the backend or the
