@@ -59,8 +59,9 @@ type Gateway struct {
 	feeds publisher
 	// metrics count and time exchanges (observe.go); tracer traces them
 	// (trace.go).
-	metrics *metrics.Gateway
-	tracer  trace.Tracer
+	metrics    *metrics.Gateway
+	metricsOff bool
+	tracer     trace.Tracer
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -145,7 +146,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		fs, err = audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge,
 			CheckpointEvery: cfg.AuditLog.CheckpointEvery, CheckpointInterval: cfg.AuditLog.CheckpointInterval.Duration,
 			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration,
-			OnCommit: g.metrics.AuditCommitted})
+			OnCommit: g.onCommit()})
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +188,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		Now:          func() time.Time { return g.sync.now() },
 		MaxStaleness: cfg.MaxStaleness.Duration, Timeout: cfg.Timeout.Duration, MaxResponseBytes: cfg.MaxResponseBytes,
 		RatePerSecond: cfg.RateLimit.PerSecond, RateBurst: cfg.RateLimit.Burst,
-		Observer: g.metrics,
+		Observer: g.observer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"time"
 
+	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/metrics"
 	"github.com/lienthong/lienthong/internal/opsmux"
 )
@@ -59,3 +60,25 @@ func (g *Gateway) opsChecks() []opsmux.Check {
 // /readyz) at addr, as metrics.listen in the configuration does (for
 // `lienthong up` and tests, which build configurations in code).
 func WithMetricsListen(addr string) Option { return func(g *Gateway) { g.cfg.Metrics.Listen = addr } }
+
+// WithoutMetrics turns the gateway's metrics off: exchanges are neither
+// counted nor timed, and /metrics serves nothing of them. It exists for the
+// bench's baseline (the cost of observation); a production gateway keeps
+// its metrics.
+func WithoutMetrics() Option { return func(g *Gateway) { g.metricsOff = true } }
+
+// observer is what the exchange core reports to (nil: off).
+func (g *Gateway) observer() exchange.Observer {
+	if g.metricsOff {
+		return nil
+	}
+	return g.metrics
+}
+
+// onCommit is what the audit log reports its commits to (nil: off).
+func (g *Gateway) onCommit() func(int, time.Duration) {
+	if g.metricsOff {
+		return nil
+	}
+	return g.metrics.AuditCommitted
+}
