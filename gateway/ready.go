@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/lienthong/lienthong/internal/opsmux"
 )
@@ -59,6 +60,10 @@ func (g *Gateway) checkCertificate() error {
 			return fmt.Errorf("certificate %d of the chain in %s does not parse: %w", i, g.cfg.Identity.CertFile, err)
 		}
 		chain = append(chain, c)
+	}
+	// By the gateway's clock, as every exchange's identity check is.
+	if now := g.sync.now(); now.After(chain[0].NotAfter) {
+		return fmt.Errorf("the certificate in %s expired at %s; renewal has failed (see the log)", g.cfg.Identity.CertFile, chain[0].NotAfter.UTC().Format(time.RFC3339))
 	}
 	signer, ok := cur.PrivateKey.(crypto.Signer)
 	if !ok {
