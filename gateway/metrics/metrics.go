@@ -114,9 +114,7 @@ type Gateway struct {
 	batch     prometheus.Histogram
 	feedLag   *prometheus.GaugeVec
 	overflow  *prometheus.CounterVec
-
-	guardMu sync.Mutex
-	seen    map[string]map[string]bool
+	labels    *labelGuard
 }
 
 // New registers the gateway's metrics.
@@ -127,7 +125,7 @@ func New(src Sources) *Gateway {
 	if src.MaxLabelValues <= 0 {
 		src.MaxLabelValues = defaultMaxLabelValues
 	}
-	m := &Gateway{reg: prometheus.NewRegistry(), src: src, seen: map[string]map[string]bool{}}
+	m := &Gateway{reg: prometheus.NewRegistry(), src: src}
 	m.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ExchangesTotal,
 		Help: "Exchanges finished, by side, consumer system, provider system, dataset, mode, outcome (allowed, denied, backend_error, invalid_response, failed) and reason (the problem kind of a refusal)."},
 		[]string{labelSide, "consumer", "provider", "dataset", labelMode, labelOutcome, labelRsn})
@@ -147,12 +145,9 @@ func New(src Sources) *Gateway {
 		Help: "Time one group commit of the audit log took to write and sync.", Buckets: LatencyBuckets})
 	m.batch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: AuditCommitBatch,
 		Help: "Records written by one group commit of the audit log.", Buckets: batchBuckets})
-	m.feedLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: FeedConsumerLag,
-		Help: "Change events of a dataset not yet delivered to a subscribed consumer, as the feed router last saw."},
-		[]string{"consumer", "dataset"})
-	m.overflow = prometheus.NewCounterVec(prometheus.CounterOpts{Name: LabelValuesOverflowed,
-		Help: "Observations whose label value was counted as \"other\" because the label already had its maximum of distinct values."},
-		[]string{"label"})
+	m.feedLag = newFeedLag()
+	m.overflow = newOverflow()
+	m.labels = &labelGuard{max: src.MaxLabelValues, overflow: m.overflow}
 	m.reg.MustRegister(m.exchanges, m.duration, m.stage, m.bytes, m.limited, m.commit, m.batch, m.feedLag, m.overflow,
 		stateCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -203,29 +198,86 @@ func (m *Gateway) SetFeedLag(consumer, dataset string, lag int64) {
 	m.feedLag.WithLabelValues(m.bound("consumer", consumer), m.bound("dataset", dataset)).Set(float64(lag))
 }
 
+// bound returns v as a label value (see labelGuard).
+func (m *Gateway) bound(label, v string) string { return m.labels.bound(label, v) }
+
+// labelGuard caps the distinct values of each label.
+type labelGuard struct {
+	max      int
+	overflow *prometheus.CounterVec
+
+	mu   sync.Mutex
+	seen map[string]map[string]bool
+}
+
 // bound returns v as a label value: "unknown" when empty, "other" once the
 // label holds its maximum of distinct values.
-func (m *Gateway) bound(label, v string) string {
+func (g *labelGuard) bound(label, v string) string {
 	if v == "" {
 		return unknownLabelValue
 	}
-	m.guardMu.Lock()
-	defer m.guardMu.Unlock()
-	seen := m.seen[label]
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen == nil {
+		g.seen = map[string]map[string]bool{}
+	}
+	seen := g.seen[label]
 	if seen == nil {
 		seen = map[string]bool{}
-		m.seen[label] = seen
+		g.seen[label] = seen
 	}
 	if seen[v] {
 		return v
 	}
-	if len(seen) >= m.src.MaxLabelValues {
-		m.overflow.WithLabelValues(label).Inc()
+	if len(seen) >= g.max {
+		g.overflow.WithLabelValues(label).Inc()
 		return overflowLabelValue
 	}
 	seen[v] = true
 	return v
 }
+
+func newFeedLag() *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: FeedConsumerLag,
+		Help: "Change events of a dataset not yet delivered to a subscribed consumer, as the feed router last saw."},
+		[]string{"consumer", "dataset"})
+}
+
+func newOverflow() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: LabelValuesOverflowed,
+		Help: "Observations whose label value was counted as \"other\" because the label already had its maximum of distinct values."},
+		[]string{"label"})
+}
+
+// FeedRouter holds a feed router process's metrics: each subscribed
+// consumer's lag, with the Go runtime's and the process's.
+type FeedRouter struct {
+	reg    *prometheus.Registry
+	lag    *prometheus.GaugeVec
+	labels *labelGuard
+}
+
+// NewFeedRouter registers a feed router's metrics.
+func NewFeedRouter() *FeedRouter {
+	overflow := newOverflow()
+	m := &FeedRouter{reg: prometheus.NewRegistry(), lag: newFeedLag(), labels: &labelGuard{max: defaultMaxLabelValues, overflow: overflow}}
+	m.reg.MustRegister(m.lag, overflow, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// SetFeedLag sets how many change events of dataset the consumer has not
+// yet been delivered; the router calls it as it reads its offsets.
+func (m *FeedRouter) SetFeedLag(consumer, dataset string, lag int64) {
+	m.lag.WithLabelValues(m.labels.bound("consumer", consumer), m.labels.bound("dataset", dataset)).Set(float64(lag))
+}
+
+// Handler serves the metrics.
+func (m *FeedRouter) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the registry the metrics live in.
+func (m *FeedRouter) Registry() *prometheus.Registry { return m.reg }
 
 // stateCollector reports, at scrape time, the state the gateway is in.
 type stateCollector struct{ m *Gateway }

@@ -76,3 +76,27 @@ func TestOutcomeOf(t *testing.T) {
 		t.Error("an unknown kind is not bounded")
 	}
 }
+
+// TestFeedRouterLag: the lag a router reports is exposed by consumer and
+// dataset, and a later report replaces it.
+func TestFeedRouterLag(t *testing.T) {
+	m := metrics.NewFeedRouter()
+	m.SetFeedLag("VN:GOV:000.00.00.G14:CSDLBH", "population", 40)
+	m.SetFeedLag("VN:GOV:000.00.00.G14:CSDLBH", "population", 12)
+	m.SetFeedLag("VN:GOV:000.00.00.H09:CC", "population", 3)
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, mf := range mfs {
+		if mf.GetName() == metrics.FeedConsumerLag {
+			for _, mt := range mf.GetMetric() {
+				total += mt.GetGauge().GetValue()
+			}
+		}
+	}
+	if total != 15 {
+		t.Errorf("lag %v, want 12 + 3", total)
+	}
+}
