@@ -115,7 +115,9 @@ func (c *Core) observe(x *Exchange, kind string) {
 	if x.consumerChecked {
 		o.Consumer = x.rec.Consumer
 	}
-	if x.dataset != nil || (x.rec.Side == "consumer" && x.providerKnown) {
+	// The consumer side names the dataset once the provider's gateway has
+	// not said it serves no such dataset.
+	if x.dataset != nil || (x.rec.Side == "consumer" && x.providerKnown && o.Kind != KindUnknownDataset) {
 		o.Provider, o.Dataset = x.rec.Provider, x.rec.Dataset
 	}
 	if c.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
