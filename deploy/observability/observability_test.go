@@ -268,3 +268,20 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMetricIsDocumented: docs/operations.md names every metric the
+// processes register (in full, or after its process's prefix in the
+// tables), so an operator can look each one up.
+func TestEveryMetricIsDocumented(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	for _, name := range append(gwmetrics.Names(), cpmetrics.Names()...) {
+		short := strings.TrimPrefix(strings.TrimPrefix(name, "lienthong_gateway_"), "lienthong_controlplane_")
+		if !strings.Contains(doc, "`"+name+"`") && !strings.Contains(doc, "`"+short+"`") && !strings.Contains(doc, "`"+short+"{") {
+			t.Errorf("%s is not in docs/operations.md", name)
+		}
+	}
+}
