@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoadDocument -fuzztime $(FUZZTIME) ./catalog/
 	$(GO) test -run '^$$' -fuzz FuzzValidateCSR -fuzztime $(FUZZTIME) ./certs/
 	$(GO) test -run '^$$' -fuzz FuzzProjectNeverLeaks -fuzztime $(FUZZTIME) ./gateway/projection/
+	$(GO) test -run '^$$' -fuzz FuzzRelayedKind -fuzztime $(FUZZTIME) ./gateway/exchange/
 	$(GO) test -run '^$$' -fuzz FuzzCheckWAL -fuzztime $(FUZZTIME) ./catalog/sqlstore/
 	$(GO) test -run '^$$' -fuzz FuzzDecoderAgreesWithEncodingJSON -fuzztime $(FUZZTIME) ./gateway/projection/
 	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithRego -fuzztime $(FUZZTIME) ./policies/

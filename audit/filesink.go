@@ -301,6 +301,7 @@ func (s *FileSink) flush() {
 		s.mu.Unlock()
 
 		var cps []Checkpoint
+		began := time.Now()
 		if err == nil {
 			buf, pos, cps = s.build(buf[:0], pos[:0], batch, due)
 			if len(buf) > 0 {
@@ -322,6 +323,9 @@ func (s *FileSink) flush() {
 			} else {
 				p.receipt.SettleAt(pos[i])
 			}
+		}
+		if err == nil && s.opts.OnCommit != nil && len(batch) > 0 {
+			s.opts.OnCommit(len(batch), time.Since(began))
 		}
 		if err == nil && s.opts.OnCheckpoint != nil {
 			for _, cp := range cps {

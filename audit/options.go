@@ -38,6 +38,10 @@ type Options struct {
 	// the committing goroutine: it must not block (hand it to a queue, as
 	// ship.Shipper does).
 	OnCheckpoint func(Checkpoint)
+	// OnCommit, when set, is called after each group commit that wrote
+	// records, with their number and how long the write and sync took,
+	// from the committing goroutine: it must not block (metrics).
+	OnCommit func(records int, took time.Duration)
 	// Log receives recovery notices; slog.Default() if nil.
 	Log *slog.Logger
 	// Now is the clock; time.Now if nil.

@@ -20,6 +20,7 @@ import (
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/bundles"
+	"github.com/lienthong/lienthong/controlplane/metrics"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/internal/httpguard"
@@ -50,7 +51,10 @@ type Config struct {
 	XDSListen, XDSSites string
 	// Citizen configures the citizen's data tracker (off without an issuer).
 	Citizen CitizenConfig
-	Log     *slog.Logger
+	// MetricsListen, when set, serves GET /metrics, /healthz and /readyz
+	// over plain HTTP there (an address without a host: loopback only).
+	MetricsListen string
+	Log           *slog.Logger
 }
 
 // Ready tells the caller where the running control plane can be reached.
@@ -64,6 +68,8 @@ type Ready struct {
 	Seeded     bool
 	// XDSAddress is the ADS listener's address, when one runs.
 	XDSAddress string
+	// MetricsAddress is the operations listener's address, when one runs.
+	MetricsAddress string
 }
 
 // OpenStore opens the configured store and runs its migrations.
@@ -140,7 +146,15 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	if err := pinKeys(ctx, store, fps); err != nil {
 		return err
 	}
-	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey), service.WithMaxGrantPeriod(cfg.MaxGrantPeriod))...)
+	var checks *readiness
+	m := metrics.New(metrics.Sources{Store: store, Ready: func() map[string]bool {
+		if checks == nil {
+			return nil
+		}
+		return checks.Passed()
+	}})
+	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey), service.WithMaxGrantPeriod(cfg.MaxGrantPeriod),
+		service.WithBundleBuildObserver(m.BundleBuilt))...)
 
 	r := Ready{TokenFile: filepath.Join(cfg.DataDir, "admin.token")}
 	if r.AdminToken, err = bootstrapToken(ctx, svc, r.TokenFile); err != nil {
@@ -175,7 +189,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           httpguard.Wrap(api.New(svc, log, extra...), httpguard.Options{Allow: "GET, POST, PUT, DELETE"}),
+		Handler:           httpguard.Wrap(m.Middleware(api.New(svc, log, extra...)), httpguard.Options{Allow: "GET, POST, PUT, DELETE"}),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -191,6 +205,16 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 			ln.Close()
 			return err
 		}
+	}
+	checks = newReadiness(cfg, svc, store, tlsCfg)
+	ops, err := startOps(cfg, m, checks, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if ops != nil {
+		r.MetricsAddress = ops.Addr()
+		defer func() { _ = ops.Close(context.Background()) }()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()

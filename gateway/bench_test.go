@@ -166,6 +166,12 @@ func benchGatewayTarget(t *testing.T, name, backendURL, backendCA string, sink a
 	if sink != nil {
 		opts = []gateway.Option{gateway.WithSink(sink)}
 	}
+	return benchGatewayTargetWith(t, name, backendURL, backendCA, opts)
+}
+
+// benchGatewayTargetWith is benchGatewayTarget with both gateways' options.
+func benchGatewayTargetWith(t *testing.T, name, backendURL, backendCA string, opts []gateway.Option) target {
+	t.Helper()
 	f := newFederationFull(t, 0, func(c *gateway.Config) {
 		c.RateLimit.PerSecond = 1e6
 		var b gateway.Backend

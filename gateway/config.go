@@ -48,6 +48,10 @@ type Config struct {
 	// Health, when set, serves GET /readyz over plain HTTP for probes and
 	// supervisors; keep it on loopback or a management network.
 	Health Listener `json:"health,omitzero"`
+	// Metrics, when set, serves GET /metrics (Prometheus), /healthz and
+	// /readyz over plain HTTP (docs/operations.md); an address without a
+	// host listens on loopback only.
+	Metrics Listener `json:"metrics,omitzero"`
 	// Envoy, when its listen address is set, serves Envoy's ext_authz and
 	// ext_proc over gRPC (docs/envoy-doors.md): mutual TLS with the
 	// gateway's certificate, and only the local Envoy, presenting that same

@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/internal/problem"
+	"github.com/lienthong/lienthong/internal/tracing"
 )
 
 // consumerHandler serves the member's own systems: it names the caller from
@@ -35,33 +38,38 @@ func (g *Gateway) consumerHandler() http.Handler {
 // the provider's gateway, then the core's records.
 func (g *Gateway) forward(mode catalog.Mode) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		req := exchangeRequest(r, mode)
-		if mode == catalog.ModeVerify {
-			body, err := readBody(w, r, g.cfg.MaxRequestBytes)
-			req.Body = body
-			if err != nil {
-				req.Body = nil
-				x, ref := g.core.AdmitCaller(ctx, req)
-				if ref == nil {
-					ref = g.core.Refuse(ctx, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
-				}
-				writeRefusal(w, ref)
-				return
-			}
-		}
-		x, ref := g.core.AdmitCaller(ctx, req)
-		if ref != nil {
-			writeRefusal(w, ref)
-			return
-		}
-		a, ref := g.relay(ctx, x, req, r.URL.EscapedPath(), r.URL.RawQuery)
+		// The caller's trace, if it sent a traceparent, goes on here.
+		ctx, span := g.startSpan(r, "lienthong.exchange.consumer", "consumer", string(mode))
+		a, ref := g.forwardExchange(ctx, w, r, mode)
+		endAnswer(span, a, ref)
 		if ref != nil {
 			writeRefusal(w, ref)
 			return
 		}
 		writeAnswer(w, a)
 	}
+}
+
+// forwardExchange admits the caller's exchange and relays it.
+func (g *Gateway) forwardExchange(ctx context.Context, w http.ResponseWriter, r *http.Request, mode catalog.Mode) (*exchange.Answer, *exchange.Refusal) {
+	req := exchangeRequest(r, mode)
+	if mode == catalog.ModeVerify {
+		body, err := readBody(w, r, g.cfg.MaxRequestBytes)
+		req.Body = body
+		if err != nil {
+			req.Body = nil
+			x, ref := g.core.AdmitCaller(ctx, req)
+			if ref == nil {
+				ref = g.core.Refuse(ctx, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
+			}
+			return nil, ref
+		}
+	}
+	x, ref := g.core.AdmitCaller(ctx, req)
+	if ref != nil {
+		return nil, ref
+	}
+	return g.relay(ctx, x, req, r.URL.EscapedPath(), r.URL.RawQuery)
 }
 
 // relay sends an admitted exchange to the provider's gateway and returns its
@@ -71,6 +79,7 @@ func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.
 	if ref != nil {
 		return nil, ref
 	}
+	x.NoteProvider()
 	fctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout.Duration)
 	defer cancel()
 	out, err := http.NewRequestWithContext(fctx, req.Method, "https://"+peer.Address+escapedPath, bytes.NewReader(req.Body))
@@ -93,7 +102,11 @@ func (g *Gateway) relay(ctx context.Context, x *exchange.Exchange, req exchange.
 	if ref := g.core.WriteIntent(ctx, x, nil); ref != nil {
 		return nil, ref
 	}
-	resp, err := g.peerClient(peer.System).Do(out)
+	fctx, span := g.tracer.Start(fctx, "lienthong.forward", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(tracing.KeyExchangeID.String(x.ID()), tracing.KeyDataset.String(req.Provider+"/"+req.Dataset)))
+	defer span.End()
+	tracing.Inject(fctx, out.Header)
+	resp, err := g.peerClient(peer.System).Do(out.WithContext(fctx))
 	if err != nil {
 		status, kind, fault := http.StatusBadGateway, exchange.KindProviderUnreachable, "unreachable"
 		if errors.Is(err, context.DeadlineExceeded) {

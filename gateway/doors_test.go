@@ -184,7 +184,7 @@ func TestLogsNeverQuoteBackendBytes(t *testing.T) {
 	if strings.Contains(logs, logMarker) || strings.Contains(logs, badContentTypeID) {
 		t.Fatalf("a log line quotes backend or caller bytes:\n%s", logs)
 	}
-	if !strings.Contains(logs, "fault=backend") {
+	if !strings.Contains(logs, `"fault":"backend"`) {
 		t.Fatalf("the fault was not logged by kind:\n%s", logs)
 	}
 }

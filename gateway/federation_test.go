@@ -84,6 +84,9 @@ type federation struct {
 	backendCalls atomic.Int64
 	// backendURL is the REST backend's base URL.
 	backendURL string
+	// backendTraceparent is the traceparent header of the backend's last
+	// request.
+	backendTraceparent atomic.Value
 	// logs holds what both gateways logged.
 	logs lockedBuffer
 }
@@ -201,6 +204,7 @@ func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*
 
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.backendCalls.Add(1)
+		f.backendTraceparent.Store(r.Header.Get("traceparent"))
 		id := strings.TrimPrefix(r.URL.Path, "/citizens/")
 		if id == badContentTypeID {
 			// A backend that answers with a content type made to be quoted.
@@ -311,7 +315,7 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	f.auditFile[member] = cfg.AuditFile
 
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewTextHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
+	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewJSONHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/lienthong/lienthong/adapters"
@@ -31,7 +32,10 @@ import (
 	envoydoor "github.com/lienthong/lienthong/gateway/envoy"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed"
+	"github.com/lienthong/lienthong/gateway/metrics"
 	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/internal/opsmux"
+	"github.com/lienthong/lienthong/internal/tracing"
 )
 
 // Gateway is one agency's gateway.
@@ -56,6 +60,11 @@ type Gateway struct {
 	peers   map[string]*http.Client
 	// feeds publishes change events (feeds.go).
 	feeds publisher
+	// metrics count and time exchanges (observe.go); tracer traces them
+	// (trace.go).
+	metrics    *metrics.Gateway
+	metricsOff bool
+	tracer     trace.Tracer
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -114,6 +123,8 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		return nil, fmt.Errorf("gateway: state dir: %w", err)
 	}
 	g.sync = &syncer{cfg: cfg, cp: g.cp, log: log, now: time.Now}
+	g.metrics = g.newMetrics()
+	g.tracer = tracing.Provider(nil).Tracer(tracerName)
 	for _, o := range opts {
 		o(g)
 	}
@@ -137,7 +148,8 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 			ship.Options{Key: key.Public().(ed25519.PublicKey), Log: log, Durable: func() uint64 { return fs.Durable() }})
 		fs, err = audit.OpenFile(cfg.AuditFile, audit.Options{Gateway: cfg.System, Key: key, Log: log, OnCheckpoint: g.shipper.Nudge,
 			CheckpointEvery: cfg.AuditLog.CheckpointEvery, CheckpointInterval: cfg.AuditLog.CheckpointInterval.Duration,
-			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration})
+			SegmentBytes: cfg.AuditLog.SegmentBytes, SegmentAge: cfg.AuditLog.SegmentAge.Duration,
+			OnCommit: g.onCommit()})
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +177,12 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	backends := map[string]exchange.Backend{}
 	for ref, a := range g.adapters {
 		b := cfg.Backends[ref]
-		backends[ref] = exchange.Backend{Adapter: a, RecordPath: b.RecordPath, SubjectField: b.SubjectField}
+		kind := "postgres"
+		if b.REST != nil {
+			kind = "rest"
+		}
+		traced := tracedAdapter{Adapter: a, kind: kind, tracer: func() trace.Tracer { return g.tracer }}
+		backends[ref] = exchange.Backend{Adapter: traced, RecordPath: b.RecordPath, SubjectField: b.SubjectField}
 	}
 	g.core, err = exchange.New(exchange.Config{
 		Member: cfg.Member, Instance: cfg.Instance, Source: source{g.sync},
@@ -174,6 +191,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 		Now:          func() time.Time { return g.sync.now() },
 		MaxStaleness: cfg.MaxStaleness.Duration, Timeout: cfg.Timeout.Duration, MaxResponseBytes: cfg.MaxResponseBytes,
 		RatePerSecond: cfg.RateLimit.PerSecond, RateBurst: cfg.RateLimit.Burst,
+		Observer: g.observer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -204,7 +222,7 @@ func (g *Gateway) openBackend(ctx context.Context, b Backend) (adapters.Adapter,
 }
 
 // Addrs are the addresses the gateway listens on once running.
-type Addrs struct{ Outbound, Inbound, Envoy, Health string }
+type Addrs struct{ Outbound, Inbound, Envoy, Health, Metrics string }
 
 // Run serves both listeners until ctx ends, pulling configuration and
 // renewing its certificate in the background. It refuses to start when its
@@ -258,6 +276,14 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if addrs.Health, err = serve(g.cfg.Health.Listen, g.readyzHandler(), "health", true); err != nil {
 		return err
 	}
+	if g.cfg.Metrics.Listen != "" {
+		ops, err := opsmux.Listen(g.cfg.Metrics.Listen, opsmux.Handler(g.metrics.Handler(), g.opsChecks), g.log)
+		if err != nil {
+			return err
+		}
+		addrs.Metrics = ops.Addr()
+		defer func() { _ = ops.Close(context.Background()) }()
+	}
 	var doors *envoydoor.Server
 	var grpcServer *grpc.Server
 	if g.cfg.Envoy.Listen != "" {
@@ -285,7 +311,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 		background.Add(1)
 		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }()
 	}
-	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health)
+	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health, "metrics", addrs.Metrics)
 	if ready != nil {
 		ready(addrs)
 	}

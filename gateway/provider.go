@@ -23,17 +23,23 @@ func (g *Gateway) providerHandler() http.Handler {
 // serveExchange is the inbound door for one mode.
 func (g *Gateway) serveExchange(mode catalog.Mode) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// The consumer gateway's trace goes on here, and on to the adapter.
+		ctx, span := g.startSpan(r, "lienthong.exchange.provider", "provider", string(mode))
+		r = r.WithContext(ctx)
 		req := exchangeRequest(r, mode)
 		req.Consumer, req.ExchangeID = r.Header.Get(HeaderConsumer), r.Header.Get(HeaderExchangeID)
 		if mode == catalog.ModeVerify {
 			body, err := readBody(w, r, g.cfg.MaxRequestBytes)
 			if err != nil {
-				writeRefusal(w, g.core.Reject(r.Context(), req, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit"))
+				ref := g.core.Reject(r.Context(), req, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
+				endAnswer(span, nil, ref)
+				writeRefusal(w, ref)
 				return
 			}
 			req.Body = body
 		}
 		a, ref := g.core.Serve(r.Context(), req)
+		endAnswer(span, a, ref)
 		if ref != nil {
 			writeRefusal(w, ref)
 			return

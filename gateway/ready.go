@@ -3,11 +3,13 @@ package gateway
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"time"
+
+	"github.com/lienthong/lienthong/internal/opsmux"
 )
 
 // Check is one named readiness check and what it found (nil: passed).
@@ -25,13 +27,25 @@ type Check struct {
 //     configuration in force, and the private key matches it;
 //   - audit-log: the audit file can be opened for writing (a sink given
 //     with WithSink is not checked);
-//   - configuration: a verified configuration is in force and not stale.
+//   - configuration: a verified configuration is in force and not stale;
+//   - policy-bundle: a policy bundle whose signature verified is in force.
 func (g *Gateway) Readiness() []Check {
 	return []Check{
 		{"certificate", g.checkCertificate()},
 		{"audit-log", g.checkAuditLog()},
 		{"configuration", g.checkConfiguration()},
+		{"policy-bundle", g.checkBundle()},
 	}
+}
+
+// checkBundle: the engine in force was loaded from a bundle whose signature
+// verified (install refuses any other), so one being there is the check.
+func (g *Gateway) checkBundle() error {
+	st := g.sync.current.Load()
+	if st == nil || st.engine == nil || st.engine.Revision() == "" {
+		return errors.New("no verified policy bundle is in force")
+	}
+	return nil
 }
 
 func (g *Gateway) checkCertificate() error {
@@ -46,6 +60,10 @@ func (g *Gateway) checkCertificate() error {
 			return fmt.Errorf("certificate %d of the chain in %s does not parse: %w", i, g.cfg.Identity.CertFile, err)
 		}
 		chain = append(chain, c)
+	}
+	// By the gateway's clock, as every exchange's identity check is.
+	if now := g.sync.now(); now.After(chain[0].NotAfter) {
+		return fmt.Errorf("the certificate in %s expired at %s; renewal has failed (see the log)", g.cfg.Identity.CertFile, chain[0].NotAfter.UTC().Format(time.RFC3339))
 	}
 	signer, ok := cur.PrivateKey.(crypto.Signer)
 	if !ok {
@@ -92,25 +110,6 @@ func readyErr(checks []Check) error {
 	return errors.Join(errs...)
 }
 
-// readyzHandler answers GET /readyz: 200 when every check passes, 503
-// otherwise, with each check's result as JSON. A check's error names files
-// and times, never a secret or a subject.
-func (g *Gateway) readyzHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		checks := g.Readiness()
-		body := map[string]string{}
-		status := http.StatusOK
-		for _, c := range checks {
-			body[c.Name] = "ok"
-			if c.Err != nil {
-				body[c.Name] = c.Err.Error()
-				status = http.StatusServiceUnavailable
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(body)
-	})
-	return mux
-}
+// readyzHandler serves the health listener: GET /readyz (200 when every
+// check passes, 503 otherwise, each check named) and GET /healthz.
+func (g *Gateway) readyzHandler() http.Handler { return opsmux.Handler(nil, g.opsChecks) }

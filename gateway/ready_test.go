@@ -38,8 +38,8 @@ func TestReadyzNamesEachCheck(t *testing.T) {
 	if status != http.StatusOK || body["certificate"] != "ok" || body["audit-log"] != "ok" || body["configuration"] != "ok" {
 		t.Fatalf("healthy gateway: %d %v", status, body)
 	}
-	if got := f.provider.Readiness(); len(got) != 3 {
-		t.Errorf("%d checks, want certificate, audit-log, configuration", len(got))
+	if got := f.provider.Readiness(); len(got) != 4 {
+		t.Errorf("%d checks, want certificate, audit-log, configuration, policy-bundle", len(got))
 	}
 	if err := os.Remove(cfg.AuditFile); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,8 @@ type state struct {
 	config   federation.Config
 	engine   *policies.Engine
 	syncedAt time.Time
+	// bundleBuilt is when the control plane built the policy bundle.
+	bundleBuilt time.Time
 	// gateways by member, and the member of each gateway identity system.
 	gateways      map[string]catalog.Gateway
 	gatewayMember map[string]string
@@ -316,7 +318,7 @@ func (s *syncer) install(ctx context.Context, body, archive []byte, fetchDocs bo
 		return fmt.Errorf("policy bundle %s: %w", snap.Revision, err)
 	}
 	st := &state{
-		config: cfg, engine: engine, syncedAt: syncedAt,
+		config: cfg, engine: engine, syncedAt: syncedAt, bundleBuilt: snap.IssuedAt,
 		gateways: map[string]catalog.Gateway{}, gatewayMember: map[string]string{},
 		revokedSystem: map[string]bool{}, documents: map[string]*dataset{},
 	}

@@ -27,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lienthong/lienthong/adapters"
+	"github.com/lienthong/lienthong/internal/tracing"
 )
 
 // Defaults applied by New to zero Config values.
@@ -324,6 +325,8 @@ func (a *Adapter) do(ctx context.Context, target, what string) (*http.Response, 
 			req.Header[name] = values
 		}
 		req.Header.Set("Accept", "application/json")
+		// The backend continues the exchange's trace (W3C traceparent).
+		tracing.Inject(ctx, req.Header)
 
 		resp, err := a.client.Do(req)
 		last := attempt >= a.retries

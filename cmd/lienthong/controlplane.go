@@ -40,6 +40,9 @@ refuse, changing nothing (docs/operations.md). SIGTERM or Ctrl-C stops cleanly.`
 			return controlplane.Run(cmd.Context(), cfg, func(r controlplane.Ready) {
 				out := cmd.OutOrStdout()
 				fmt.Fprintf(out, "lienthong control plane ready at %s\n", r.URL)
+				if r.MetricsAddress != "" {
+					fmt.Fprintf(out, "  metrics, health and readiness at http://%s/metrics, /healthz, /readyz\n", r.MetricsAddress)
+				}
 				if r.XDSAddress != "" {
 					fmt.Fprintf(out, "  xDS (ADS over mTLS) for Envoy edges at %s\n", r.XDSAddress)
 				}
@@ -69,6 +72,7 @@ refuse, changing nothing (docs/operations.md). SIGTERM or Ctrl-C stops cleanly.`
 	f.StringVar(&cfg.Seed, "seed", "", "federation file to load into an empty catalog, e.g. examples/federation.json")
 	f.StringVar(&cfg.XDSListen, "xds-listen", "", "serve ADS to Envoy edges at this address over mTLS, e.g. 127.0.0.1:18000 (default off; see docs/envoy.md)")
 	f.StringVar(&cfg.XDSSites, "xds-sites", "", "JSON file of per-agency Envoy site settings (gateway, adapter, backends, certificate directory)")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", defaultMetricsListen, metricsListenUsage)
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	addCAFlags(cmd, &cfg.CA)
 	addCitizenFlags(cmd, &cfg.Citizen)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,10 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lienthong/lienthong/gateway/feed"
+	"github.com/lienthong/lienthong/gateway/metrics"
+	"github.com/lienthong/lienthong/internal/opsmux"
 )
 
 func newFeedRouterCommand() *cobra.Command {
-	var file, logLevel, brokers string
+	var file, logLevel, brokers, metricsListen string
 	cmd := &cobra.Command{
 		Use:   "feed-router",
 		Short: "Route a provider's change events to each subscribed consumer, projected, exactly once",
@@ -35,11 +38,22 @@ See docs/feeds.md.`,
 			if brokers != "" {
 				cfg.Kafka.Brokers = strings.Split(brokers, ",")
 			}
+			if metricsListen != "" {
+				// Consumer lag appears once the router reports it
+				// (metrics.FeedRouter.SetFeedLag).
+				ops, err := opsmux.Listen(metricsListen, opsmux.Handler(metrics.NewFeedRouter().Handler(), nil), log)
+				if err != nil {
+					return err
+				}
+				defer func() { _ = ops.Close(context.Background()) }()
+				fmt.Fprintf(cmd.OutOrStdout(), "  metrics and health at http://%s/metrics, /healthz, /readyz\n", ops.Addr())
+			}
 			return feed.Run(cmd.Context(), cfg, log)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "feed router configuration file (JSON)")
 	cmd.Flags().StringVar(&brokers, "kafka-brokers", "", "Kafka seed brokers, comma-separated (overrides the file)")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", defaultMetricsListen, metricsListenUsage)
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd

@@ -14,7 +14,8 @@ import (
 )
 
 func newGatewayCommand() *cobra.Command {
-	var file, logLevel, envoyListen string
+	var file, logLevel, envoyListen, metricsListen string
+	var traces traceFlags
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run an agency's gateway: the mTLS door its systems and peer gateways call",
@@ -40,19 +41,32 @@ See docs/gateway.md for the configuration reference.`,
 			if envoyListen != "" {
 				cfg.Envoy.Listen = envoyListen
 			}
-			gw, err := gateway.New(cmd.Context(), cfg, log)
+			if cmd.Flags().Changed("metrics-listen") || cfg.Metrics.Listen == "" {
+				cfg.Metrics.Listen = metricsListen
+			}
+			tp, flush, err := traces.setup(cmd.Context(), "lienthong-gateway "+cfg.System)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = flush(context.Background()) }()
+			gw, err := gateway.New(cmd.Context(), cfg, log, gateway.WithTracerProvider(tp))
 			if err != nil {
 				return err
 			}
 			renewOnHangup(cmd.Context(), gw, log)
 			return gw.Run(cmd.Context(), func(a gateway.Addrs) {
 				fmt.Fprintf(cmd.OutOrStdout(), "lienthong gateway of %s ready: outbound %s, inbound %s, envoy %s\n", cfg.Member, dash(a.Outbound), dash(a.Inbound), dash(a.Envoy))
+				if a.Metrics != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  metrics, health and readiness at http://%s/metrics, /healthz, /readyz\n", a.Metrics)
+				}
 			})
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "gateway configuration file (JSON)")
 	cmd.Flags().StringVar(&envoyListen, "envoy-listen", "", "serve Envoy's ext_authz and ext_proc over gRPC here (overrides envoy.listen; see docs/envoy-doors.md)")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", defaultMetricsListen, metricsListenUsage+" (overrides metrics.listen)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	addTraceFlags(cmd, &traces)
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

@@ -55,6 +55,8 @@ type Builder struct {
 	// bundles built from it so far.
 	snap    *federation.Snapshot
 	members map[string]*Bundle
+	// Built, when set, hears how long each bundle build took (metrics).
+	Built func(took time.Duration)
 }
 
 // NewBuilder returns a builder signing with key the snapshots source gives.
@@ -82,6 +84,7 @@ func (b *Builder) currentLocked(ctx context.Context) (*Bundle, error) {
 	if b.current != nil && b.current.Revision == revision {
 		return b.current, nil
 	}
+	began := time.Now()
 	snap, err := PolicySnapshot(fs, "")
 	if err != nil {
 		return nil, err
@@ -96,6 +99,9 @@ func (b *Builder) currentLocked(ctx context.Context) (*Bundle, error) {
 		return nil, fmt.Errorf("policy bundle %s: %w", revision, err)
 	}
 	b.current = &Bundle{Revision: revision, Archive: archive, Engine: engine}
+	if b.Built != nil {
+		b.Built(time.Since(began))
+	}
 	b.snap, b.members = fs, map[string]*Bundle{}
 	return b.current, nil
 }

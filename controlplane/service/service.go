@@ -40,6 +40,8 @@ type Service struct {
 	// snapshots caches the federation snapshot of the latest revision
 	// (snapshot.go).
 	snapshots snapshotCache
+	// bundleBuilt hears of bundle builds (WithBundleBuildObserver).
+	bundleBuilt func(time.Duration)
 }
 
 // Option configures a Service.
@@ -47,6 +49,12 @@ type Option func(*Service)
 
 // WithClock replaces time.Now, for tests that move time past an expiry.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithBundleBuildObserver hears how long each policy bundle build takes
+// (the control plane's metrics).
+func WithBundleBuildObserver(f func(took time.Duration)) Option {
+	return func(s *Service) { s.bundleBuilt = f }
+}
 
 // New returns a Service over store.
 func New(store catalog.Store, opts ...Option) *Service {
@@ -56,6 +64,7 @@ func New(store catalog.Store, opts ...Option) *Service {
 	}
 	if s.bundleKey != nil {
 		s.bundles = bundles.NewBuilder(s.Snapshot, *s.bundleKey, s.Now)
+		s.bundles.Built = s.bundleBuilt
 	}
 	return s
 }

@@ -68,6 +68,7 @@ func (c *Core) Admit(ctx context.Context, req Request) (*Exchange, *Refusal) {
 	if snap.RevokedSystem[consumer] {
 		return nil, c.Refuse(ctx, x, statusForbidden, KindSystemRevoked, "consumer system "+consumer+" has been revoked")
 	}
+	x.consumerChecked = true
 	if !c.limiter(consumer).Allow() {
 		ref := refusal(statusTooManyRequests, KindRateLimited, "consumer system "+consumer+" exceeds its request rate at this provider")
 		ref.RetryAfter = time.Second
@@ -107,6 +108,7 @@ func (c *Core) AdmitCaller(ctx context.Context, req Request) (*Exchange, *Refusa
 	if MemberOf(caller) != c.cfg.Member {
 		return nil, c.Refuse(ctx, x, statusForbidden, KindForeignCaller, fmt.Sprintf("system %s is not a system of member %s, which this gateway serves", caller, c.cfg.Member))
 	}
+	x.consumerChecked = true
 	if req.Purpose == "" {
 		return nil, c.Refuse(ctx, x, statusBadRequest, KindPurposeRequired, purposeRequired)
 	}
@@ -160,6 +162,7 @@ func (c *Core) admitDelivery(ctx context.Context, req Request, snap *Snapshot) (
 	if MemberOf(req.Consumer) == "" || snap.RevokedSystem[req.Consumer] {
 		return nil, c.Refuse(ctx, x, statusForbidden, KindSystemRevoked, "consumer system "+req.Consumer+" is not a system or has been revoked")
 	}
+	x.consumerChecked = true
 	if req.Purpose == "" {
 		return nil, c.Refuse(ctx, x, statusBadRequest, KindPurposeRequired, purposeRequired)
 	}

@@ -111,6 +111,8 @@ type Config struct {
 	// RatePerSecond and RateBurst bound each consumer's requests.
 	RatePerSecond float64
 	RateBurst     int
+	// Observer, when set, hears of every finished exchange (metrics).
+	Observer Observer
 }
 
 // Core runs exchanges. It is safe for concurrent use.

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/policies"
@@ -14,10 +15,12 @@ import (
 // consumer may have) in the exchange's mode, and refuses with the
 // decision's reasons when it denies. A refusal is already recorded.
 func (c *Core) Decide(ctx context.Context, x *Exchange, fields []string) (*policies.Decision, *Refusal) {
+	began := time.Now()
 	d, err := x.snap.Engine.Decide(ctx, policies.Input{
 		Consumer: policies.Consumer{ID: x.rec.Consumer}, Provider: x.rec.Provider, Dataset: x.rec.Dataset,
 		Fields: fields, Mode: catalog.Mode(x.rec.Mode), Purpose: x.rec.Purpose,
 	})
+	x.stages.decision += time.Since(began)
 	if err != nil {
 		// The engine's error names no caller bytes; its kind is enough.
 		c.cfg.Log.Error("policy evaluation failed", "exchange", x.rec.ExchangeID, "fault", "policy-evaluation")

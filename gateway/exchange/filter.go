@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/url"
+	"time"
 
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/catalog"
@@ -77,7 +78,9 @@ func (c *Core) Filter(ctx context.Context, x *Exchange, dst *bytes.Buffer, body 
 			return true
 		}
 	}
+	began := time.Now()
 	stats, err := plan.Project(dst, body.Reader, opts)
+	x.stages.projection += time.Since(began)
 	if err != nil {
 		n := c.invalidResponses.Add(1)
 		c.cfg.Log.Warn("backend answer refused", "exchange", x.rec.ExchangeID, "dataset", x.rec.Provider+"/"+x.rec.Dataset,
@@ -140,7 +143,9 @@ func (c *Core) Fetch(ctx context.Context, x *Exchange, path string, query url.Va
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	d := x.decision
+	began := time.Now()
 	resp, err := be.Adapter.Fetch(fctx, adapters.Request{Dataset: x.dataset.Catalog, Path: path, Query: query, Fields: d.Fields, RowScope: d.RowScope})
+	x.stages.backend = time.Since(began)
 	if err != nil {
 		return nil, projection.Stats{}, c.BackendFailed(ctx, x, err)
 	}

@@ -19,6 +19,7 @@ func (c *Core) WriteIntent(ctx context.Context, x *Exchange, fields []string) *R
 	intent.Phase, intent.Fields = audit.Intent, fields
 	intent.LatencyMS = float64(time.Since(x.start).Microseconds()) / 1000
 	x.intent = c.cfg.Sink.Submit(&intent, audit.CommitNow)
+	x.stages.intentAt = time.Now()
 	if x.intent.Failed() != nil {
 		return c.Refuse(ctx, x, statusServiceUnavailable, KindAuditUnavailable, "the exchange could not be recorded, so it was not started")
 	}
@@ -32,8 +33,10 @@ func (c *Core) WriteIntent(ctx context.Context, x *Exchange, fields []string) *R
 func (c *Core) Answer(ctx context.Context, x *Exchange, status int, contentType string, body []byte) (*Answer, *Refusal) {
 	x.rec.Status, x.rec.Bytes = status, int64(len(body))
 	if !c.writeOutcome(ctx, x) {
+		c.observe(x, KindAuditUnavailable)
 		return nil, x.bind(refusal(statusServiceUnavailable, KindAuditUnavailable, "the exchange could not be recorded, so it was not completed"))
 	}
+	c.observe(x, relayedKind(status, contentType, body))
 	return &Answer{Status: status, ContentType: contentType, Body: body, ExchangeID: x.rec.ExchangeID, RequestHash: x.rec.RequestHash}, nil
 }
 
@@ -58,6 +61,7 @@ func (c *Core) refuse(ctx context.Context, x *Exchange, r *Refusal) *Refusal {
 	if !c.writeOutcome(ctx, x) && r.Status < statusInternalServerError {
 		r = refusal(statusServiceUnavailable, KindAuditUnavailable, "the exchange could not be recorded")
 	}
+	c.observe(x, r.Kind)
 	return x.bind(r)
 }
 
@@ -76,6 +80,14 @@ func (c *Core) writeOutcome(ctx context.Context, x *Exchange) bool {
 	}
 	x.rec.Phase = audit.Outcome
 	x.rec.LatencyMS = float64(time.Since(x.start).Microseconds()) / 1000
+	if x.intent != nil && x.stages.backend == 0 && x.stages.projection == 0 && !x.stages.intentAt.IsZero() {
+		// A door whose backend answer never reached the core (a consumer
+		// gateway's relay, an abandoned Envoy exchange) waited from the
+		// intent on.
+		x.stages.backend = time.Since(x.stages.intentAt)
+	}
+	began := time.Now()
+	defer func() { x.stages.auditWait += time.Since(began) }()
 	var err error
 	if x.intent != nil {
 		if err = x.intent.Wait(ctx); err == nil {

@@ -141,6 +141,10 @@ type Exchange struct {
 	rec      audit.Record
 	// intent is the write of the intent record, once begun.
 	intent *audit.Receipt
+	// stages times the exchange for the Observer; consumerChecked and
+	// providerKnown say which of its names it may be told.
+	stages                         stages
+	consumerChecked, providerKnown bool
 }
 
 // ID is the exchange id.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lienthong/lienthong/adapters"
 	"github.com/lienthong/lienthong/catalog"
@@ -51,7 +52,9 @@ func (c *Core) serveQuery(ctx context.Context, x *Exchange) (*Answer, *Refusal) 
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	d := x.decision
+	began := time.Now()
 	resp, err := be.Adapter.Fetch(fctx, adapters.Request{Dataset: x.dataset.Catalog, Path: req.Record, Query: query, Fields: d.Fields, RowScope: d.RowScope})
+	x.stages.backend = time.Since(began)
 	if err != nil {
 		return nil, c.BackendFailed(ctx, x, err)
 	}
@@ -97,6 +100,10 @@ func (c *Core) decideQuery(ctx context.Context, x *Exchange) *Refusal {
 // scope, project, mask), names the fields withheld and records the outcome.
 // It is the one end of every query, whichever door fetched the body.
 func (c *Core) FinishQuery(ctx context.Context, x *Exchange, body Body) (*Answer, *Refusal) {
+	if x.stages.backend == 0 && !x.stages.intentAt.IsZero() {
+		// A door that fetched itself (Envoy) hands the body over now.
+		x.stages.backend = time.Since(x.stages.intentAt)
+	}
 	var buf bytes.Buffer
 	if _, ref := c.Filter(ctx, x, &buf, body, true); ref != nil {
 		return nil, ref

@@ -1,0 +1,117 @@
+// Package opsmux is the operations listener every process serves apart from
+// its API: GET /metrics (Prometheus), GET /healthz (the process is alive)
+// and GET /readyz (each readiness check, named, 503 when one fails). It is
+// plain HTTP, so it belongs on loopback or a management network: an address
+// without a host ("" host, as in ":9464") listens on loopback only.
+package opsmux
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Check is one named readiness check and what it found (nil: passed).
+type Check struct {
+	Name string
+	Err  error
+}
+
+// Handler serves /metrics from metrics (nil: 404), /healthz and /readyz
+// from checks (nil: always ready).
+func Handler(metrics http.Handler, checks func() []Check) http.Handler {
+	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{\"status\":\"ok\"}\n"))
+	})
+	mux.Handle("GET /readyz", ReadyHandler(checks))
+	return mux
+}
+
+// ReadyHandler answers GET /readyz: 200 when every check passes, 503
+// otherwise, with each check's result by name as JSON ("ok" or why it
+// failed). A check's error must name files, times and rules, never a
+// secret or a subject.
+func ReadyHandler(checks func() []Check) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		body := map[string]string{}
+		status := http.StatusOK
+		if checks != nil {
+			for _, c := range checks() {
+				body[c.Name] = "ok"
+				if c.Err != nil {
+					body[c.Name] = c.Err.Error()
+					status = http.StatusServiceUnavailable
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(body)
+	})
+}
+
+// LoopbackDefault gives an address without a host the loopback host, so
+// "--metrics-listen :9464" is not reachable from the network by accident;
+// "0.0.0.0:9464" says so on purpose.
+func LoopbackDefault(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("operations listener %q: %w", addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// Server is a running operations listener.
+type Server struct {
+	srv  *http.Server
+	addr string
+	done chan error
+}
+
+// Listen opens addr (see LoopbackDefault) and serves h on it until Close.
+func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+	addr, err := LoopbackDefault(addr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("operations listener: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{addr: ln.Addr().String(), done: make(chan error, 1), srv: &http.Server{
+		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the listener is bound to.
+func (s *Server) Addr() string { return s.addr }
+
+// Close stops the listener, letting scrapes in flight finish.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
