@@ -39,9 +39,9 @@ var (
 // logs, across every crash and recovery, verify. The control plane (killed
 // with them: `up` is one process) ends with every record of both logs in
 // its index exactly once, shipped by the gateways across the kills, and no
-// alert. Then a changed byte in one
-// log stops the federation from starting, naming the position, with the
-// file unchanged, until the operator sets the log aside.
+// alert. Then a record deleted from, inserted into, reordered in, or
+// changed in one log stops the federation from starting, naming the
+// position, with the file unchanged, until the operator sets the log aside.
 func TestGatewaySIGKILLLosesNoAcknowledgedExchange(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs and kills the federation five times")
@@ -201,25 +201,60 @@ func TestGatewaySIGKILLLosesNoAcknowledgedExchange(t *testing.T) {
 	}
 	t.Logf("5 kills, %d acknowledged exchanges, all in both logs; the index holds all %d records once", len(acked), records)
 
-	// A changed byte in the consumer gateway's log: the federation refuses
-	// to start, names the position, and leaves the file as it was; after
-	// set-aside it starts on a new segment.
+	// The consumer gateway's log deleted from, inserted into, reordered, or
+	// with a changed byte: each time the federation refuses to start,
+	// names the position, and leaves the file as it was; after set-aside
+	// it starts on a new segment.
 	log := filepath.Join(dir, "federation", "000.00.00.G14", "audit.jsonl")
-	damaged := mustReadFile(t, log)
-	i := bytes.Index(damaged, []byte(`"exchangeId":"`)) + len(`"exchangeId":"`)
-	damaged[i] ^= 0x01
-	if err := os.WriteFile(log, damaged, 0o600); err != nil {
-		t.Fatal(err)
+	good := mustReadFile(t, log)
+	lines := bytes.SplitAfter(good, []byte("\n"))
+	var recs []int // the first two record lines
+	for i, l := range lines {
+		if bytes.Contains(l, []byte(`"kind":"record"`)) && len(recs) < 2 {
+			recs = append(recs, i)
+		}
+	}
+	if len(recs) < 2 {
+		t.Fatal("the consumer gateway's active segment holds fewer than two records")
+	}
+	edit := func(f func(ls [][]byte) [][]byte) []byte {
+		ls := make([][]byte, len(lines))
+		for i, l := range lines {
+			ls[i] = bytes.Clone(l)
+		}
+		return bytes.Join(f(ls), nil)
+	}
+	damages := []struct {
+		kind    string
+		damaged []byte
+	}{
+		{"delete", edit(func(ls [][]byte) [][]byte { return append(ls[:recs[0]:recs[0]], ls[recs[0]+1:]...) })},
+		{"insert", edit(func(ls [][]byte) [][]byte {
+			forged := bytes.Replace(ls[recs[0]], []byte(`"exchangeId":"`), []byte(`"exchangeId":"forged-`), 1)
+			return append(ls[:recs[0]:recs[0]], append([][]byte{forged}, ls[recs[0]:]...)...)
+		})},
+		{"reorder", edit(func(ls [][]byte) [][]byte { ls[recs[0]], ls[recs[1]] = ls[recs[1]], ls[recs[0]]; return ls })},
+		{"alter a byte", edit(func(ls [][]byte) [][]byte {
+			i := bytes.Index(ls[recs[0]], []byte(`"exchangeId":"`)) + len(`"exchangeId":"`)
+			ls[recs[0]][i] ^= 0x01
+			return ls
+		})},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
-	if err == nil || !bytes.Contains(out, []byte("damaged at seq")) || !bytes.Contains(out, []byte("last good")) {
-		t.Fatalf("started on a damaged log (%v):\n%s", err, out)
+	for _, d := range damages {
+		if err := os.WriteFile(log, d.damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte("damaged at seq")) || !bytes.Contains(out, []byte("last good")) {
+			t.Fatalf("%s: started on a damaged log (%v):\n%s", d.kind, err, out)
+		}
+		if !bytes.Equal(mustReadFile(t, log), d.damaged) {
+			t.Fatalf("%s: the refused log changed", d.kind)
+		}
 	}
-	if !bytes.Equal(mustReadFile(t, log), damaged) {
-		t.Fatal("the refused log changed")
-	}
+	// The last damage (a changed byte) stays for the operator.
 	if out, err := exec.Command(binary, "audit", "set-aside", log).CombinedOutput(); err != nil {
 		t.Fatalf("set-aside: %v\n%s", err, out)
 	}
