@@ -304,6 +304,7 @@ func (c *commit) reset() {
 // nothing built behind it: the next segment's genesis comes first.
 func (s *FileSink) flush() {
 	var c, next commit
+	var settling sync.WaitGroup
 	synced := make(chan error, 1)
 	for round := 0; ; round++ {
 		s.mu.Lock()
@@ -312,6 +313,14 @@ func (s *FileSink) flush() {
 		// on only if someone waits for it (or the sink is closing), or a
 		// checkpoint is due, or records were built while it synced.
 		if len(c.batch) == 0 && ((len(s.queue) == 0 && !due) || (round > 0 && !s.urgent && !closing && !due) || (s.failed != nil && len(s.queue) == 0)) {
+			// Every receipt is settled before the sink is idle.
+			s.mu.Unlock()
+			settling.Wait()
+			s.mu.Lock()
+			if len(s.queue) > 0 && (s.urgent || s.closed || s.cpDue) && s.failed == nil {
+				s.mu.Unlock()
+				continue // came while the receipts were settled
+			}
 			s.flushing = false
 			if len(s.queue) > 0 && s.timer == nil {
 				s.timer = time.AfterFunc(s.opts.CommitDelay, s.commitDeferred)
@@ -347,20 +356,39 @@ func (s *FileSink) flush() {
 			c.batch = append(c.batch, next.batch...)
 			next.reset()
 		}
-		for i, p := range c.batch {
-			if err != nil {
-				p.receipt.Settle(err)
-			} else {
-				p.receipt.SettleAt(c.pos[i])
-			}
-		}
 		if err == nil && s.opts.OnCheckpoint != nil {
 			for _, cp := range c.cps {
 				s.opts.OnCheckpoint(cp)
 			}
 		}
+		if err == nil && len(c.batch) >= settleAside {
+			// A large commit's receipts are settled by another goroutine
+			// while this one goes on to the next commit: the disk need
+			// not wait for a thousand callers to be woken.
+			batch, pos := c.batch, c.pos
+			c.batch, c.pos = nil, nil
+			settling.Go(func() { settle(batch, pos, nil) })
+		} else {
+			settle(c.batch, c.pos, err)
+		}
 		c.reset()
 		c, next = next, c
+	}
+}
+
+// settleAside is the size of a commit whose receipts flush settles on
+// another goroutine.
+const settleAside = 64
+
+// settle settles the receipts of a commit: at their positions, or all
+// with err.
+func settle(batch []pending, pos []Position, err error) {
+	for i, p := range batch {
+		if err != nil {
+			p.receipt.Settle(err)
+		} else {
+			p.receipt.SettleAt(pos[i])
+		}
 	}
 }
 
