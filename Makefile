@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithRego -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/jsonstrict/
 	$(GO) test -run '^$$' -fuzz FuzzFindDuplicate -fuzztime $(FUZZTIME) ./internal/jsonstrict/
+	$(GO) test -run '^$$' -fuzz FuzzMarshalRecord -fuzztime $(FUZZTIME) ./audit/
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./gateway/feed/event/
 	$(GO) test -run '^$$' -fuzz FuzzCheckJSONAgreesWithDecoder -fuzztime $(FUZZTIME) ./gateway/feed/event/
 	$(GO) test -run '^$$' -fuzz FuzzReadHandover -fuzztime $(FUZZTIME) ./gateway/envoy/

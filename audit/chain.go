@@ -89,12 +89,38 @@ func (c *Chain) Add(line []byte) (*Entry, error) { return c.addHashed(line, sha2
 
 // addHashed is Add for a line whose SHA-256 is already known.
 func (c *Chain) addHashed(line []byte, sum Hash) (*Entry, error) {
-	if seq, prev, ok := recordHeaderBytes(line); ok && c.started && !c.want && seq == c.last.Seq+1 && string(prev) == c.last.Hash {
+	seq, prev, ok := recordHeaderBytes(line)
+	return c.addPrepared(line, preparedLine{sum: sum, leaf: leafOf(sum), seq: seq, prev: prev, record: ok})
+}
+
+// preparedLine is what can be worked out about an entry line apart from the
+// entries before it, so that verification does it on several cores ahead of
+// the chain: the line's SHA-256 and RFC 9162 leaf hash, and, for a record
+// in the sink's form (record true), its seq and prev as recordHeaderBytes
+// reads them.
+type preparedLine struct {
+	sum, leaf Hash
+	seq       uint64
+	prev      []byte
+	record    bool
+}
+
+func prepareLine(line []byte) preparedLine {
+	sum := sha256.Sum256(line)
+	seq, prev, ok := recordHeaderBytes(line)
+	return preparedLine{sum: sum, leaf: leafOf(sum), seq: seq, prev: prev, record: ok}
+}
+
+// addPrepared is Add for a prepared line.
+func (c *Chain) addPrepared(line []byte, p preparedLine) (*Entry, error) {
+	sum := p.sum
+	if p.record && c.started && !c.want && p.seq == c.last.Seq+1 && string(p.prev) == c.last.Hash {
 		// The common case, a record that links: no allocation but the
-		// hash. The Entry returned holds only Seq and Kind, and is valid
-		// until the next Add.
+		// hash's text. The Entry returned holds only Seq and Kind, and is
+		// valid until the next Add.
+		seq := p.seq
 		c.scratch = Entry{Seq: seq, Kind: KindRecord}
-		c.merkle.Add(leafOf(sum))
+		c.merkle.Add(p.leaf)
 		c.before, c.last = c.last, Position{Seq: seq, Hash: hex.EncodeToString(sum[:])}
 		if ext := c.Checkpoints[seq]; ext != nil {
 			if err := c.checkPublished(ext, seq); err != nil {
@@ -130,7 +156,7 @@ func (c *Chain) addHashed(line []byte, sum Hash) (*Entry, error) {
 		return nil, fmt.Errorf("the log begins with a %s entry, not a genesis", e.Kind)
 	}
 	hash := hex.EncodeToString(sum[:])
-	leaf := leafOf(sum)
+	leaf := p.leaf
 	switch e.Kind {
 	case KindGenesis:
 		if !c.want && c.started && !c.Stream {
@@ -370,14 +396,28 @@ func recordHeaderBytes(line []byte) (seq uint64, prev []byte, ok bool) {
 	return seq, prev, true
 }
 
+// isHashBytes says whether b is a hash's text: 64 lowercase hex digits.
 func isHashBytes(b []byte) bool {
+	if len(b) != 64 {
+		return false
+	}
+	var bad byte
 	for _, c := range b {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
+		bad |= notLowerHex[c]
+	}
+	return bad == 0
+}
+
+// notLowerHex is 1 for every byte that is not a lowercase hex digit: a
+// table, since verification asks it 64 times for every record.
+var notLowerHex = func() (t [256]byte) {
+	for i := range t {
+		if (i < '0' || i > '9') && (i < 'a' || i > 'f') {
+			t[i] = 1
 		}
 	}
-	return len(b) == 64
-}
+	return t
+}()
 
 // IsRecordLine says, without decoding it, whether line is a record entry
 // in the form the sink writes: what a reader that wants only the other

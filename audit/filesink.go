@@ -77,6 +77,12 @@ type FileSink struct {
 	closed   bool
 	failed   error
 	idle     *sync.Cond // signalled when a flush round ends
+	// kick wakes the committing goroutine, while a sync runs, to build
+	// records a caller waits for into the next commit.
+	kick chan struct{}
+	// syncCommit makes a commit durable: syncData, but for a test that
+	// must make a sync fail, which no real disk here does on demand.
+	syncCommit func(*os.File) error
 }
 
 type pending struct {
@@ -101,7 +107,7 @@ func OpenFile(path string, opts Options) (*FileSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	s := &FileSink{path: path, opts: opts, file: f}
+	s := &FileSink{path: path, opts: opts, file: f, kick: make(chan struct{}, 1), syncCommit: syncData}
 	s.idle = sync.NewCond(&s.mu)
 	fail := func(err error) (*FileSink, error) {
 		f.Close()
@@ -205,7 +211,7 @@ func (s *FileSink) Head() Position {
 // Submit queues r for a group commit: the next one for CommitNow, the next
 // one or the one the commit delay brings for CommitSoon.
 func (s *FileSink) Submit(r *Record, c Commit) *Receipt {
-	rec, err := json.Marshal(r)
+	rec, err := marshalRecord(r)
 	if err != nil {
 		return Refused(fmt.Errorf("audit record %s: %w", r.ExchangeID, err))
 	}
@@ -225,6 +231,10 @@ func (s *FileSink) Submit(r *Record, c Commit) *Receipt {
 	if c == CommitNow {
 		s.urgent = true
 		s.startFlushLocked()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	} else if !s.flushing && s.timer == nil {
 		s.timer = time.AfterFunc(s.opts.CommitDelay, s.commitDeferred)
 	}
@@ -266,18 +276,51 @@ func (s *FileSink) startFlushLocked() {
 	}
 }
 
+// commit is one group commit: its bytes (entries, checkpoints, commit
+// line), the records it carries and their positions, the checkpoints among
+// them, the seq of its last entry, and whether the segment is sealed after
+// it.
+type commit struct {
+	buf    []byte
+	batch  []pending
+	pos    []Position
+	cps    []Checkpoint
+	last   uint64
+	rotate bool
+}
+
+func (c *commit) reset() {
+	c.buf, c.batch, c.pos, c.cps, c.last, c.rotate = c.buf[:0], c.batch[:0], c.pos[:0], c.cps[:0], 0, false
+}
+
 // flush writes and syncs queued records in rounds while some record waits:
 // a round left with only CommitSoon records hands them to the timer.
+//
+// While one commit's fdatasync runs, records that callers wait for are
+// already chained and encoded into the next commit's buffer, so the disk
+// is idle only while that buffer is written; the next commit is written
+// only once the sync before it returned, which the torn-tail argument
+// (recoverTail) rests on. A commit after which the segment is sealed has
+// nothing built behind it: the next segment's genesis comes first.
 func (s *FileSink) flush() {
-	var buf []byte
-	var pos []Position
+	var c, next commit
+	var settling sync.WaitGroup
+	synced := make(chan error, 1)
 	for round := 0; ; round++ {
 		s.mu.Lock()
 		closing, due := s.closed, s.cpDue
 		// After the first round, what is queued arrived during a sync; go
 		// on only if someone waits for it (or the sink is closing), or a
-		// checkpoint is due.
-		if (len(s.queue) == 0 && !due) || (round > 0 && !s.urgent && !closing && !due) || (s.failed != nil && len(s.queue) == 0) {
+		// checkpoint is due, or records were built while it synced.
+		if len(c.batch) == 0 && ((len(s.queue) == 0 && !due) || (round > 0 && !s.urgent && !closing && !due) || (s.failed != nil && len(s.queue) == 0)) {
+			// Every receipt is settled before the sink is idle.
+			s.mu.Unlock()
+			settling.Wait()
+			s.mu.Lock()
+			if len(s.queue) > 0 && (s.urgent || s.closed || s.cpDue) && s.failed == nil {
+				s.mu.Unlock()
+				continue // came while the receipts were settled
+			}
 			s.flushing = false
 			if len(s.queue) > 0 && s.timer == nil {
 				s.timer = time.AfterFunc(s.opts.CommitDelay, s.commitDeferred)
@@ -286,28 +329,18 @@ func (s *FileSink) flush() {
 			s.mu.Unlock()
 			return
 		}
-		n, size := 0, 0
-		for n < len(s.queue) && (n == 0 || size+len(s.queue[n].rec) <= batchBytes) {
-			size += len(s.queue[n].rec)
-			n++
-		}
-		batch := s.queue[:n:n]
-		s.queue = s.queue[n:]
-		if len(s.queue) == 0 {
-			s.queue, s.urgent = nil, false
-		}
+		batch := s.takeLocked(batchBytes-len(c.buf), len(c.batch) == 0)
 		s.cpDue = false
 		err := s.failed
 		s.mu.Unlock()
 
-		var cps []Checkpoint
-		began := time.Now()
 		if err == nil {
-			buf, pos, cps = s.build(buf[:0], pos[:0], batch, due)
-			if len(buf) > 0 {
-				err = s.write(buf)
+			s.build(&c, batch)
+			s.finish(&c, due)
+			if len(c.buf) > 0 {
+				err = s.commitWhileBuilding(&c, &next, synced)
 			}
-			if err == nil && s.rotateDue() {
+			if err == nil && c.rotate {
 				err = s.rotate()
 			}
 			if err != nil {
@@ -316,54 +349,156 @@ func (s *FileSink) flush() {
 				s.failed = err
 				s.mu.Unlock()
 			}
+		} else {
+			c.batch = append(c.batch, batch...)
 		}
-		for i, p := range batch {
-			if err != nil {
-				p.receipt.Settle(err)
-			} else {
-				p.receipt.SettleAt(pos[i])
-			}
-		}
-		if err == nil && s.opts.OnCommit != nil && len(batch) > 0 {
-			s.opts.OnCommit(len(batch), time.Since(began))
+		if err != nil {
+			c.batch = append(c.batch, next.batch...)
+			next.reset()
 		}
 		if err == nil && s.opts.OnCheckpoint != nil {
-			for _, cp := range cps {
+			for _, cp := range c.cps {
 				s.opts.OnCheckpoint(cp)
 			}
+		}
+		if err == nil && len(c.batch) >= settleAside {
+			// A large commit's receipts are settled by another goroutine
+			// while this one goes on to the next commit: the disk need
+			// not wait for a thousand callers to be woken.
+			batch, pos := c.batch, c.pos
+			c.batch, c.pos = nil, nil
+			settling.Go(func() { settle(batch, pos, nil) })
+		} else {
+			settle(c.batch, c.pos, err)
+		}
+		c.reset()
+		c, next = next, c
+	}
+}
+
+// settleAside is the size of a commit whose receipts flush settles on
+// another goroutine.
+const settleAside = 64
+
+// settle settles the receipts of a commit: at their positions, or all
+// with err.
+func settle(batch []pending, pos []Position, err error) {
+	for i, p := range batch {
+		if err != nil {
+			p.receipt.Settle(err)
+		} else {
+			p.receipt.SettleAt(pos[i])
 		}
 	}
 }
 
-// build appends the batch's entries to buf, with the checkpoints that fall
-// due, and the commit line; it returns each record's position and the
-// checkpoints written. forceCP closes the interval if anything is in it.
-func (s *FileSink) build(buf []byte, pos []Position, batch []pending, forceCP bool) ([]byte, []Position, []Checkpoint) {
-	var cps []Checkpoint
-	now := s.opts.Now()
+// commitWhileBuilding writes c and syncs it, building the next commit
+// meanwhile (buildWhileSyncing).
+func (s *FileSink) commitWhileBuilding(c, next *commit, synced chan error) error {
+	start := time.Now()
+	err := s.writeCommit(c.buf)
+	if err == nil {
+		f, sync := s.file, s.syncCommit
+		go func() { synced <- sync(f) }()
+		err = s.buildWhileSyncing(next, c.rotate, synced)
+	}
+	if err != nil {
+		// Best effort: do not leave records that were reported lost to be
+		// read as written.
+		_ = writeZeros(s.file, s.end, int64(len(c.buf)))
+		return err
+	}
+	s.end += int64(len(c.buf))
+	s.durable.Store(c.last)
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(len(c.batch), time.Since(start))
+	}
+	return nil
+}
+
+// takeLocked takes queued records, up to room bytes of them, and at least
+// one if one is queued and atLeastOne is set (a record over the cap makes a
+// commit of its own: the torn-tail bound allows for it).
+func (s *FileSink) takeLocked(room int, atLeastOne bool) []pending {
+	n, size := 0, 0
+	for n < len(s.queue) && ((n == 0 && atLeastOne) || size+len(s.queue[n].rec) <= room) {
+		size += len(s.queue[n].rec)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	batch := s.queue[:n:n]
+	s.queue = s.queue[n:]
+	if len(s.queue) == 0 {
+		s.queue, s.urgent = nil, false
+	}
+	return batch
+}
+
+// buildWhileSyncing waits for the running sync, and meanwhile chains and
+// encodes into next the records callers wait for (none when the segment is
+// sealed after this commit, or the next commit is full). It returns the
+// sync's error.
+func (s *FileSink) buildWhileSyncing(next *commit, sealing bool, synced <-chan error) error {
+	for {
+		if sealing || len(next.buf) >= batchBytes {
+			return <-synced
+		}
+		select {
+		case err := <-synced:
+			return err
+		case <-s.kick:
+		}
+		s.mu.Lock()
+		var batch []pending
+		if len(s.queue) > 0 && (s.urgent || s.closed) && s.failed == nil {
+			batch = s.takeLocked(batchBytes-len(next.buf), len(next.batch) == 0)
+		}
+		s.mu.Unlock()
+		s.build(next, batch)
+	}
+}
+
+// build chains and encodes batch's records into c, with the checkpoints
+// that fall due every CheckpointEvery entries.
+func (s *FileSink) build(c *commit, batch []pending) {
+	var now time.Time
 	for _, p := range batch {
-		start := len(buf)
-		buf = append(buf, `{"seq":`...)
-		buf = strconv.AppendUint(buf, s.seq+1, 10)
-		buf = append(buf, `,"prev":"`...)
-		buf = append(buf, s.head...)
-		buf = append(buf, `","kind":"record","record":`...)
-		buf = append(buf, p.rec...)
-		buf = append(buf, '}')
-		s.added(buf[start:])
-		buf = append(buf, '\n')
-		pos = append(pos, Position{Seq: s.seq, Hash: s.head})
+		start := len(c.buf)
+		c.buf = append(c.buf, `{"seq":`...)
+		c.buf = strconv.AppendUint(c.buf, s.seq+1, 10)
+		c.buf = append(c.buf, `,"prev":"`...)
+		c.buf = append(c.buf, s.head...)
+		c.buf = append(c.buf, `","kind":"record","record":`...)
+		c.buf = append(c.buf, p.rec...)
+		c.buf = append(c.buf, '}')
+		s.added(c.buf[start:])
+		c.buf = append(c.buf, '\n')
+		c.pos = append(c.pos, Position{Seq: s.seq, Hash: s.head})
+		c.batch = append(c.batch, p)
 		if s.merkle.Len() >= uint64(s.opts.CheckpointEvery) {
-			buf, cps = s.checkpoint(buf, cps, now)
+			if now.IsZero() {
+				now = s.opts.Now()
+			}
+			c.buf, c.cps = s.checkpoint(c.buf, c.cps, now)
 		}
 	}
-	if s.merkle.Len() > 0 && (forceCP || now.Sub(s.lastCP) >= s.opts.CheckpointInterval || s.rotateDueAfter(len(buf))) {
-		buf, cps = s.checkpoint(buf, cps, now)
+}
+
+// finish ends commit c: a checkpoint when the interval's time is up, one is
+// forced (forceCP), or the segment is sealed after c (decided here, once,
+// so no sealed segment ends with unsigned entries), then the commit line.
+func (s *FileSink) finish(c *commit, forceCP bool) {
+	now := s.opts.Now()
+	c.rotate = s.rotateDueAfter(len(c.buf))
+	if s.merkle.Len() > 0 && (forceCP || now.Sub(s.lastCP) >= s.opts.CheckpointInterval || c.rotate) {
+		c.buf, c.cps = s.checkpoint(c.buf, c.cps, now)
 	}
-	if len(buf) > 0 {
-		buf = appendCommit(buf, Position{Seq: s.seq, Hash: s.head})
+	if len(c.buf) > 0 {
+		c.buf = appendCommit(c.buf, Position{Seq: s.seq, Hash: s.head})
 	}
-	return buf, pos, cps
+	c.last = s.seq
 }
 
 // added advances the chain over an entry's stored bytes.
@@ -398,27 +533,34 @@ func (s *FileSink) rotateDueAfter(n int) bool {
 
 func (s *FileSink) rotateDue() bool { return s.rotateDueAfter(0) }
 
-// write writes one commit at the end and syncs it.
-func (s *FileSink) write(buf []byte) error {
+// writeCommit writes one commit at the end, growing the file first when
+// it does not fit; the caller syncs it.
+func (s *FileSink) writeCommit(buf []byte) error {
 	err := s.checkSize()
 	if err == nil {
 		err = s.grow(int64(len(buf)))
 	}
 	if err == nil {
-		if _, err = s.file.WriteAt(buf, s.end); err == nil {
-			err = syncData(s.file)
-		}
-		if err != nil {
-			// Best effort: do not leave records that were reported lost
-			// to be read as written.
-			_ = writeZeros(s.file, s.end, int64(len(buf)))
-		}
-	}
-	if err == nil {
-		s.end += int64(len(buf))
-		s.durable.Store(s.seq)
+		_, err = s.file.WriteAt(buf, s.end)
 	}
 	return err
+}
+
+// write writes one commit at the end and syncs it.
+func (s *FileSink) write(buf []byte) error {
+	err := s.writeCommit(buf)
+	if err == nil {
+		err = syncData(s.file)
+	}
+	if err != nil {
+		// Best effort: do not leave records that were reported lost
+		// to be read as written.
+		_ = writeZeros(s.file, s.end, int64(len(buf)))
+		return err
+	}
+	s.end += int64(len(buf))
+	s.durable.Store(s.seq)
+	return nil
 }
 
 // Durable returns the seq of the last entry synced to disk. Written but

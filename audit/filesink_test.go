@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -477,5 +478,52 @@ func TestFileSinkManyWriters(t *testing.T) {
 	}
 	if len(seen) != writers*each {
 		t.Fatalf("%d records read back, want %d", len(seen), writers*each)
+	}
+}
+
+// A sync that fails while the next commit is being built behind it loses
+// both: no record of either is reported durable, neither is left readable
+// in the file, and the sink refuses everything after. (The failing sync is
+// injected: no disk here fails on demand.)
+func TestFileSinkFailedSyncLosesTheCommitBuiltBehindIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	s.mu.Lock()
+	for s.flushing {
+		s.idle.Wait()
+	}
+	s.syncCommit = func(*os.File) error {
+		close(entered)
+		<-release
+		return errors.New("injected EIO")
+	}
+	s.mu.Unlock()
+	first := s.Submit(&Record{ExchangeID: "lost-first", Phase: Intent}, CommitNow)
+	<-entered
+	var behind []*Receipt
+	for i := range 50 {
+		behind = append(behind, s.Submit(&Record{ExchangeID: fmt.Sprintf("lost-behind-%02d", i), Phase: Intent}, CommitNow))
+	}
+	close(release)
+	ctx := context.Background()
+	for i, rc := range append([]*Receipt{first}, behind...) {
+		if err := rc.Wait(ctx); err == nil || !strings.Contains(err.Error(), "injected EIO") {
+			t.Fatalf("record %d: %v, want the sync's error", i, err)
+		}
+	}
+	if err := Write(ctx, s, &Record{ExchangeID: "after"}); err == nil {
+		t.Fatal("a record after a failed sync was reported durable")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("lost-")) {
+		t.Fatal("a record reported lost is readable in the file")
 	}
 }

@@ -38,10 +38,12 @@ type Options struct {
 	// the committing goroutine: it must not block (hand it to a queue, as
 	// ship.Shipper does).
 	OnCheckpoint func(Checkpoint)
-	// OnCommit, when set, is called after each group commit that wrote
-	// records, with their number and how long the write and sync took,
-	// from the committing goroutine: it must not block (metrics).
-	OnCommit func(records int, took time.Duration)
+	// OnCommit, if set, is called after each group commit is durable with
+	// the number of records it carried and how long its write and fdatasync
+	// took, from the committing goroutine: it must not block (a metrics
+	// counter, a histogram). Commits that carry no record (a checkpoint on
+	// its own, a segment's genesis) are reported with records 0.
+	OnCommit func(records int, d time.Duration)
 	// Log receives recovery notices; slog.Default() if nil.
 	Log *slog.Logger
 	// Now is the clock; time.Now if nil.

@@ -134,11 +134,32 @@ func rechain(t *testing.T, lines [][]byte) [][]byte {
 // Every kind of tampering is found, at the position it was made, and a
 // sink refuses to open the damaged log and leaves it byte-identical.
 func TestTamperingIsFoundWhereItWasMade(t *testing.T) {
-	orig, published := buildLog(t, 100)
-	if rep, err := Verify([]string{orig}, published); err != nil || rep.Records != 100 || rep.Checkpoints < 6 {
+	t.Run("small log", func(t *testing.T) { tamperCases(t, 100, func([][]byte) uint64 { return 40 }) })
+	// Verification reads and hashes the log in chunks of chunkLines lines
+	// on several cores: tampering at a chunk's edge is found at its place.
+	t.Run("at a chunk boundary", func(t *testing.T) {
+		tamperCases(t, chunkLines+chunkLines/2, func(ls [][]byte) uint64 {
+			i := chunkLines - 1
+			for isCommitLine(ls[i]) || isCommitLine(ls[i+1]) {
+				i--
+			}
+			e, err := ParseEntry(ls[i][:len(ls[i])-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.Seq
+		})
+	})
+}
+
+// tamperCases runs every kind of tampering on a log of n records, at the
+// entry at returns.
+func tamperCases(t *testing.T, n int, at func([][]byte) uint64) {
+	orig, published := buildLog(t, n)
+	if rep, err := Verify([]string{orig}, published); err != nil || rep.Records != uint64(n) || rep.Checkpoints < 6 {
 		t.Fatalf("the untouched log: %+v, %v", rep, err)
 	}
-	const k = 40 // the entry tampered with
+	k := at(fileLines(t, orig)) // the entry tampered with
 	for _, tc := range []struct {
 		name    string
 		tamper  func([][]byte) [][]byte
@@ -150,7 +171,7 @@ func TestTamperingIsFoundWhereItWasMade(t *testing.T) {
 	}{
 		{name: "alter a byte", wantSeq: k, tamper: func(ls [][]byte) [][]byte {
 			i := lineOf(t, ls, k)
-			ls[i] = bytes.Replace(ls[i], []byte(`"x0`), []byte(`"y0`), 1)
+			ls[i] = bytes.Replace(ls[i], []byte(`"x`), []byte(`"y`), 1)
 			return ls
 		}},
 		{name: "delete", wantSeq: k, tamper: func(ls [][]byte) [][]byte {
@@ -160,7 +181,7 @@ func TestTamperingIsFoundWhereItWasMade(t *testing.T) {
 		{name: "insert", wantSeq: k, tamper: func(ls [][]byte) [][]byte {
 			// A forged entry k that links to k-1: the real k no longer fits.
 			i := lineOf(t, ls, k)
-			forged := bytes.Replace(ls[i], []byte(`"x0`), []byte(`"z0`), 1)
+			forged := bytes.Replace(ls[i], []byte(`"x`), []byte(`"z`), 1)
 			return append(ls[:i:i], append([][]byte{forged}, ls[i:]...)...)
 		}},
 		{name: "reorder", wantSeq: k, tamper: func(ls [][]byte) [][]byte {
@@ -179,7 +200,7 @@ func TestTamperingIsFoundWhereItWasMade(t *testing.T) {
 		}},
 		{name: "rewrite the tail and re-chain it", wantSeq: 0, published: true, tamper: func(ls [][]byte) [][]byte {
 			i := lineOf(t, ls, k)
-			ls[i] = bytes.Replace(ls[i], []byte(`"x0`), []byte(`"y0`), 1)
+			ls[i] = bytes.Replace(ls[i], []byte(`"x`), []byte(`"y`), 1)
 			return rechain(t, ls)
 		}},
 	} {

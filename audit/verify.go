@@ -1,12 +1,12 @@
 package audit
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 )
 
 // Report sums up a log that verified.
@@ -68,12 +68,13 @@ func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte)
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
-	chunks, free := make(chan *lineChunk, 4), make(chan *lineChunk, 6)
+	chunks, free := make(chan *lineChunk, 2*hashWorkers()), make(chan *lineChunk, 4*hashWorkers())
 	stop := make(chan struct{})
 	defer close(stop)
-	go readHashed(f, chunks, free, stop)
+	go readPrepared(f, chunks, free, stop)
 	committed, end := true, int64(0)
 	for ch := range chunks {
+		<-ch.ready
 		for i := range ch.lines {
 			hl := &ch.lines[i]
 			line, off := ch.line(i), hl.off
@@ -94,7 +95,7 @@ func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte)
 				committed = true
 				continue
 			}
-			e, err := c.addHashed(line, hl.sum)
+			e, err := c.addPrepared(line, hl.prep)
 			if err != nil {
 				return c.damage(path, off, err)
 			}
@@ -124,27 +125,50 @@ func walkFile(path string, c *Chain, rep *Report, fn func(e *Entry, line []byte)
 	return nil
 }
 
-// lineChunk is a run of lines read and hashed ahead of the chain, so
-// reading and SHA-256 run on one core while the chain checks on another.
+// lineChunk is a run of lines read ahead of the chain and prepared
+// (hashed, their headers read) by one of several workers, so SHA-256, the
+// bulk of verification, runs on every core while the chain checks the
+// links in order on one. ready closes once the chunk is prepared.
 type lineChunk struct {
 	buf   []byte
 	lines []hashedLine
+	ready chan struct{}
 }
 
 type hashedLine struct {
 	start, end int
 	off        int64
-	sum        Hash
+	prep       preparedLine
 	err        error // the line reader's, on the chunk's last line
 }
 
 func (ch *lineChunk) line(i int) []byte { return ch.buf[ch.lines[i].start:ch.lines[i].end] }
 
-// readHashed reads r's lines into chunks (reusing those sent back on
-// free), hashing each, until the end or an error (carried by the last
-// line), or until stop closes.
-func readHashed(r io.Reader, out chan<- *lineChunk, free <-chan *lineChunk, stop <-chan struct{}) {
+// chunkLines is how many lines a chunk holds.
+const chunkLines = 1024
+
+// hashWorkers is how many goroutines prepare chunks.
+func hashWorkers() int { return max(1, min(runtime.GOMAXPROCS(0), 8)) }
+
+// readPrepared reads r's lines into chunks (reusing those sent back on
+// free) and sends them, in order, to out, while workers prepare them, until
+// the end or an error (carried by the last line), or until stop closes.
+func readPrepared(r io.Reader, out chan<- *lineChunk, free <-chan *lineChunk, stop <-chan struct{}) {
 	defer close(out)
+	work := make(chan *lineChunk, hashWorkers())
+	defer close(work)
+	for range hashWorkers() {
+		go func() {
+			for ch := range work {
+				for i := range ch.lines {
+					if hl := &ch.lines[i]; hl.err == nil {
+						hl.prep = prepareLine(ch.line(i))
+					}
+				}
+				close(ch.ready)
+			}
+		}()
+	}
 	lr := newLineReader(r)
 	for {
 		var ch *lineChunk
@@ -152,26 +176,26 @@ func readHashed(r io.Reader, out chan<- *lineChunk, free <-chan *lineChunk, stop
 		case ch = <-free:
 			ch.buf, ch.lines = ch.buf[:0], ch.lines[:0]
 		default:
-			ch = &lineChunk{buf: make([]byte, 0, 1<<20), lines: make([]hashedLine, 0, 1024)}
+			ch = &lineChunk{buf: make([]byte, 0, 1<<20), lines: make([]hashedLine, 0, chunkLines)}
 		}
+		ch.ready = make(chan struct{})
 		var err error
-		for len(ch.lines) < 1024 && err == nil {
+		for len(ch.lines) < chunkLines && err == nil {
 			var line []byte
 			var off int64
 			line, off, err = lr.next()
 			start := len(ch.buf)
 			ch.buf = append(ch.buf, line...)
-			hl := hashedLine{start: start, end: len(ch.buf), off: off, err: err}
-			if err == nil {
-				hl.sum = sha256.Sum256(line)
-			}
-			ch.lines = append(ch.lines, hl)
+			ch.lines = append(ch.lines, hashedLine{start: start, end: len(ch.buf), off: off, err: err})
 		}
+		// Workers take chunks in the order they are sent out, and the
+		// chain waits for each to be ready in that order.
 		select {
 		case out <- ch:
 		case <-stop:
 			return
 		}
+		work <- ch
 		if err != nil {
 			return
 		}

@@ -130,19 +130,27 @@ type Flow struct {
 	Denials int64 `json:"denials"`
 }
 
-// Disclosure is one entry of a citizen's tracker: a provider's gateway
-// disclosed fields of the citizen's record to a consumer.
+// Disclosure is one entry of a citizen's tracker: an exchange that asked for
+// the citizen's record, as one gateway's outcome record tells it. It is the
+// provider gateway's record when the index holds one, else the consumer
+// gateway's (an exchange refused before it left, or whose provider record
+// has not arrived yet). Status and Reasons say whether anything was
+// disclosed: a 2xx status disclosed Fields.
 type Disclosure struct {
 	Time       time.Time `json:"time"`
 	ExchangeID string    `json:"exchangeId"`
-	Consumer   string    `json:"consumer"`
-	Provider   string    `json:"provider"`
-	Dataset    string    `json:"dataset"`
-	Fields     []string  `json:"fields"`
-	Purpose    string    `json:"purpose"`
-	GrantID    string    `json:"grantId,omitempty"`
-	// Gateway and Seq locate the record in the provider gateway's log, so
-	// the citizen (or anyone on their behalf) can ask for its inclusion proof.
+	// Side is the side of the gateway whose record this is.
+	Side     string   `json:"side"`
+	Consumer string   `json:"consumer"`
+	Provider string   `json:"provider"`
+	Dataset  string   `json:"dataset"`
+	Fields   []string `json:"fields"`
+	Purpose  string   `json:"purpose"`
+	GrantID  string   `json:"grantId,omitempty"`
+	Status   int      `json:"status"`
+	Reasons  []string `json:"reasons,omitempty"`
+	// Gateway and Seq locate the record in the gateway's log, so the
+	// citizen (or anyone on their behalf) can ask for its inclusion proof.
 	Gateway string `json:"gateway"`
 	Seq     uint64 `json:"seq"`
 }

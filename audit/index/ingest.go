@@ -359,10 +359,13 @@ func subjectsOf(r *audit.Record) []string {
 	return append([]string{r.Subject}, r.Subjects...)
 }
 
-// disclosed reports whether a record is a disclosure the citizen tracker
-// lists: the provider's gateway answered the exchange with data.
-func disclosed(r *audit.Record) bool {
-	return r.Side == "provider" && r.Phase == audit.Outcome && r.Status >= 200 && r.Status < 300
+// concerns reports whether a record goes into the citizen tracker's index:
+// an outcome of either side, whatever it answered, since a citizen is told
+// of every attempt to read their record (allowed, partial, refused, failed),
+// not only of what was disclosed. Intents stay out: each is followed by its
+// outcome. The tracker shows one entry per exchange (Disclosures).
+func concerns(r *audit.Record) bool {
+	return r.Phase == audit.Outcome
 }
 
 // subjectKey is how a subject HMAC is stored in the tracker's index: its
@@ -374,8 +377,8 @@ func subjectKey(s string) []byte {
 	return []byte(s)
 }
 
-// insertRecord stores a record entry for auditors and, when it is a
-// disclosure, for the subjects' tracker.
+// insertRecord stores a record entry for auditors and, when it is an
+// outcome, for the subjects' tracker.
 func insertRecord(ctx context.Context, tx *sql.Tx, gateway string, seq uint64, r *audit.Record) error {
 	fields, err := json.Marshal(nonNil(r.Fields))
 	if err != nil {
@@ -395,7 +398,7 @@ func insertRecord(ctx context.Context, tx *sql.Tx, gateway string, seq uint64, r
 		string(fields), r.GrantID, string(reasons), r.Status, r.Bytes, r.LatencyMS, r.RequestHash, r.PolicyRevision); err != nil {
 		return fmt.Errorf("audit index: store record %d: %w", seq, err)
 	}
-	if !disclosed(r) {
+	if !concerns(r) {
 		return nil
 	}
 	for _, subj := range subjects {

@@ -214,8 +214,12 @@ func (s *SQLStore) Flows(ctx context.Context, scope string, from, until time.Tim
 	return out, rows.Err()
 }
 
-// Disclosures lists what provider gateways disclosed about one subject (its
-// HMAC), newest first, one page at a time.
+// Disclosures lists the exchanges that asked for one subject's record (its
+// HMAC), newest first, one page at a time: every outcome, allowed or not,
+// one per exchange. Both gateways of an exchange ship an outcome; the
+// consumer gateway's is left out when the provider gateway's outcome of the
+// same exchange (same consumer and provider) names the same subject, so the
+// provider's account, which says what it disclosed, is the one shown.
 func (s *SQLStore) Disclosures(ctx context.Context, subject string, limit int, cursorText string) (Page[Disclosure], error) {
 	c, err := parseCursor(cursorText)
 	if err != nil {
@@ -225,8 +229,12 @@ func (s *SQLStore) Disclosures(ctx context.Context, subject string, limit int, c
 	var w where
 	w.add("d.subject = " + w.arg(subjectKey(strings.ToLower(subject))))
 	w.after(c, "d.")
-	rows, err := s.db.QueryContext(ctx, `SELECT d.at, d.gateway, d.seq, r.exchange_id, r.consumer, r.provider, r.dataset,
-		r.fields, r.purpose, r.grant_id
+	w.add(`NOT (r.side = 'consumer' AND EXISTS (SELECT 1 FROM audit_records p
+		JOIN audit_disclosures pd ON pd.subject = d.subject AND pd.at = p.at AND pd.gateway = p.gateway AND pd.seq = p.seq
+		WHERE p.exchange_id = r.exchange_id AND p.side = 'provider' AND p.phase = 'outcome'
+		AND p.consumer = r.consumer AND p.provider = r.provider))`)
+	rows, err := s.db.QueryContext(ctx, `SELECT d.at, d.gateway, d.seq, r.exchange_id, r.side, r.consumer, r.provider, r.dataset,
+		r.fields, r.purpose, r.grant_id, r.status, r.reasons
 		FROM audit_disclosures d JOIN audit_records r ON r.gateway = d.gateway AND r.seq = d.seq`+w.sql()+
 		fmt.Sprintf(" ORDER BY d.at DESC, d.gateway DESC, d.seq DESC LIMIT %d", limit+1), w.args...)
 	if err != nil {
@@ -238,8 +246,9 @@ func (s *SQLStore) Disclosures(ctx context.Context, subject string, limit int, c
 	for rows.Next() {
 		var d Disclosure
 		var at, seq int64
-		var fields string
-		if err := rows.Scan(&at, &d.Gateway, &seq, &d.ExchangeID, &d.Consumer, &d.Provider, &d.Dataset, &fields, &d.Purpose, &d.GrantID); err != nil {
+		var fields, reasons string
+		if err := rows.Scan(&at, &d.Gateway, &seq, &d.ExchangeID, &d.Side, &d.Consumer, &d.Provider, &d.Dataset, &fields,
+			&d.Purpose, &d.GrantID, &d.Status, &reasons); err != nil {
 			return Page[Disclosure]{}, fmt.Errorf("audit index: disclosures: %w", err)
 		}
 		if len(page.Items) == limit {
@@ -248,6 +257,9 @@ func (s *SQLStore) Disclosures(ctx context.Context, subject string, limit int, c
 		}
 		d.Time, d.Seq = fromMicros(at), uint64(seq)
 		if err := json.Unmarshal([]byte(fields), &d.Fields); err != nil {
+			return Page[Disclosure]{}, fmt.Errorf("audit index: disclosures: %w", err)
+		}
+		if err := json.Unmarshal([]byte(reasons), &d.Reasons); err != nil {
 			return Page[Disclosure]{}, fmt.Errorf("audit index: disclosures: %w", err)
 		}
 		page.Items = append(page.Items, d)

@@ -40,6 +40,9 @@ type Store interface {
 	Flows(ctx context.Context, scope string, from, until time.Time) ([]Flow, error)
 	// Disclosures lists what was disclosed about one subject, newest first.
 	Disclosures(ctx context.Context, subject string, limit int, cursor string) (Page[Disclosure], error)
+	// Feed returns the records after cursor in each gateway's seq order,
+	// for a follower such as a SIEM exporter.
+	Feed(ctx context.Context, scope, cursor string, limit int) (FeedPage, error)
 }
 
 // SQLStore is the index over the catalog's database.

@@ -234,10 +234,21 @@ func newAuditFlowsCommand(g *globals) *cobra.Command {
 func newAuditExportCommand(g *globals) *cobra.Command {
 	var q auditapi.ExchangeQuery
 	var from, until, out string
+	var siem siemOptions
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Export the exchange records a query matches as JSON lines",
+		Short: "Export the exchange records a query matches as JSON lines, or follow them into a Kafka topic",
+		Long: `Without --kafka-topic: write the exchange records the query matches as JSON lines.
+
+With --kafka-topic: follow every record the token may see, in each gateway's
+order, and produce each to the topic (key: the gateway; headers
+lienthong-gateway and lienthong-seq), keeping the place in --state, so a
+restarted export loses nothing and repeats at most the page in flight.
+See docs/audit-index.md.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if siem.topic != "" {
+				return runSIEMExport(cmd.Context(), g, siem, q != (auditapi.ExchangeQuery{}) || from != "" || until != "" || out != "", cmd.ErrOrStderr())
+			}
 			var err error
 			if q.From, q.Until, err = parsePeriod(from, until); err != nil {
 				return err
@@ -267,6 +278,7 @@ func newAuditExportCommand(g *globals) *cobra.Command {
 	}
 	auditQueryFlags(cmd, &q, &from, &until)
 	cmd.Flags().StringVar(&out, "out", "", "write to this new file (0600) instead of standard output")
+	siemFlags(cmd.Flags(), &siem)
 	return cmd
 }
 

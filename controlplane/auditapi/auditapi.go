@@ -58,6 +58,7 @@ func (h *Handlers) Routes() []api.Route {
 		{Pattern: "POST /v1/audit/exchanges/query", Handler: h.exchangesQuery},
 		{Pattern: "GET /v1/audit/flows", Handler: h.flows},
 		{Pattern: "GET /v1/audit/export", Handler: h.export},
+		{Pattern: "GET /v1/audit/feed", Handler: h.feed},
 	}
 }
 

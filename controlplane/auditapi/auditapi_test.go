@@ -394,3 +394,51 @@ func TestExportWritesJSONLines(t *testing.T) {
 		t.Fatal("an integrator exported the audit index")
 	}
 }
+
+// The feed gives a follower every record it may see once, page by page,
+// and a cursor to resume from; a role without audit rights is refused, and
+// so is a cursor the index did not issue.
+func TestFeedFollowsEveryRecordOnce(t *testing.T) {
+	f := newFixture(t)
+	f.federation()
+	ctx := context.Background()
+	follow := func(c *client.Client) map[string]index.Exchange {
+		got := map[string]index.Exchange{}
+		cursor := ""
+		for round := 0; ; round++ {
+			if round > 100 {
+				t.Fatal("the feed does not end")
+			}
+			var page index.FeedPage
+			if err := c.Do(ctx, http.MethodGet, "/v1/audit/feed?limit=7&cursor="+cursor, nil, &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) == 0 {
+				return got
+			}
+			for _, x := range page.Items {
+				key := fmt.Sprintf("%s/%d", x.Gateway, x.Seq)
+				if _, twice := got[key]; twice {
+					t.Fatalf("record %s given twice", key)
+				}
+				got[key] = x
+			}
+			cursor = page.Cursor
+		}
+	}
+	if all := follow(f.admin); len(all) != 30+20 {
+		t.Fatalf("the operator followed %d records, want 50", len(all))
+	}
+	city := follow(f.token(catalog.RoleAuditor, hcm))
+	if len(city) != 10 {
+		t.Fatalf("the city's auditor followed %d records, want 10", len(city))
+	}
+	for _, x := range city {
+		if x.Consumer != portal {
+			t.Fatalf("the city's auditor was given %+v", x)
+		}
+	}
+	var out json.RawMessage
+	wantProblem(t, f.token(catalog.RoleIntegrator, hcm).Do(ctx, http.MethodGet, "/v1/audit/feed", nil, &out), http.StatusForbidden, "forbidden")
+	wantProblem(t, f.admin.Do(ctx, http.MethodGet, "/v1/audit/feed?cursor=bm9wZQ", nil, &out), http.StatusBadRequest, "invalid-input")
+}

@@ -202,3 +202,29 @@ func (h *Handlers) export(w http.ResponseWriter, r *http.Request, p auth.Princip
 		}
 	}
 }
+
+// feed answers GET /v1/audit/feed: the records after a cursor in each
+// gateway's seq order, for a follower (lienthong audit export --kafka-topic),
+// scoped to what the caller may see.
+func (h *Handlers) feed(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	scope, err := AuditScope(p)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(r.URL.Query().Get("limit"), "/limit")
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	page, err := h.ix.Feed(r.Context(), scope, r.URL.Query().Get("cursor"), limit)
+	if errors.Is(err, index.ErrInvalid) {
+		h.writeError(w, r, catalog.Invalid("query", "/cursor", "%v", err))
+		return
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, page)
+}

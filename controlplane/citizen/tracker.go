@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,10 +19,52 @@ import (
 	"github.com/lienthong/lienthong/internal/problem"
 )
 
-// Entry is one line of a citizen's tracker: an agency's system read these
-// fields of their record, at this time, for this purpose, under this law.
+// Outcome says what an exchange did with the citizen's record.
+type Outcome string
+
+// The outcomes a tracker entry can have.
+const (
+	// OutcomeAllowed: the fields listed were disclosed.
+	OutcomeAllowed Outcome = "allowed"
+	// OutcomePartial: the fields listed were disclosed, and some fields
+	// the consumer asked for were withheld.
+	OutcomePartial Outcome = "partial"
+	// OutcomeDenied: the exchange was refused (a 4xx answer); nothing was
+	// disclosed.
+	OutcomeDenied Outcome = "denied"
+	// OutcomeFailed: the exchange failed (a 5xx answer, e.g. the provider
+	// was unreachable); nothing was disclosed.
+	OutcomeFailed Outcome = "failed"
+)
+
+// reasonFieldsWithheld is the reason code gateways record when they answer
+// with some asked-for fields withheld (gateway/exchange's
+// ReasonFieldsWithheld; the control plane does not import the gateway).
+const reasonFieldsWithheld = "fields_withheld"
+
+// outcomeOf classifies an answered status and its reason codes.
+func outcomeOf(status int, reasons []string) Outcome {
+	switch {
+	case status >= 200 && status < 300 && slices.Contains(reasons, reasonFieldsWithheld):
+		return OutcomePartial
+	case status >= 200 && status < 300:
+		return OutcomeAllowed
+	case status >= 400 && status < 500:
+		return OutcomeDenied
+	default:
+		return OutcomeFailed
+	}
+}
+
+// Entry is one line of a citizen's tracker: an agency's system asked for
+// their record at this time, for this purpose, under this law, and was
+// given these fields, or refused.
 type Entry struct {
-	Time       time.Time          `json:"time"`
+	Time time.Time `json:"time"`
+	// Outcome and Status say whether anything was disclosed: Fields only
+	// when the outcome is allowed or partial.
+	Outcome    Outcome            `json:"outcome"`
+	Status     int                `json:"status"`
 	Consumer   string             `json:"consumer"`
 	Provider   string             `json:"provider"`
 	Dataset    string             `json:"dataset"`
@@ -30,8 +73,9 @@ type Entry struct {
 	LegalBasis catalog.LegalBasis `json:"legalBasis"`
 	ExchangeID string             `json:"exchangeId"`
 	GrantID    string             `json:"grantId,omitempty"`
-	// Gateway and Seq locate the provider gateway's record of the
-	// disclosure, for an inclusion proof under a signed checkpoint.
+	// Gateway and Seq locate the gateway's record of the exchange (the
+	// provider's when the index holds it), for an inclusion proof under a
+	// signed checkpoint.
 	Gateway string `json:"gateway"`
 	Seq     uint64 `json:"seq"`
 }
@@ -59,9 +103,14 @@ func NewTracker(v *Verifier, key index.SubjectKey, ix index.Store, store catalog
 // deferred disclosures.
 const maxRounds = 50
 
-// Lookup lists what was disclosed about personalID, newest first, limit
-// entries a page. An exchange under a grant whose legal basis defers
-// disclosure is left out until its date, and pages are filled past it and
+// Lookup lists the exchanges that asked for personalID's record, newest
+// first, limit entries a page: allowed, partial, denied and failed alike,
+// one entry per exchange (the index prefers the provider gateway's record).
+// An exchange under a grant whose legal basis defers disclosure is left out
+// until its date; so is one that names no grant (a refusal, or a consumer
+// gateway's record) between a consumer and a provider that hold a grant
+// deferred at now, lest a refused attempt betray the investigation. Pages
+// are filled past hidden entries and
 // Next is set only when a visible entry follows, so neither a short page nor
 // a dangling cursor betrays that a deferred exchange exists. The lookup
 // itself is written to the admin trail under the subject's HMAC, never the
@@ -71,6 +120,7 @@ func (t *Tracker) Lookup(ctx context.Context, personalID string, limit int, curs
 	want := index.PageLimit(limit)
 	now := t.now()
 	grants := map[string]*catalog.Grant{}
+	deferred := map[[2]string]bool{}
 	var (
 		visible []Entry
 		after   []string // the cursor after each visible entry
@@ -81,7 +131,7 @@ func (t *Tracker) Lookup(ctx context.Context, personalID string, limit int, curs
 			return index.Page[Entry]{}, err
 		}
 		for _, d := range page.Items {
-			e, show, err := t.entry(ctx, d, now, grants)
+			e, show, err := t.entry(ctx, d, now, grants, deferred)
 			if err != nil {
 				return index.Page[Entry]{}, err
 			}
@@ -108,13 +158,21 @@ func (t *Tracker) Lookup(ctx context.Context, personalID string, limit int, curs
 	return out, nil
 }
 
-// entry describes one disclosure with its grant's purpose and legal basis,
+// entry describes one exchange with its grant's purpose and legal basis,
 // and says whether it may be shown at now.
-func (t *Tracker) entry(ctx context.Context, d index.Disclosure, now time.Time, grants map[string]*catalog.Grant) (Entry, bool, error) {
-	e := Entry{Time: d.Time, Consumer: d.Consumer, Provider: d.Provider, Dataset: d.Dataset, Fields: d.Fields,
-		Purpose: catalog.Purpose{Code: d.Purpose}, ExchangeID: d.ExchangeID, GrantID: d.GrantID, Gateway: d.Gateway, Seq: d.Seq}
+func (t *Tracker) entry(ctx context.Context, d index.Disclosure, now time.Time, grants map[string]*catalog.Grant, deferred map[[2]string]bool) (Entry, bool, error) {
+	e := Entry{Time: d.Time, Outcome: outcomeOf(d.Status, d.Reasons), Status: d.Status, Consumer: d.Consumer, Provider: d.Provider,
+		Dataset: d.Dataset, Fields: d.Fields, Purpose: catalog.Purpose{Code: d.Purpose}, ExchangeID: d.ExchangeID,
+		GrantID: d.GrantID, Gateway: d.Gateway, Seq: d.Seq}
+	if e.Outcome != OutcomeAllowed && e.Outcome != OutcomePartial {
+		e.Fields = nil // nothing was disclosed, whatever the record lists
+	}
+	if e.Fields == nil {
+		e.Fields = []string{}
+	}
 	if d.GrantID == "" {
-		return e, true, nil
+		hide, err := t.deferredBetween(ctx, d.Consumer, d.Provider, now, deferred)
+		return e, !hide && err == nil, err
 	}
 	g, ok := grants[d.GrantID]
 	if !ok {
@@ -141,6 +199,28 @@ func (t *Tracker) entry(ctx context.Context, d index.Disclosure, now time.Time, 
 		}
 	}
 	return e, true, nil
+}
+
+// deferredBetween reports whether the consumer holds a grant of the
+// provider's, in any state, whose disclosure date is still to come: an
+// exchange between them that names no grant is then hidden as well.
+func (t *Tracker) deferredBetween(ctx context.Context, consumer, provider string, now time.Time, cache map[[2]string]bool) (bool, error) {
+	k := [2]string{consumer, provider}
+	if v, ok := cache[k]; ok {
+		return v, nil
+	}
+	gs, err := t.store.ListGrants(ctx, catalog.GrantFilter{Consumer: consumer, Provider: provider})
+	if err != nil {
+		return false, fmt.Errorf("citizen tracker: grants of %s from %s: %w", consumer, provider, err)
+	}
+	hide := false
+	for _, g := range gs {
+		if !g.LegalBasis.DisclosedAt(now) {
+			hide = true
+		}
+	}
+	cache[k] = hide
+	return hide, nil
 }
 
 // recordLookup writes the lookup to the admin trail, so a citizen's

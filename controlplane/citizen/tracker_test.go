@@ -2,8 +2,6 @@ package citizen_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/audit/index"
+	"github.com/lienthong/lienthong/audit/index/indextest"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/controlplane/api"
@@ -34,6 +33,8 @@ const (
 	insurance  = "VN:GOV:000.00.00.G14:BHXH"
 	investig   = "VN:GOV:000.00.00.G02:CSDT"
 	gateway    = "VN:GOV:000.00.00.G01:GW"
+	consumerGW = "VN:GOV:000.00.00.G14:GW"
+	policeGW   = "VN:GOV:000.00.00.G02:GW"
 
 	alice = "001201012345" // born in Hà Nội in 2001, female
 	bob   = "079099054321" // born in Hồ Chí Minh City in 1999, male
@@ -120,49 +121,63 @@ func (f *trackerFixture) catalog(ctx context.Context) {
 	}
 }
 
-// ship writes the provider gateway's chained log and ships it to the index.
+// ship writes three gateways' chained logs and ships them to the index: the
+// provider's (MPS), and the consumer side's of Social Insurance and of the
+// police, whose outcomes of the same exchanges the tracker must not repeat.
 func (f *trackerFixture) ship(ctx context.Context, ix *index.SQLStore, key index.SubjectKey) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		f.t.Fatal(err)
+	base := time.Now().Add(-time.Hour).UTC()
+	type rec struct {
+		id, side, consumer, grant, purpose, who string
+		minute, status                          int
+		reasons, fields                         []string
 	}
-	var lines [][]byte
-	add := func(e *audit.Entry) {
-		e.Seq = uint64(len(lines) + 1)
-		if len(lines) > 0 {
-			e.Prev = audit.EntryHash(lines[len(lines)-1])
+	logs := map[string][]rec{
+		gateway: {
+			{"x-alice-1", "provider", insurance, "grant-bhyt", "1.001234", alice, 1, 200, []string{"granted"}, []string{"fullName", "dateOfBirth"}},
+			{"x-bob-1", "provider", insurance, "grant-bhyt", "1.001234", bob, 2, 200, nil, []string{"fullName"}},
+			{"x-alice-investigation", "provider", investig, "grant-investigation", "2.000001", alice, 3, 200, nil, []string{"fullName", "permanentResidence"}},
+			{"x-alice-denied", "provider", insurance, "", "1.009999", alice, 4, 403, []string{"no_grant"}, nil},
+			{"x-alice-2", "provider", insurance, "grant-bhyt", "1.001234", alice, 5, 200, nil, []string{"fullName"}},
+			{"x-alice-partial", "provider", insurance, "grant-bhyt", "1.001234", alice, 6, 200, []string{"granted", "fields_withheld"}, []string{"fullName"}},
+			{"x-alice-police-refused", "provider", investig, "", "2.000001", alice, 7, 403, []string{"field_not_granted"}, nil},
+		},
+		consumerGW: {
+			// The consumer side's outcomes of exchanges the provider also
+			// logged: the tracker shows the provider's.
+			{"x-alice-1", "consumer", insurance, "", "1.001234", alice, 1, 200, nil, []string{"fullName", "dateOfBirth"}},
+			{"x-alice-2", "consumer", insurance, "", "1.001234", alice, 5, 200, nil, []string{"fullName"}},
+			{"x-alice-partial", "consumer", insurance, "", "1.001234", alice, 6, 200, []string{"fields_withheld"}, []string{"fullName"}},
+			// Only the consumer side knows this one: the provider was
+			// unreachable.
+			{"x-alice-unreachable", "consumer", insurance, "", "1.001234", alice, 8, 502, nil, nil},
+		},
+		policeGW: {
+			// The police gateway's record names no grant (a consumer
+			// gateway does not decide), and the provider's record has not
+			// arrived: it must stay hidden until the investigation's date.
+			{"x-alice-investigation-2", "consumer", investig, "", "2.000001", alice, 10, 200, nil, []string{"fullName"}},
+		},
+	}
+	for gw, recs := range logs {
+		l := indextest.New(f.t, gw)
+		for _, r := range recs {
+			// An intent precedes each outcome, as in a gateway's log;
+			// the tracker lists outcomes only.
+			l.Record(audit.Record{Time: base.Add(time.Duration(r.minute) * time.Minute), ExchangeID: r.id, Side: r.side,
+				Phase: audit.Intent, Consumer: r.consumer, Provider: population, Dataset: "population", Mode: "query",
+				Purpose: r.purpose, Subject: key.Subject(r.who), Fields: r.fields, GrantID: r.grant})
+			l.Record(audit.Record{Time: base.Add(time.Duration(r.minute) * time.Minute), ExchangeID: r.id, Side: r.side,
+				Phase: audit.Outcome, Consumer: r.consumer, Provider: population, Dataset: "population", Mode: "query",
+				Purpose: r.purpose, Subject: key.Subject(r.who), Fields: r.fields, GrantID: r.grant, Reasons: r.reasons,
+				Status: r.status, Bytes: 300})
 		}
-		b, err := json.Marshal(e)
-		if err != nil {
+		l.Checkpoint()
+		if err := ix.EnrolKey(ctx, gw, l.Public(), false); err != nil {
 			f.t.Fatal(err)
 		}
-		lines = append(lines, b)
-	}
-	add(&audit.Entry{Kind: audit.KindGenesis, Genesis: &audit.Genesis{Gateway: gateway, PublicKey: pub, Time: time.Now().UTC()}})
-	base := time.Now().Add(-time.Hour).UTC()
-	rec := func(id, consumer, grant, purpose, who string, minute int, status int, fields ...string) {
-		add(&audit.Entry{Kind: audit.KindRecord, Record: &audit.Record{Time: base.Add(time.Duration(minute) * time.Minute),
-			ExchangeID: id, Side: "provider", Phase: audit.Outcome, Consumer: consumer, Provider: population, Dataset: "population",
-			Mode: "query", Purpose: purpose, Subject: key.Subject(who), Fields: fields, GrantID: grant, Status: status, Bytes: 300}})
-	}
-	rec("x-alice-1", insurance, "grant-bhyt", "1.001234", alice, 1, 200, "fullName", "dateOfBirth")
-	rec("x-bob-1", insurance, "grant-bhyt", "1.001234", bob, 2, 200, "fullName")
-	rec("x-alice-investigation", investig, "grant-investigation", "2.000001", alice, 3, 200, "fullName", "permanentResidence")
-	rec("x-alice-denied", insurance, "grant-bhyt", "1.001234", alice, 4, 403)
-	rec("x-alice-2", insurance, "grant-bhyt", "1.001234", alice, 5, 200, "fullName")
-	c := &audit.Checkpoint{Gateway: gateway, From: 1, Seq: uint64(len(lines)), Head: audit.EntryHash(lines[len(lines)-1]), Time: time.Now().UTC()}
-	var leaves []audit.Hash
-	for _, l := range lines {
-		leaves = append(leaves, audit.LeafHash(l))
-	}
-	c.Root = audit.HexHash(audit.MerkleRoot(leaves))
-	c.Sign(priv)
-	add(&audit.Entry{Kind: audit.KindCheckpoint, Checkpoint: c})
-	if err := ix.EnrolKey(ctx, gateway, pub, false); err != nil {
-		f.t.Fatal(err)
-	}
-	if _, err := ix.Ingest(ctx, gateway, lines); err != nil {
-		f.t.Fatal(err)
+		if _, err := ix.Ingest(ctx, gw, l.Lines); err != nil {
+			f.t.Fatal(err)
+		}
 	}
 }
 
@@ -203,6 +218,20 @@ func exchanges(p index.Page[citizen.Entry]) []string {
 	return ids
 }
 
+// outcomes lists a page's entries as "exchange:outcome".
+func outcomes(p index.Page[citizen.Entry]) string {
+	var out []string
+	for _, e := range p.Items {
+		out = append(out, e.ExchangeID+":"+string(e.Outcome))
+	}
+	return strings.Join(out, ",")
+}
+
+// aliceBefore is what alice sees before the investigation's disclosure
+// date: every outcome about her, once per exchange, newest first, without
+// the police's.
+const aliceBefore = "x-alice-unreachable:failed,x-alice-partial:partial,x-alice-2:allowed,x-alice-denied:denied,x-alice-1:allowed"
+
 func TestTrackerShowsOwnDisclosuresOnly(t *testing.T) {
 	f := newTrackerFixture(t)
 
@@ -210,41 +239,62 @@ func TestTrackerShowsOwnDisclosuresOnly(t *testing.T) {
 	if p != nil {
 		t.Fatalf("alice refused: %v", p)
 	}
-	// Newest first; the refused exchange disclosed nothing; the
-	// investigation's exchange is deferred.
-	if got := strings.Join(exchanges(page), ","); got != "x-alice-2,x-alice-1" {
-		t.Fatalf("alice sees %s", got)
+	if got := outcomes(page); got != aliceBefore {
+		t.Fatalf("alice sees %s\nwant       %s", got, aliceBefore)
 	}
-	e := page.Items[1]
-	if e.Consumer != insurance || e.Dataset != "population" || strings.Join(e.Fields, ",") != "fullName,dateOfBirth" ||
-		e.Purpose.Text != "cấp thẻ BHYT" || e.LegalBasis.Reference != "Nghị định 13/2023/NĐ-CP, Điều 17" || e.Gateway != gateway || e.Seq != 2 {
+	// The provider's record of an exchange both gateways logged.
+	e := page.Items[4]
+	if e.Consumer != insurance || e.Dataset != "population" || strings.Join(e.Fields, ",") != "fullName,dateOfBirth" || e.Status != 200 ||
+		e.Purpose.Text != "cấp thẻ BHYT" || e.LegalBasis.Reference != "Nghị định 13/2023/NĐ-CP, Điều 17" || e.Gateway != gateway || e.Seq != 3 {
 		t.Fatalf("alice's entry = %+v", e)
+	}
+	// A refusal discloses nothing; a failure known to the consumer side
+	// only is shown from its gateway's record.
+	if d := page.Items[3]; d.Status != 403 || len(d.Fields) != 0 || d.Gateway != gateway {
+		t.Fatalf("denied entry = %+v", d)
+	}
+	if u := page.Items[0]; u.Status != 502 || len(u.Fields) != 0 || u.Gateway != consumerGW {
+		t.Fatalf("unreachable entry = %+v", u)
+	}
+	if pt := page.Items[1]; strings.Join(pt.Fields, ",") != "fullName" || pt.Gateway != gateway {
+		t.Fatalf("partial entry = %+v", pt)
 	}
 
 	page, p = f.get(f.iss.Token(t, bob), "")
-	if p != nil || strings.Join(exchanges(page), ",") != "x-bob-1" {
-		t.Fatalf("bob sees %v (%v)", exchanges(page), p)
+	if p != nil || outcomes(page) != "x-bob-1:allowed" {
+		t.Fatalf("bob sees %v (%v)", outcomes(page), p)
 	}
 	page, p = f.get(f.iss.Token(t, carol), "")
 	if p != nil || len(page.Items) != 0 || page.Next != "" {
 		t.Fatalf("carol sees %v (%v)", exchanges(page), p)
 	}
 
-	// Paging follows the cursor, and a cursor never carries one citizen's
-	// view into another's: bob with alice's cursor sees only bob's.
-	first, _ := f.get(f.iss.Token(t, alice), "?limit=1")
-	if len(first.Items) != 1 || first.Next == "" {
-		t.Fatalf("first page %+v", first)
-	}
-	second, _ := f.get(f.iss.Token(t, alice), "?limit=1&cursor="+first.Next)
-	if len(second.Items) != 1 || second.Items[0].ExchangeID == first.Items[0].ExchangeID {
-		t.Fatalf("second page %+v", second)
-	}
-	cross, _ := f.get(f.iss.Token(t, bob), "?cursor="+first.Next)
-	for _, e := range cross.Items {
-		if e.ExchangeID != "x-bob-1" {
-			t.Fatalf("bob's page from alice's cursor holds %s", e.ExchangeID)
+	// Paging follows the cursor, never repeats or skips an exchange, and
+	// a cursor never carries one citizen's view into another's: bob with
+	// alice's cursor sees only bob's.
+	var paged []string
+	q := "?limit=2"
+	for range 10 {
+		pg, p := f.get(f.iss.Token(t, alice), q)
+		if p != nil {
+			t.Fatal(p)
 		}
+		if o := outcomes(pg); o != "" {
+			paged = append(paged, o)
+		}
+		if pg.Next == "" {
+			break
+		}
+		q = "?limit=2&cursor=" + pg.Next
+		cross, _ := f.get(f.iss.Token(t, bob), "?cursor="+pg.Next)
+		for _, e := range cross.Items {
+			if e.ExchangeID != "x-bob-1" {
+				t.Fatalf("bob's page from alice's cursor holds %s", e.ExchangeID)
+			}
+		}
+	}
+	if got := strings.Join(paged, ","); got != aliceBefore {
+		t.Fatalf("alice's pages of two: %s", got)
 	}
 }
 
@@ -285,21 +335,22 @@ func TestTrackerRefusesBadTokens(t *testing.T) {
 func TestDeferredDisclosureAppearsAfterItsDate(t *testing.T) {
 	f := newTrackerFixture(t)
 	tok := func() string { return f.iss.Token(t, alice) }
-	before, _ := f.get(tok(), "")
-	for _, id := range exchanges(before) {
-		if id == "x-alice-investigation" {
-			t.Fatal("the investigation's exchange shown before its disclosure date")
-		}
+	// The investigation's exchange, the police's refused attempt and the
+	// police gateway's own record (no grant named, provider's record not
+	// arrived) are all hidden.
+	if before, _ := f.get(tok(), ""); outcomes(before) != aliceBefore {
+		t.Fatalf("before the date alice sees %s", outcomes(before))
 	}
-	// Neither a short page nor a dangling cursor betrays the hidden one:
-	// two visible entries on a page of two end the listing.
-	if two, _ := f.get(tok(), "?limit=2"); len(two.Items) != 2 || two.Next != "" {
-		t.Fatalf("page of two: %v next %q", exchanges(two), two.Next)
+	// Neither a short page nor a dangling cursor betrays the hidden ones:
+	// five visible entries on a page of five end the listing, on a page of
+	// four they leave a cursor to exactly one more.
+	if five, _ := f.get(tok(), "?limit=5"); len(five.Items) != 5 || five.Next != "" {
+		t.Fatalf("page of five: %v next %q", exchanges(five), five.Next)
 	}
-	if one, _ := f.get(tok(), "?limit=1"); len(one.Items) != 1 || one.Next == "" {
-		t.Fatalf("page of one: %v next %q", exchanges(one), one.Next)
-	} else if rest, _ := f.get(tok(), "?limit=1&cursor="+one.Next); len(rest.Items) != 1 || rest.Next != "" {
-		t.Fatalf("second page of one: %v next %q", exchanges(rest), rest.Next)
+	if four, _ := f.get(tok(), "?limit=4"); len(four.Items) != 4 || four.Next == "" {
+		t.Fatalf("page of four: %v next %q", exchanges(four), four.Next)
+	} else if rest, _ := f.get(tok(), "?limit=4&cursor="+four.Next); len(rest.Items) != 1 || rest.Next != "" {
+		t.Fatalf("second page of four: %v next %q", exchanges(rest), rest.Next)
 	}
 	// One second before the date: still hidden. The token is minted for the
 	// moved clock, since the verifier checks expiry against it too.
@@ -307,8 +358,8 @@ func TestDeferredDisclosureAppearsAfterItsDate(t *testing.T) {
 	claims := f.iss.Claims(alice)
 	claims["exp"] = time.Now().Add(time.Duration(f.offset.Load()) + time.Hour).Unix()
 	almost, p := f.get(f.iss.Sign(t, claims), "")
-	if p != nil || len(almost.Items) != 2 {
-		t.Fatalf("just before the date: %v %v", exchanges(almost), p)
+	if p != nil || outcomes(almost) != aliceBefore {
+		t.Fatalf("just before the date: %v %v", outcomes(almost), p)
 	}
 	f.offset.Store(int64(time.Until(f.discloseAfter) + time.Second))
 	claims["exp"] = time.Now().Add(time.Duration(f.offset.Load()) + time.Hour).Unix()
@@ -316,10 +367,12 @@ func TestDeferredDisclosureAppearsAfterItsDate(t *testing.T) {
 	if p != nil {
 		t.Fatal(p)
 	}
-	if got := strings.Join(exchanges(after), ","); got != "x-alice-2,x-alice-investigation,x-alice-1" {
-		t.Fatalf("after the date alice sees %s", got)
+	want := "x-alice-investigation-2:allowed,x-alice-unreachable:failed,x-alice-police-refused:denied,x-alice-partial:partial," +
+		"x-alice-2:allowed,x-alice-denied:denied,x-alice-investigation:allowed,x-alice-1:allowed"
+	if got := outcomes(after); got != want {
+		t.Fatalf("after the date alice sees %s\nwant                     %s", got, want)
 	}
-	if lb := after.Items[1].LegalBasis; lb.Reference != "Bộ luật Tố tụng hình sự, Điều 88" {
+	if lb := after.Items[6].LegalBasis; lb.Reference != "Bộ luật Tố tụng hình sự, Điều 88" {
 		t.Fatalf("investigation entry legal basis %+v", lb)
 	}
 }
