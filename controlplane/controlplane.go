@@ -20,6 +20,7 @@ import (
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/bundles"
+	"github.com/lienthong/lienthong/controlplane/console"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/internal/httpguard"
@@ -64,6 +65,9 @@ type Ready struct {
 	Seeded     bool
 	// XDSAddress is the ADS listener's address, when one runs.
 	XDSAddress string
+	// Console is the web console at URL+"/console"; `lienthong up` mints
+	// its login links through it.
+	Console *console.Console
 }
 
 // OpenStore opens the configured store and runs its migrations.
@@ -155,7 +159,8 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return err
 	}
 
-	extra, err := auditRoutes(cfg, svc, log)
+	cc := console.Config{Service: svc, Log: log}
+	extra, err := auditRoutes(cfg, svc, log, &cc)
 	if err != nil {
 		return err
 	}
@@ -175,7 +180,6 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           httpguard.Wrap(api.New(svc, log, extra...), httpguard.Options{Allow: "GET, POST, PUT, DELETE"}),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -187,11 +191,16 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	r.URL = "https://" + urlHost(ln.Addr().String())
 	var xdsErr <-chan error
 	if cfg.XDSListen != "" {
-		if r.XDSAddress, xdsErr, err = startXDS(ctx, cfg, svc, tlsCfg, log); err != nil {
+		if r.XDSAddress, xdsErr, cc.EnvoyNodes, err = startXDS(ctx, cfg, svc, tlsCfg, log); err != nil {
 			ln.Close()
 			return err
 		}
 	}
+	if r.Console, err = console.New(cc); err != nil {
+		ln.Close()
+		return err
+	}
+	srv.Handler = httpguard.Wrap(console.Mount(r.Console, api.New(svc, log, extra...)), httpguard.Options{Allow: "GET, POST, PUT, DELETE"})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	log.Info("control plane listening", "url", r.URL, "store", storeName(cfg.Store))

@@ -40,6 +40,9 @@ type Service struct {
 	// snapshots caches the federation snapshot of the latest revision
 	// (snapshot.go).
 	snapshots snapshotCache
+
+	// pulls remembers each gateway's last configuration pull (pulls.go).
+	pulls pullLog
 }
 
 // Option configures a Service.
