@@ -84,7 +84,12 @@ func (o *oidcLogin) oauth(cx context.Context, redirect string) (*oauth2.Config, 
 		}
 		o.provider = p
 	}
-	return &oauth2.Config{ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret, Endpoint: o.provider.Endpoint(),
+	ep := o.provider.Endpoint()
+	if o.cfg.ClientSecret == "" {
+		// A public client names itself in the form, with no secret.
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return &oauth2.Config{ClientID: o.cfg.ClientID, ClientSecret: o.cfg.ClientSecret, Endpoint: ep,
 		RedirectURL: redirect, Scopes: []string{oidc.ScopeOpenID}}, nil
 }
 

@@ -189,12 +189,16 @@ func (i *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
+	client := f.Get("client_id")
+	if id, _, ok := r.BasicAuth(); ok && client == "" {
+		client = id
+	}
 	i.mu.Lock()
 	g, ok := i.codes[f.Get("code")]
 	delete(i.codes, f.Get("code"))
 	i.mu.Unlock()
 	sum := sha256.Sum256([]byte(f.Get("code_verifier")))
-	if !ok || time.Now().After(g.expires) || f.Get("redirect_uri") != g.redirect || f.Get("client_id") != i.ClientID || b64(sum[:]) != g.challenge {
+	if !ok || time.Now().After(g.expires) || f.Get("redirect_uri") != g.redirect || client != i.ClientID || b64(sum[:]) != g.challenge {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant"})
 		return
 	}
