@@ -43,7 +43,7 @@ func newLoginLinks(now func() time.Time) *loginLinks {
 // take redeems a code once: the second use of a link, and any use after its
 // expiry, finds nothing.
 func (l *loginLinks) take(code string) (string, bool) {
-	k := sha256.Sum256([]byte(code))
+	k := sum(code)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p, ok := l.m[k]
@@ -104,10 +104,12 @@ func (c *Console) MintLoginLink(ctx context.Context, minterToken string, role ca
 	}
 	exp := c.svc.Now().Add(ttl)
 	c.links.mu.Lock()
-	c.links.m[sha256.Sum256([]byte(code))] = pendingLink{tokenID: tok.ID, expires: exp}
+	c.links.m[sum(code)] = pendingLink{tokenID: tok.ID, expires: exp}
 	c.links.mu.Unlock()
 	return &LoginLink{Path: Prefix + "/link?code=" + url.QueryEscape(code), Role: role, Member: member, TokenID: tok.ID, ExpiresAt: exp}, nil
 }
+
+func sum(code string) [32]byte { return sha256.Sum256([]byte(code)) }
 
 // loginPage is the data of the sign-in page.
 type loginPage struct {
