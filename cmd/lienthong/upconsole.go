@@ -51,7 +51,8 @@ var upRoles = []struct {
 
 // printConsole mints one single-use login link per role with the
 // bootstrap token and prints the console's URL, the links, and how the
-// citizen signs in.
+// citizen signs in. Each start mints new links (their tokens expire with
+// the session they may open, 13 hours on).
 func printConsole(ctx context.Context, out io.Writer, cp controlplane.Ready, citizen controlplane.CitizenConfig) error {
 	if cp.Console == nil {
 		return nil
@@ -60,6 +61,9 @@ func printConsole(ctx context.Context, out io.Writer, cp controlplane.Ready, cit
 	fmt.Fprintf(out, "one-time login links (each works once, for %s):\n", upLinkTTL)
 	for _, r := range upRoles {
 		l, err := cp.Console.MintLoginLink(ctx, cp.AdminToken, r.role, r.member, r.label+" (lienthong up)", upLinkTTL)
+		if ctx.Err() != nil {
+			return nil // stopping while the links were minted is not a failure
+		}
 		if err != nil {
 			return fmt.Errorf("console login link for %s: %w", r.label, err)
 		}
