@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lienthong/lienthong/catalog"
+	"github.com/lienthong/lienthong/controlplane/service"
 )
 
 // Every label a template or handler asks for exists in both languages, so
@@ -84,6 +87,33 @@ func TestSafeNextStaysOnTheConsole(t *testing.T) {
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A certificate warns when a renewal is overdue: less than a third of its
+// lifetime left (at most 14 days), and only the newest of its system.
+func TestCertificateWarnings(t *testing.T) {
+	now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	cert := func(lifetime, left time.Duration, status service.CertificateStatus) service.CertificateView {
+		return service.CertificateView{Certificate: catalog.Certificate{NotBefore: now.Add(left - lifetime), NotAfter: now.Add(left)}, Status: status}
+	}
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		name       string
+		c          service.CertificateView
+		superseded bool
+		want       string
+	}{
+		{"3-day cert, fresh", cert(3*day, 71*time.Hour, service.CertificateValid), false, "ok"},
+		{"3-day cert, renewal overdue", cert(3*day, 23*time.Hour, service.CertificateValid), false, "warn"},
+		{"1-year cert, 20 days left", cert(365*day, 20*day, service.CertificateValid), false, "ok"},
+		{"1-year cert, 13 days left", cert(365*day, 13*day, service.CertificateValid), false, "warn"},
+		{"superseded by a renewal", cert(3*day, time.Hour, service.CertificateValid), true, "gone"},
+		{"revoked", cert(3*day, time.Hour, service.CertificateRevoked), false, "gone"},
+	} {
+		if got, _ := certLevel(tc.c, now, tc.superseded); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }

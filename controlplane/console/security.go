@@ -53,12 +53,18 @@ func assessmentLevel(s service.SystemView, now time.Time) (string, int) {
 	return "ok", days
 }
 
-func certLevel(c service.CertificateView, now time.Time) (string, int) {
+// certLevel grades a certificate at now. It warns when less than a third
+// of its lifetime is left (at most certSoon before expiry): gateways renew
+// earlier than that, so a warning means a renewal did not happen, however
+// short the lifetimes the platform issues. A certificate superseded by a
+// newer one of the same system is "gone" as far as warnings go.
+func certLevel(c service.CertificateView, now time.Time, superseded bool) (string, int) {
 	days := int(c.NotAfter.Sub(now).Hours() / 24)
+	soon := min(certSoon, c.NotAfter.Sub(c.NotBefore)/3)
 	switch {
-	case c.Status != service.CertificateValid:
+	case c.Status != service.CertificateValid || superseded:
 		return "gone", days
-	case c.NotAfter.Sub(now) < certSoon:
+	case c.NotAfter.Sub(now) < soon:
 		return "warn", days
 	}
 	return "ok", days
@@ -80,8 +86,14 @@ func (c *Console) loadSecurity(cx context.Context, p auth.Principal) (*securityD
 		l, d := assessmentLevel(s, now)
 		out.Systems = append(out.Systems, systemRow{SystemView: s, Level: l, Days: d})
 	}
+	newest := map[string]time.Time{}
 	for _, ct := range certs {
-		l, d := certLevel(ct, now)
+		if ct.Status == service.CertificateValid && ct.NotAfter.After(newest[ct.System]) {
+			newest[ct.System] = ct.NotAfter
+		}
+	}
+	for _, ct := range certs {
+		l, d := certLevel(ct, now, ct.NotAfter.Before(newest[ct.System]))
 		out.Certs = append(out.Certs, certRow{CertificateView: ct, Level: l, Days: d})
 	}
 	rank := map[string]int{"bad": 0, "warn": 1, "ok": 2, "gone": 3}
@@ -204,8 +216,8 @@ func (c *Console) gatewaysPage(w http.ResponseWriter, r *http.Request, v *view) 
 			}
 		}
 		if latest != nil {
-			row.CertDays = int(latest.NotAfter.Sub(now).Hours() / 24)
-			row.CertSoon = latest.NotAfter.Sub(now) < certSoon
+			l, days := certLevel(*latest, now, false)
+			row.CertDays, row.CertSoon = days, l == "warn"
 		}
 		if c.cfg.Index != nil {
 			if pos, err := c.cfg.Index.Position(cx, g.System); err == nil {

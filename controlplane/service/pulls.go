@@ -19,7 +19,7 @@ type GatewayPull struct {
 	System string `json:"system"`
 	// Certificate is the serial of that certificate.
 	Certificate string `json:"certificate"`
-	// Sent is the ETag ("<catalog revision>-<digest>") last served.
+	// Sent is the ETag (a digest of the configuration's content) last served.
 	Sent string `json:"sent"`
 	// Held is the ETag the gateway said it holds; empty on its first pull.
 	Held string    `json:"held,omitempty"`
