@@ -203,6 +203,9 @@ func (c *Console) citizenCallback(w http.ResponseWriter, r *http.Request) {
 
 // citizenData is the citizen's page: what was disclosed about them.
 type citizenData struct {
+	// Names are the agencies' names by member code: a citizen knows the
+	// Social Insurance agency, not its system id.
+	Names    map[string]string
 	SignedIn bool
 	Enabled  bool
 	Entries  []citizen.Entry
@@ -232,6 +235,15 @@ func (c *Console) citizenPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.SignedIn, d.Entries, d.Next = true, page.Items, page.Next
+		members, err := c.svc.Members(cx)
+		if err != nil {
+			c.fail(w, r, v, err)
+			return
+		}
+		d.Names = map[string]string{}
+		for _, m := range members {
+			d.Names[m.Code] = m.Name
+		}
 	}
 	c.render(w, r, v, http.StatusOK, "citizen", d)
 }
