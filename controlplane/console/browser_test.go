@@ -217,6 +217,9 @@ func TestConsoleInChromium(t *testing.T) {
 	if got := integ.text("#purpose_code-error"); !strings.Contains(got, "public-service procedure code") {
 		t.Fatalf("purpose error = %q, want the service's problem message", got)
 	}
+	if focused, err := chromedp.Run(integ.ctx, chromedp.Evaluate[string](`document.activeElement.id`)); err != nil || focused != "purpose_code" {
+		t.Fatalf("keyboard focus after the refused form is on %q (%v), want the purpose field", focused, err)
+	}
 	integ.screenshot("dataset-bad-input")
 	integ.do(chromedp.SendKeys(chromedp.CSS("#purpose_code"), "1.001234"),
 		chromedp.SendKeys(chromedp.CSS("#purpose_text"), "Cấp thẻ BHYT cho trẻ em dưới 6 tuổi"),

@@ -1,10 +1,21 @@
 // Liên Thông console: the only script. Pages work without it; it follows
-// the sign-in continue link, and keeps the flow view up to date by polling
-// the console's own JSON (same origin, same session).
+// the sign-in continue link, brings a refused form's first problem into
+// view, and keeps the flow view up to date by polling the console's own
+// JSON (same origin, same session).
 "use strict";
 (function () {
   var go = document.querySelector("a[data-autofollow]");
   if (go) { window.location.assign(go.getAttribute("href")); return; }
+
+  // A form the server sent back with problems: show the first one and put
+  // the keyboard on its field.
+  var problem = document.querySelector(".field-error");
+  if (problem) {
+    problem.scrollIntoView({ block: "center" });
+    var box = problem.closest("div, fieldset, form");
+    var field = box && box.querySelector("input:not([type=hidden]), select, textarea");
+    if (field) { field.focus({ preventScroll: true }); }
+  }
 
   var flows = document.getElementById("flows");
   if (!flows) { return; }
