@@ -251,7 +251,16 @@ func TestConsoleInChromium(t *testing.T) {
 	approver.screenshot("access")
 	approver.do(chromedp.Click(chromedp.CSS(`a[href$="`+requestID+`"]`)), chromedp.WaitVisible(chromedp.CSS("#approve-submit")))
 	approver.screenshot("review")
-	approver.do(chromedp.Click(chromedp.CSS(`input[name=grant][value=permanentResidence]`)),
+	// A mask on an object is refused by the service; its problem, located
+	// at /fields/2/mask, shows at that field's row.
+	approver.do(chromedp.SetValue(chromedp.CSS(`select[name="mask:permanentResidence"]`), "hash"),
+		chromedp.Click(chromedp.CSS("#approve-submit")), chromedp.WaitVisible(chromedp.CSS(`[id="field:permanentResidence-error"]`)))
+	if got := approver.text(`[id="field:permanentResidence-error"]`); !strings.Contains(got, "masks apply to single values") {
+		t.Fatalf("mask problem = %q, want the service's message at permanentResidence", got)
+	}
+	approver.screenshot("review-bad-mask")
+	approver.do(chromedp.SetValue(chromedp.CSS(`select[name="mask:permanentResidence"]`), ""),
+		chromedp.Click(chromedp.CSS(`input[name=grant][value=permanentResidence]`)),
 		chromedp.SetValue(chromedp.CSS(`select[name="mask:fullName"]`), "partial"),
 		chromedp.Click(chromedp.CSS("#approve-submit")), chromedp.WaitVisible(chromedp.CSS("#done")))
 	grants := approver.text("#grants-table")
@@ -328,6 +337,21 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("catalog at phone width scrolls sideways: page width %d (%v)", width, err)
 	}
 	op.screenshot("catalog-phone")
+
+	// The approver revokes the grant: without a reason the service's
+	// problem shows at that grant's reason field; with one, it is revoked.
+	approver = open()
+	approver.signIn(fed.link(t, ctx, catalog.RoleApprover, "000.00.00.G01"))
+	revoke := `#grant-` + grant + ` button`
+	approver.do(chromedp.Navigate(base+"/access"), chromedp.Click(chromedp.CSS(revoke)), chromedp.WaitVisible(chromedp.CSS("#reason-error")))
+	if got := approver.text("#reason-error"); !strings.Contains(got, "written reason") {
+		t.Fatalf("revoke without reason: %q", got)
+	}
+	approver.do(chromedp.SendKeys(chromedp.CSS("#reason-"+grant), "Hết nhu cầu sử dụng"), chromedp.Click(chromedp.CSS(revoke)),
+		chromedp.WaitVisible(chromedp.CSS("#done")))
+	if got := approver.text("#grant-" + grant); !strings.Contains(got, "revoked") {
+		t.Fatalf("grant after revocation: %q", got)
+	}
 }
 
 // grantOf finds the grant the approval made.
