@@ -11,6 +11,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/auditapi"
 	"github.com/lienthong/lienthong/controlplane/citizen"
+	"github.com/lienthong/lienthong/controlplane/console"
 	"github.com/lienthong/lienthong/controlplane/service"
 )
 
@@ -23,6 +24,9 @@ type CitizenConfig struct {
 	ClientID string
 	// Claim holds the personal ID ("sub" when empty).
 	Claim string
+	// ClientSecret is the console's secret at the issuer for the citizens'
+	// sign-in, when the issuer gives one (PKCE alone serves a public client).
+	ClientSecret string
 }
 
 // sharedDB is what a catalog store offers to stores that keep their tables
@@ -45,8 +49,9 @@ func OpenIndex(store catalog.Store, log *slog.Logger, opts ...index.Option) (*in
 // auditRoutes builds the audit index's routes and, when an issuer is
 // configured, the citizen tracker's. The subject key is created in the data
 // directory at first start when missing (`lienthong up` creates the same
-// file), so the gateways' HMACs and the tracker's agree.
-func auditRoutes(cfg Config, svc *service.Service, log *slog.Logger) ([]api.Route, error) {
+// file), so the gateways' HMACs and the tracker's agree. It also fills the
+// console's view of the same index, key and tracker.
+func auditRoutes(cfg Config, svc *service.Service, log *slog.Logger, cc *console.Config) ([]api.Route, error) {
 	key, err := index.LoadOrCreateSubjectKey(filepath.Join(cfg.DataDir, index.SubjectKeyFile))
 	if err != nil {
 		return nil, err
@@ -55,13 +60,17 @@ func auditRoutes(cfg Config, svc *service.Service, log *slog.Logger) ([]api.Rout
 	if err != nil {
 		return nil, err
 	}
+	cc.Index, cc.SubjectKey = ix, key
 	routes := auditapi.New(ix, key, log, svc.Store()).Routes()
 	if cfg.Citizen.Issuer != "" {
 		v, err := citizen.NewVerifier(citizen.Config{Issuer: cfg.Citizen.Issuer, ClientID: cfg.Citizen.ClientID, Claim: cfg.Citizen.Claim})
 		if err != nil {
 			return nil, err
 		}
-		routes = append(routes, citizen.NewTracker(v, key, ix, svc.Store(), svc.Now, log).Route())
+		tr := citizen.NewTracker(v, key, ix, svc.Store(), svc.Now, log)
+		cc.Tracker = tr
+		cc.Citizen = console.CitizenLogin{Issuer: cfg.Citizen.Issuer, ClientID: cfg.Citizen.ClientID, ClientSecret: cfg.Citizen.ClientSecret, Verifier: v}
+		routes = append(routes, tr.Route())
 	}
 	return routes, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/bundles"
 	"github.com/lienthong/lienthong/controlplane/metrics"
+	"github.com/lienthong/lienthong/controlplane/console"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/internal/durable"
 	"github.com/lienthong/lienthong/internal/httpguard"
@@ -70,6 +71,9 @@ type Ready struct {
 	XDSAddress string
 	// MetricsAddress is the operations listener's address, when one runs.
 	MetricsAddress string
+	// Console is the web console at URL+"/console"; `lienthong up` mints
+	// its login links through it.
+	Console *console.Console
 }
 
 // OpenStore opens the configured store and runs its migrations.
@@ -169,7 +173,8 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return err
 	}
 
-	extra, err := auditRoutes(cfg, svc, log)
+	cc := console.Config{Service: svc, Log: log}
+	extra, err := auditRoutes(cfg, svc, log, &cc)
 	if err != nil {
 		return err
 	}
@@ -189,7 +194,6 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           httpguard.Wrap(m.Middleware(api.New(svc, log, extra...)), httpguard.Options{Allow: "GET, POST, PUT, DELETE"}),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -201,7 +205,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 	r.URL = "https://" + urlHost(ln.Addr().String())
 	var xdsErr <-chan error
 	if cfg.XDSListen != "" {
-		if r.XDSAddress, xdsErr, err = startXDS(ctx, cfg, svc, tlsCfg, log); err != nil {
+		if r.XDSAddress, xdsErr, cc.EnvoyNodes, err = startXDS(ctx, cfg, svc, tlsCfg, log); err != nil {
 			ln.Close()
 			return err
 		}
@@ -216,6 +220,11 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		r.MetricsAddress = ops.Addr()
 		defer func() { _ = ops.Close(context.Background()) }()
 	}
+	if r.Console, err = console.New(cc); err != nil {
+		ln.Close()
+		return err
+	}
+	srv.Handler = httpguard.Wrap(m.Middleware(console.Mount(r.Console, api.New(svc, log, extra...))), httpguard.Options{Allow: "GET, POST, PUT, DELETE"})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	log.Info("control plane listening", "url", r.URL, "store", storeName(cfg.Store))

@@ -19,15 +19,15 @@ import (
 // present their gateway system's certificate from the federation CA; the
 // listener presents the management certificate, which Envoy checks against
 // the management CA (deploy/envoy/bootstrap.yaml). It returns the listener
-// address and a channel that yields the server's end (nil error when ctx
-// ended).
-func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.Config, log *slog.Logger) (string, <-chan error, error) {
+// address, a channel that yields the server's end (nil error when ctx
+// ended), and the server's per-node status for the console.
+func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.Config, log *slog.Logger) (string, <-chan error, func() []server.NodeStatus, error) {
 	if len(mgmt.Certificates) == 0 {
-		return "", nil, errors.New("xds: no management certificate to present")
+		return "", nil, nil, errors.New("xds: no management certificate to present")
 	}
 	sites, err := xds.LoadSites(cfg.XDSSites)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	trust := func(ctx context.Context) (xds.Trust, error) {
 		t, err := svc.Trust(ctx)
@@ -38,15 +38,15 @@ func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.C
 	}
 	first, err := trust(ctx)
 	if err != nil {
-		return "", nil, fmt.Errorf("xds: %w", err)
+		return "", nil, nil, fmt.Errorf("xds: %w", err)
 	}
 	roots, err := certs.ParseCertificatesPEM([]byte(first.RootsPEM))
 	if err != nil {
-		return "", nil, fmt.Errorf("xds: trust roots: %w", err)
+		return "", nil, nil, fmt.Errorf("xds: trust roots: %w", err)
 	}
 	store, err := certs.NewTrustStore(roots, first.RevokedSerials)
 	if err != nil {
-		return "", nil, fmt.Errorf("xds: %w", err)
+		return "", nil, nil, fmt.Errorf("xds: %w", err)
 	}
 	srv := server.New(server.Config{TrustDomain: svc.TrustDomain(), Log: log})
 	syncer := xds.NewSyncer(srv, xds.Config{
@@ -55,7 +55,7 @@ func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.C
 	})
 	ln, err := net.Listen("tcp", cfg.XDSListen)
 	if err != nil {
-		return "", nil, fmt.Errorf("xds listen %s: %w", cfg.XDSListen, err)
+		return "", nil, nil, fmt.Errorf("xds listen %s: %w", cfg.XDSListen, err)
 	}
 	cert := mgmt.Certificates[0]
 	tlsCfg := server.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }, store)
@@ -71,5 +71,5 @@ func startXDS(ctx context.Context, cfg Config, svc *service.Service, mgmt *tls.C
 		<-synced
 		errc <- err
 	}()
-	return ln.Addr().String(), errc, nil
+	return ln.Addr().String(), errc, srv.Status, nil
 }

@@ -122,10 +122,11 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	ready := make(chan controlplane.Ready, 1)
 	cpCtx, cpStop := context.WithCancel(context.Background())
 	cpDone := make(chan struct{})
+	citizen := demoCitizen(cpCtx, log, people[0].PersonalID)
 	go func() {
 		defer close(cpDone)
 		err := controlplane.Run(cpCtx, controlplane.Config{
-			DataDir: o.dataDir, Listen: o.controlPlane, Seed: o.seed, Log: log,
+			DataDir: o.dataDir, Listen: o.controlPlane, Seed: o.seed, Log: log, Citizen: citizen,
 		}, func(r controlplane.Ready) { ready <- r })
 		if err != nil {
 			errc <- fmt.Errorf("control plane: %w", err)
@@ -202,6 +203,9 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		return err
 	}
 	if err := printFeeds(out, dir, o, people[0]); err != nil {
+		return err
+	}
+	if err := printConsole(ctx, out, cp, citizen); err != nil {
 		return err
 	}
 	select {

@@ -125,5 +125,9 @@ func (s *Service) GatewayConfig(ctx context.Context, p auth.Principal, member, i
 	if err != nil {
 		return nil, err
 	}
-	return federation.Issue(cfg, ifNoneMatch, s.Now(), s.bundleKey.KeyID, s.bundleKey.Key)
+	signed, err := federation.Issue(cfg, ifNoneMatch, s.Now(), s.bundleKey.KeyID, s.bundleKey.Key)
+	if err == nil {
+		s.notePull(p, member, signed.ETag, ifNoneMatch)
+	}
+	return signed, err
 }

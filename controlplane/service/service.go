@@ -42,6 +42,9 @@ type Service struct {
 	snapshots snapshotCache
 	// bundleBuilt hears of bundle builds (WithBundleBuildObserver).
 	bundleBuilt func(time.Duration)
+
+	// pulls remembers each gateway's last configuration pull (pulls.go).
+	pulls pullLog
 }
 
 // Option configures a Service.
