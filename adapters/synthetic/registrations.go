@@ -3,7 +3,10 @@ package synthetic
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // BirthRegistration is one record of the civil registry's birth
@@ -108,11 +111,11 @@ func (g *Registrations) Birth(mother Citizen, on time.Time) BirthRegistration {
 	ward := res.WardCode
 	var facility *string
 	if r.IntN(10) < 9 { // almost all births are in a health facility
-		facility = optional(oneOf(r, []string{"Bệnh viện Phụ sản", "Bệnh viện đa khoa", "Trung tâm y tế"}) + " " + provinceName(res.ProvinceCode))
+		facility = optional(oneOf(r, []string{"Bệnh viện Phụ sản", "Bệnh viện đa khoa", "Trung tâm y tế"}) + " " + shortProvinceName(res.ProvinceCode))
 	}
 	born := on.AddDate(0, 0, -1-r.IntN(20))
 	dob := mother.DateOfBirth
-	line := res.AddressLine + ", " + provinceName(res.ProvinceCode)
+	line := res.AddressLine + ", " + lowerFirst(provinceName(res.ProvinceCode))
 	return BirthRegistration{
 		RegistrationID:     g.uuid(),
 		RegistrationNumber: fmt.Sprintf("%d/%d", 1+r.IntN(900), on.Year()),
@@ -146,7 +149,7 @@ func (g *Registrations) Death(c Citizen, on time.Time) DeathRegistration {
 		RegistrationOffice: office(res.ProvinceCode, res.WardCode),
 		Deceased: Deceased{PersonalID: c.PersonalID, FullName: c.FullName,
 			DateOfDeath:  on.AddDate(0, 0, -1-r.IntN(2)).Format(time.DateOnly),
-			PlaceOfDeath: oneOf(r, []string{"Tại nhà riêng", "Tại bệnh viện"}) + ", " + provinceName(res.ProvinceCode),
+			PlaceOfDeath: oneOf(r, []string{"Tại nhà riêng", "Tại bệnh viện"}) + ", " + lowerFirst(provinceName(res.ProvinceCode)),
 			CauseOfDeath: cause},
 	}
 }
@@ -182,9 +185,26 @@ func office(province, wardCode string) Office {
 	for _, d := range geography[province] {
 		for _, w := range d.wards {
 			if w.code == wardCode {
-				return Office{Code: wardCode, Name: "Ủy ban nhân dân " + w.name + ", " + provinceName(province)}
+				return Office{Code: wardCode, Name: "Ủy ban nhân dân " + lowerFirst(w.name) + ", " + lowerFirst(provinceName(province))}
 			}
 		}
 	}
-	return Office{Code: wardCode, Name: "Ủy ban nhân dân cấp xã, " + provinceName(province)}
+	return Office{Code: wardCode, Name: "Ủy ban nhân dân cấp xã, " + lowerFirst(provinceName(province))}
+}
+
+// shortProvinceName is a province's name without "Tỉnh" or "Thành phố".
+func shortProvinceName(code string) string {
+	name := provinceName(code)
+	for _, unit := range []string{"Thành phố ", "Tỉnh "} {
+		name = strings.TrimPrefix(name, unit)
+	}
+	return name
+}
+
+// lowerFirst lowers the first letter: an administrative unit's kind is
+// written in lower case inside a longer name ("Ủy ban nhân dân phường Ba
+// Đình, thành phố Hà Nội").
+func lowerFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToLower(r)) + s[n:]
 }
