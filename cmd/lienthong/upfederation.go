@@ -65,8 +65,10 @@ func agency(member string) upAgency {
 // upFederation is what setting up left to print: the decided and pending
 // access requests.
 type upFederation struct {
-	// pending is the id of the request left for the Justice approver.
-	pending string
+	// pending is the id of the request left for the Justice approver, and
+	// pendingState where it stands now.
+	pending      string
+	pendingState catalog.RequestState
 }
 
 // setUpFederation does, once, what the agencies' operators would do through

@@ -100,7 +100,7 @@ func upRequests() []upRequest {
 			Purpose:    catalog.Purpose{Code: "1.001193", Text: "tra cứu đăng ký khai sinh khi giải quyết thủ tục trên cổng dịch vụ công"},
 			LegalBasis: catalog.LegalBasis{Reference: "Nghị định 87/2020/NĐ-CP, Điều 13"}, Modes: []catalog.Mode{catalog.ModeQuery}},
 		pending:  true,
-		describe: "Hà Nội LGSP → birth registrations: pending, for a Bộ Tư pháp approver",
+		describe: "Hà Nội LGSP → birth registrations (query): child's name and birth date, mother's name",
 	}}
 }
 
@@ -143,7 +143,11 @@ func fileAccessRequests(ctx context.Context, admin *client.Client, dir string, o
 		file := filepath.Join(rdir, r.name)
 		if raw, err := os.ReadFile(file); err == nil {
 			if r.pending {
-				fed.pending = strings.TrimSpace(string(raw))
+				fed.pending, fed.pendingState = strings.TrimSpace(string(raw)), catalog.RequestPending
+				// Someone may have decided it since (the walkthrough does).
+				if req, err := admin.AccessRequest(ctx, fed.pending); err == nil {
+					fed.pendingState = req.State
+				}
 			}
 			continue
 		}
@@ -166,7 +170,7 @@ func fileAccessRequests(ctx context.Context, admin *client.Client, dir string, o
 				return nil, fmt.Errorf("approve %s: %w", r.name, err)
 			}
 		} else {
-			fed.pending = req.ID
+			fed.pending, fed.pendingState = req.ID, catalog.RequestPending
 		}
 		if err := durable.WriteFile(file, []byte(req.ID+"\n"), 0o600); err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/adapters/synthetic"
+	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane"
 )
 
@@ -48,9 +49,12 @@ func printUp(out io.Writer, cp controlplane.Ready, dir string, o upOptions, pop 
 
 	fmt.Fprintln(out, "\nGrants in force:")
 	for _, r := range upRequests() {
-		if r.pending {
-			fmt.Fprintf(out, "  - %s (request %s)\n", r.describe, fed.pending)
-		} else {
+		switch {
+		case r.pending && fed.pendingState == catalog.RequestPending:
+			fmt.Fprintf(out, "  - %s: pending, for a %s approver (request %s)\n", r.describe, agency(memberOfSystem(r.input.Provider)).name, fed.pending)
+		case r.pending:
+			fmt.Fprintf(out, "  - %s: request %s, %s\n", r.describe, fed.pending, fed.pendingState)
+		default:
 			fmt.Fprintf(out, "  - %s\n", r.describe)
 		}
 	}
