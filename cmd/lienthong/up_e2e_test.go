@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lienthong/lienthong/catalog/storetest"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 )
 
@@ -286,5 +287,44 @@ func noTokenOnGatewayHosts(t *testing.T, dataDir string) {
 	}
 	if files < 16 {
 		t.Fatalf("only %d files under the gateways' directories: the walk missed them", files)
+	}
+}
+
+// TestUpServesPopulationFromPostgres runs `lienthong up --population-dsn`:
+// the population database is generated into PostgreSQL once and read
+// through the gateway's PostgreSQL adapter, with the same masks and row
+// scope as from SQLite.
+func TestUpServesPopulationFromPostgres(t *testing.T) {
+	dsn := storetest.FreshPostgresDatabase(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
+			t.Fatal("curl not installed; .ci/run installs it")
+		}
+		t.Skip("curl not installed")
+	}
+	dir := t.TempDir()
+	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
+		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
+		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
+		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
+		"--lgsp-outbound", listenPort(t), "--kafka-listen", listenPort(t),
+		"--population-dsn", dsn, "--citizens", "2000", "--trickle-every", "0"}
+	for i, want := range []string{"2000 synthetic citizens (generated on this start), PostgreSQL table", "2000 synthetic citizens (kept from an earlier start), PostgreSQL table"} {
+		up := startUpRun(t, args)
+		if text := strings.Join(up.lines, "\n"); !strings.Contains(text, want) {
+			t.Errorf("start %d does not say %q:\n%s", i+1, want, text)
+		}
+		if out := up.run(t, "Masked read"); !strings.Contains(out, `"personalId":"hmac-sha256:`) || strings.Contains(out, `"religion"`) {
+			t.Errorf("masked read from PostgreSQL: %s", out)
+		}
+		if out := up.run(t, "Row-scoped read"); !strings.Contains(out, `"provinceCode":"01"`) || !regexp.MustCompile(`"personalId":"\*+[0-9]{4}"`).MatchString(out) {
+			t.Errorf("row-scoped read from PostgreSQL: %s", out)
+		}
+		if out := up.run(t, "Outside the row scope"); !strings.Contains(out, `"status":404`) || strings.Contains(out, `"fullName"`) {
+			t.Errorf("read outside the row scope from PostgreSQL: %s", out)
+		}
+		if err := up.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+			t.Fatalf("after SIGTERM: %v, want exit status 0", err)
+		}
 	}
 }
