@@ -168,22 +168,6 @@ func (s *SQLiteStore) Record(ctx context.Context, personalID string) (record []b
 	return []byte(rec), true, nil
 }
 
-// FirstIn returns the personal id of the first citizen (in id order) whose
-// permanent residence is in province (a two-digit code, e.g. "01"), or
-// of any province but it when outside is true: the demo picks its sample
-// citizens with it, inside and outside a row scope.
-func (s *SQLiteStore) FirstIn(ctx context.Context, province string, outside bool) (string, error) {
-	q := "SELECT personal_id FROM citizens WHERE province_code = ? ORDER BY personal_id LIMIT 1"
-	if outside {
-		q = "SELECT personal_id FROM citizens WHERE province_code <> ? ORDER BY personal_id LIMIT 1"
-	}
-	var id string
-	if err := s.db.QueryRowContext(ctx, q, province).Scan(&id); err != nil {
-		return "", fmt.Errorf("a citizen of province %s (outside: %v): %w", province, outside, err)
-	}
-	return id, nil
-}
-
 // Handler serves the stored citizens as the population database's REST
 // backend, as the in-memory Handler does:
 //
