@@ -181,8 +181,20 @@ func TestUpRunsTheFederation(t *testing.T) {
 		strings.Contains(death, `causeOfDeath`) {
 		t.Errorf("Public Security's death feed (cause of death not granted): %s", death)
 	}
-	if pop := up.run(t, "Population feed", "--max-time", "4"); !strings.Contains(pop, `"personalId":"hmac-sha256:`) {
-		t.Errorf("Social Security's population feed: %s", pop)
+	// The second hop of both services: the population database's program
+	// acts on each registration it receives and publishes the personal id
+	// issued, or the residence removed, which Social Security reads.
+	var pop string
+	for end := time.Now().Add(20 * time.Second); ; {
+		pop = up.run(t, "Population feed", "--max-time", "3")
+		if strings.Contains(pop, `"id":"pid-`) && strings.Contains(pop, `"id":"rm-`) || time.Now().After(end) {
+			break
+		}
+	}
+	if !strings.Contains(pop, `"type":"vn.gov.population.personal-id.issued"`) || !strings.Contains(pop, `"id":"pid-`) ||
+		!strings.Contains(pop, `"type":"vn.gov.population.permanent-residence.removed"`) || !strings.Contains(pop, `"id":"rm-`) ||
+		!strings.Contains(pop, `"personalId":"hmac-sha256:`) {
+		t.Errorf("Social Security's population feed (personal ids issued and residences removed, ids hashed): %s", pop)
 	}
 	// The gateways pulled their configuration with their certificates
 	// alone: no gateway configuration file or state file holds an API token.

@@ -103,6 +103,12 @@ func publishEvent(ctx context.Context, hc *http.Client, url, typ, id string, at 
 	if err != nil {
 		return err
 	}
+	return postEvents(ctx, hc, url, body)
+}
+
+// postEvents posts a batch of CloudEvents to a gateway's publish door and
+// wants it accepted.
+func postEvents(ctx context.Context, hc *http.Client, url string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
