@@ -153,6 +153,10 @@ func TestUpRunsTheFederation(t *testing.T) {
 			topics[broker.DeliverTopic(consumer, upJusticeSystem, ds)] = false
 		}
 	}
+	// The second hop: the population database's topic and Social
+	// Security's projection of it.
+	topics[broker.PublishTopic(upProviderSystem, "population")] = false
+	topics[broker.DeliverTopic(upConsumerSystem, upProviderSystem, "population")] = false
 	seen := topicsWithRecords(t, kafka, topics, 30*time.Second)
 	for topic, ok := range seen {
 		if !ok {
@@ -170,6 +174,14 @@ func TestUpRunsTheFederation(t *testing.T) {
 				t.Errorf("the civil registry's router recorded no delivery of %s to %s:\n%s", ds, consumer, out)
 			}
 		}
+	}
+	popAudit := filepath.Join(dir, "federation", upProvider, "feed-audit.jsonl")
+	out, err = exec.Command(binary, "audit", "read", "-o", "json", popAudit).CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit read %s: %v\n%s", popAudit, err, out)
+	}
+	if !strings.Contains(string(out), `"consumer":"`+upConsumerSystem+`","provider":"`+upProviderSystem+`","dataset":"population","mode":"feed"`) {
+		t.Errorf("the population database's router recorded no delivery to Social Security:\n%s", out)
 	}
 	birth := up.run(t, "Birth feed", "--max-time", "4")
 	if !strings.Contains(birth, `"type":"vn.gov.civilstatus.birth.registered"`) || !strings.Contains(birth, `"child":{"fullName"`) ||
