@@ -205,7 +205,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		}
 		return err
 	}
-	if err := startPopulationProgram(dir, o, kafka, pop, log, &stack); err != nil {
+	if err := startPrograms(dir, o, kafka, pop, log, &stack); err != nil {
 		return err
 	}
 	trickle, err := startTrickle(dir, o, kafka, pop, log, &stack)

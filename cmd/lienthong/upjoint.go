@@ -20,74 +20,106 @@ import (
 
 // Event types the population database publishes in the joint services.
 const (
-	personalIDIssued  = "vn.gov.population.personal-id.issued"
-	residenceRemoved  = "vn.gov.population.permanent-residence.removed"
-	populationRetryIn = 2 * time.Second
+	personalIDIssued = "vn.gov.population.personal-id.issued"
+	residenceRemoved = "vn.gov.population.permanent-residence.removed"
+	feedRetryIn      = 2 * time.Second
 )
 
-// startPopulationProgram runs the population database's part in the two
-// joint services, as the Ministry of Public Security's own system would:
-// it reads its birth and death registration feeds through its gateway's
-// SSE door (only the fields its grants allow), and for each registration
-// publishes what follows through the same gateway's publish door: a
-// personal id issued to the newborn, or the deceased's permanent residence
-// removed. Social Security then receives those on its population feed, so
-// each service crosses three agencies. Each feed's position is kept in the
-// data directory (Last-Event-ID), and the events it publishes have ids
-// derived from the registrations', so a restart neither skips nor repeats.
-func startPopulationProgram(dir string, o upOptions, kafka *broker.Config, pop *population, log *slog.Logger, stack *stopStack) error {
+// startPrograms runs the agencies' own programs in the two joint
+// services, each reading its feeds through its gateway's SSE door (only the
+// fields its grants allow) and acting through its gateway, as the
+// agencies' systems would:
+//
+//   - the population database (Public Security), for each birth or death
+//     registration, publishes through its publish door the personal id
+//     issued to the newborn or the deceased's permanent residence removed;
+//   - Social Security reads the birth and death registrations and the
+//     population feed (health-insurance card for a child under six,
+//     funeral allowance), and for each birth checks the mother's record in
+//     the population database with a query.
+//
+// So each service crosses three agencies, every hop is audited by the
+// gateways, and the flow view shows feeds and queries between them. Each
+// feed's position is kept in the data directory (Last-Event-ID), and
+// published events have ids derived from the registrations', so a restart
+// neither skips nor repeats.
+func startPrograms(dir string, o upOptions, kafka *broker.Config, pop *population, log *slog.Logger, stack *stopStack) error {
 	if kafka == nil {
 		return nil
 	}
-	hc, err := systemClient(filepath.Join(dir, agency(upProvider).clientDir))
-	if err != nil {
-		return fmt.Errorf("population program: %w", err)
-	}
-	hc.Timeout = 0 // a feed stays open
 	known := map[string]synthetic.Citizen{}
 	for _, c := range append(append([]synthetic.Citizen{}, pop.mothers...), pop.elders...) {
 		known[c.PersonalID] = c
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	for _, ds := range []string{"birth-registration", "death-registration"} {
-		p := &populationProgram{hc: hc, o: o, dataset: ds, known: known, log: log.With("component", "population-program", "feed", ds),
-			cursorFile: filepath.Join(dir, "population-program."+ds+".cursor")}
-		go func() { defer func() { done <- struct{}{} }(); p.run(ctx) }()
+	// Each system has a client for its streams, which stay open, and one
+	// for its exchanges, which are bounded.
+	clients := map[string][2]*http.Client{}
+	for _, member := range []string{upProvider, upConsumer} {
+		stream, err := systemClient(filepath.Join(dir, agency(member).clientDir))
+		if err != nil {
+			return fmt.Errorf("programs: %w", err)
+		}
+		stream.Timeout = 0
+		exchange, err := systemClient(filepath.Join(dir, agency(member).clientDir))
+		if err != nil {
+			return fmt.Errorf("programs: %w", err)
+		}
+		clients[member] = [2]*http.Client{stream, exchange}
 	}
-	stack.push(func() { stop(); <-done; <-done })
+	popProg := &populationProgram{hc: clients[upProvider][1], o: o, known: known}
+	bhxhProg := &insuranceProgram{hc: clients[upConsumer][1], o: o}
+	readers := []*feedReader{
+		{member: upProvider, provider: upJusticeSystem, dataset: "birth-registration", act: popProg.act},
+		{member: upProvider, provider: upJusticeSystem, dataset: "death-registration", act: popProg.act},
+		{member: upConsumer, provider: upJusticeSystem, dataset: "birth-registration", act: bhxhProg.act},
+		{member: upConsumer, provider: upJusticeSystem, dataset: "death-registration", act: bhxhProg.act},
+		{member: upConsumer, provider: upProviderSystem, dataset: "population", act: bhxhProg.act},
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{}, len(readers))
+	for _, r := range readers {
+		r.hc = clients[r.member][0]
+		r.url = "https://" + agency(r.member).outbound(o) + "/feeds/" + r.provider + "/" + r.dataset
+		r.cursorFile = filepath.Join(dir, agency(r.member).clientDir, "feed-cursor."+r.dataset)
+		r.log = log.With("component", "program", "member", r.member, "feed", r.dataset)
+		go func() { defer func() { done <- struct{}{} }(); r.run(ctx) }()
+	}
+	stack.push(func() {
+		stop()
+		for range readers {
+			<-done
+		}
+	})
 	return nil
 }
 
-// populationProgram follows one feed.
-type populationProgram struct {
-	hc         *http.Client
-	o          upOptions
-	dataset    string
-	known      map[string]synthetic.Citizen
-	cursorFile string
-	log        *slog.Logger
+// feedReader follows one feed of one agency's system through its gateway.
+type feedReader struct {
+	hc                        *http.Client
+	member, provider, dataset string
+	url, cursorFile           string
+	act                       func(ctx context.Context, event []byte) error
+	log                       *slog.Logger
 }
 
 // run reads the feed until ctx ends, reconnecting after an error (the feed
 // does not exist until its first delivery).
-func (p *populationProgram) run(ctx context.Context) {
+func (p *feedReader) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := p.follow(ctx); err != nil && ctx.Err() == nil {
 			p.log.Debug("feed read ended; reconnecting", "err", err)
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(populationRetryIn):
+		case <-time.After(feedRetryIn):
 		}
 	}
 }
 
 // follow reads the feed from the saved position, acting on each event
 // before saving its id as the new position.
-func (p *populationProgram) follow(ctx context.Context) error {
-	url := "https://" + p.o.providerOutbound + "/feeds/" + upJusticeSystem + "/" + p.dataset
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (p *feedReader) follow(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
 	if err != nil {
 		return err
 	}
@@ -127,6 +159,49 @@ func (p *populationProgram) follow(ctx context.Context) error {
 	return sc.Err()
 }
 
+// populationProgram is the population database's part.
+type populationProgram struct {
+	hc    *http.Client
+	o     upOptions
+	known map[string]synthetic.Citizen
+}
+
+// insuranceProgram is Social Security's part.
+type insuranceProgram struct {
+	hc *http.Client
+	o  upOptions
+}
+
+// act checks, for a birth registration, the mother's record in the
+// population database (the card is issued in her household); the other
+// events (a personal id issued, a death) need no further exchange here.
+func (p *insuranceProgram) act(ctx context.Context, raw []byte) error {
+	var ev registration
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return fmt.Errorf("an event: %w", err)
+	}
+	if ev.Type != birthRegistered || ev.Data.Mother == nil || ev.Data.Mother.PersonalID == "" {
+		return nil
+	}
+	url := "https://" + p.o.outbound + "/r/" + upProviderSystem + "/population/citizens/" + ev.Data.Mother.PersonalID + "?fields=fullName,dateOfBirth"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-LT-Purpose", upPurpose)
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	// A refusal or a missing record is an answer too (it is audited); only
+	// a failed exchange is retried.
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("checking the mother's record: %s", resp.Status)
+	}
+	return nil
+}
+
 // registration is what the population database's grants let it see of a
 // birth or death registration event.
 type registration struct {
@@ -158,7 +233,7 @@ type registration struct {
 func (p *populationProgram) act(ctx context.Context, raw []byte) error {
 	var ev registration
 	if err := json.Unmarshal(raw, &ev); err != nil {
-		return fmt.Errorf("an event of %s: %w", p.dataset, err)
+		return fmt.Errorf("an event: %w", err)
 	}
 	now := time.Now().UTC()
 	switch {
