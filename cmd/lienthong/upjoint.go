@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -146,7 +147,12 @@ func (p *feedReader) follow(ctx context.Context) error {
 			data = strings.TrimPrefix(line, "data: ")
 		case line == "" && data != "":
 			if err := p.act(ctx, []byte(data)); err != nil {
-				return err // not saved: the event comes again
+				var refused *refusedError
+				if !errors.As(err, &refused) || refused.status >= 500 {
+					return err // not saved: the event comes again
+				}
+				// Refused for good: trying again would stop the feed.
+				p.log.Warn("what an event leads to was refused; going on", "status", refused.status)
 			}
 			if id != "" {
 				if err := durable.WriteFile(p.cursorFile, []byte(id+"\n"), 0o600); err != nil {
@@ -197,7 +203,7 @@ func (p *insuranceProgram) act(ctx context.Context, raw []byte) error {
 	// A refusal or a missing record is an answer too (it is audited); only
 	// a failed exchange is retried.
 	if resp.StatusCode >= 500 {
-		return fmt.Errorf("checking the mother's record: %s", resp.Status)
+		return &refusedError{status: resp.StatusCode, answer: "checking the mother's record"}
 	}
 	return nil
 }

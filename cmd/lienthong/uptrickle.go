@@ -121,10 +121,19 @@ func postEvents(ctx context.Context, hc *http.Client, url string, body []byte) e
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("%s: %s", resp.Status, answer)
+		return &refusedError{status: resp.StatusCode, answer: string(answer)}
 	}
 	return nil
 }
+
+// refusedError is a gateway's answer other than the one wanted: a 4xx
+// will not change by trying again, a 5xx may.
+type refusedError struct {
+	status int
+	answer string // problem JSON: it never quotes a field value
+}
+
+func (e *refusedError) Error() string { return fmt.Sprintf("%d: %s", e.status, e.answer) }
 
 // systemClient is the mTLS client of an agency's system enrolled in dir:
 // its key and certificate, and the federation's trust bundle for the
