@@ -119,6 +119,19 @@ func setUpFederation(ctx context.Context, admin *client.Client, dir string, o up
 			}
 			trust = t.TrustDomain
 		}
+		// A system the seed left unassessed, or assessed below the level
+		// the population data needs (a data directory made by an older
+		// `up` has the Hà Nội portal so), is assessed first, as the
+		// platform operator would before admitting it.
+		view, err := admin.System(ctx, a.system)
+		if err != nil {
+			return nil, err
+		}
+		if as := view.Assessment; as == nil || as.Level < 3 || !time.Now().Before(as.ValidUntil) {
+			if _, err := admin.Assess(ctx, a.system, client.NewAssessment{Level: 3, AssessedBy: "Cục An ninh mạng (A05)", Reference: "QĐ 202/QĐ-A05", ValidUntil: validUntil}); err != nil {
+				return nil, fmt.Errorf("assess %s: %w", a.system, err)
+			}
+		}
 		if err := enrollInto(ctx, admin, a.system, trust, cdir); err != nil {
 			return nil, err
 		}
