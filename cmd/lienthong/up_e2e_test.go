@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -350,5 +351,57 @@ func TestUpServesPopulationFromPostgres(t *testing.T) {
 		if err := up.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 			t.Fatalf("after SIGTERM: %v, want exit status 0", err)
 		}
+	}
+}
+
+// TestUpAssessesWhatTheSeedLeftUnassessed seeds a catalog whose Hà Nội
+// portal is level 2 and unassessed (as data directories made by an older
+// `up` have it): the start assesses it, as the operator would, before
+// enrolling it, and its row-scoped read works.
+func TestUpAssessesWhatTheSeedLeftUnassessed(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
+			t.Fatal("curl not installed; .ci/run installs it")
+		}
+		t.Skip("curl not installed")
+	}
+	examples := t.TempDir()
+	for _, name := range []string{"population.yaml", "birth-registration.yaml", "death-registration.yaml", "social-insurance.yaml", "federation.json"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "federation.json" {
+			var fed map[string]any
+			if err := json.Unmarshal(raw, &fed); err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, s := range fed["systems"].([]any) {
+				if sys := s.(map[string]any); sys["id"] == upLGSPSystem {
+					sys["securityLevel"], found = 2, true
+					delete(sys, "assessment")
+				}
+			}
+			if !found {
+				t.Fatalf("examples/federation.json has no %s", upLGSPSystem)
+			}
+			raw, _ = json.Marshal(fed)
+		}
+		if err := os.WriteFile(filepath.Join(examples, name), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"up", "--data-dir", t.TempDir(), "--seed", filepath.Join(examples, "federation.json"),
+		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
+		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
+		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
+		"--lgsp-outbound", listenPort(t), "--kafka-listen", listenPort(t), "--citizens", "1000", "--trickle-every", "0"}
+	up := startUpRun(t, args)
+	if out := up.run(t, "Row-scoped read"); !strings.Contains(out, `"provinceCode":"01"`) {
+		t.Errorf("row-scoped read by the portal assessed at start: %s", out)
+	}
+	if err := up.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v, want exit status 0", err)
 	}
 }
