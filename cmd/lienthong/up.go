@@ -52,7 +52,10 @@ On first start it registers and enrols every gateway and calling system, files t
 access requests and decides them as the providers' approvers would (masks, a row
 scope, a refused sensitive field, one request left pending), and starts the feed
 routers. While it runs, the civil registry publishes a synthetic birth or death
-registration every --trickle-every (at most --trickle-max per start).
+registration every --trickle-every (at most --trickle-max per start); the population
+database answers each with a personal id issued or a residence removed, and Social
+Security's system follows its feeds and checks each newborn's mother with a query,
+all through the agencies' gateways.
 
 It prints one ready line with the time it took, then curl commands for an allowed,
 a masked, a verify and a refused read, a row-scoped read, and the feeds. Later starts
