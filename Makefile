@@ -14,8 +14,9 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 build:
 	$(GO) build -o $(BIN) ./cmd/lienthong
 
-## run: the whole federation on embedded defaults: control plane (SQLite, embedded CA,
-## examples loaded on first start), two agencies' gateways and a synthetic population database
+## run: the whole demo federation on embedded defaults: control plane (SQLite, embedded CA,
+## examples loaded on first start), four agencies' gateways, a population database of 100,000
+## synthetic citizens, and the birth and death registration feeds with a trickle of events
 run: build
 	./$(BIN) up --data-dir $(DATA_DIR) --listen $(LISTEN) --seed examples/federation.json
 

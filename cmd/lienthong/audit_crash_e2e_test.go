@@ -49,7 +49,9 @@ func TestGatewaySIGKILLLosesNoAcknowledgedExchange(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
 		"--listen", freePort(t), "--consumer-outbound", freePort(t), "--provider-inbound", freePort(t),
-		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--kafka-listen", freePort(t), "--citizens", "50"}
+		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--citizens", "50",
+		"--justice-inbound", freePort(t), "--justice-outbound", freePort(t), "--lgsp-inbound", freePort(t), "--lgsp-outbound", freePort(t),
+		"--kafka-listen", freePort(t)}
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

@@ -22,11 +22,15 @@ import (
 	"github.com/lienthong/lienthong/internal/durable"
 )
 
-// upAddrs are the six addresses `lienthong up` listens on.
-type upAddrs struct{ listen, consumerOut, providerIn, providerOut, consumerIn, backend string }
+// upAddrs are the addresses `lienthong up` listens on.
+type upAddrs struct {
+	listen, consumerOut, providerIn, providerOut, consumerIn, backend string
+	justiceIn, justiceOut, lgspIn, lgspOut, kafka                     string
+}
 
 func newUpAddrs(t *testing.T) upAddrs {
-	return upAddrs{listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t)}
+	return upAddrs{listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t),
+		listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t)}
 }
 
 // listenPort is a free loopback address below Linux's ephemeral range
@@ -52,7 +56,8 @@ func (a upAddrs) args(dir string) []string {
 	return []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
 		"--listen", a.listen, "--consumer-outbound", a.consumerOut, "--provider-inbound", a.providerIn,
 		"--provider-outbound", a.providerOut, "--consumer-inbound", a.consumerIn, "--backend", a.backend,
-		"--citizens", fmt.Sprint(upCitizens), "--log-level", "warn"}
+		"--justice-inbound", a.justiceIn, "--justice-outbound", a.justiceOut, "--lgsp-inbound", a.lgspIn, "--lgsp-outbound", a.lgspOut,
+		"--kafka-listen", a.kafka, "--citizens", fmt.Sprint(upCitizens), "--log-level", "warn"}
 }
 
 // startUp runs `lienthong up` and waits for its ready output, returning

@@ -3,64 +3,86 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 
-	"github.com/lienthong/lienthong/adapters/synthetic"
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/gateway"
 	"github.com/lienthong/lienthong/gateway/feed"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 )
 
-// startFeeds runs, for `lienthong up`, the embedded Kafka-protocol broker
-// (topics and offsets in <data-dir>/kafka) and the Ministry of Public
-// Security's feed router for the population dataset, reading the signed
-// bundle and masking key its gateway keeps. It returns the broker
-// configuration the gateways use; a nil config means feeds are off.
-// The broker stops after the gateways and the router (it is pushed on stack
-// before them); the router, started last, stops first.
-func startFeeds(ctx context.Context, admin *client.Client, o upOptions, dir string, log *slog.Logger, errc chan<- error, stack *stopStack) (*broker.Config, func(), error) {
+// upRouters are the feed routers `up` runs: one per provider system that
+// publishes change events, each routing the datasets named.
+var upRouters = []struct {
+	member, system string
+	datasets       []string
+}{
+	// The two joint services start at the civil registry.
+	{upJustice, upJusticeSystem, []string{"birth-registration", "death-registration"}},
+	// The population database publishes what follows from them.
+	{upProvider, upProviderSystem, []string{"population"}},
+}
+
+// startBroker runs, for `lienthong up`, the embedded Kafka-protocol broker
+// (topics and offsets in <data-dir>/kafka). It returns the broker
+// configuration the gateways and routers use; nil means feeds are off.
+// The broker stops after the gateways and routers (it is pushed on stack
+// before them).
+func startBroker(o upOptions, stack *stopStack) (*broker.Config, error) {
 	if o.kafkaListen == "" {
-		return nil, func() {}, nil
+		return nil, nil
 	}
 	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: o.kafkaListen, DataDir: filepath.Join(o.dataDir, "kafka")})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	stack.push(func() { b.Close() })
-	kafka := &broker.Config{Brokers: []string{b.Addr()}}
-	doc, err := admin.DatasetDocument(ctx, upProviderSystem, "population", 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("feeds: population document: %w", err)
+	return &broker.Config{Brokers: []string{b.Addr()}}, nil
+}
+
+// startFeeds runs the feed routers through the router's public
+// configuration (feed.Config, as `lienthong feed-router` takes it), each
+// reading the signed policy bundle and masking key its provider's gateway
+// keeps, so deliveries carry exactly the fields, and masks, of each grant.
+// Started after the gateways (which have fetched the bundle), they stop
+// before them.
+func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack) error {
+	if kafka == nil {
+		return nil
 	}
-	gdir := filepath.Join(dir, upProvider)
-	docFile := filepath.Join(gdir, "population.openapi")
-	if err := os.WriteFile(docFile, doc, 0o600); err != nil {
-		return nil, nil, err
-	}
-	start := func() {
+	for _, r := range upRouters {
+		gdir := filepath.Join(dir, r.member)
 		cfg := &feed.Config{
-			ID: "router-" + upProvider, Provider: upProviderSystem, Kafka: *kafka,
-			Datasets: []feed.DatasetConfig{{Document: docFile}},
+			ID: "router-" + r.member, Provider: r.system, Kafka: *kafka,
 			Policy: feed.PolicyConfig{BundleFile: filepath.Join(gdir, "state", "policy-bundle.tar.gz"),
 				VerificationKeyFile: filepath.Join(gdir, "state", "verification-key.json")},
 			MaskingKeyFile: filepath.Join(gdir, "masking.key"), AuditFile: filepath.Join(gdir, "feed-audit.jsonl"),
-			SubjectKeyFile: filepath.Join(o.dataDir, auditSubjectKeyFile),
+			SubjectKeyFile: subjectKeyFile,
+		}
+		for _, code := range r.datasets {
+			doc, err := admin.DatasetDocument(ctx, r.system, code, 0)
+			if err != nil {
+				return fmt.Errorf("feeds: %s document: %w", code, err)
+			}
+			file := filepath.Join(gdir, code+".openapi")
+			if err := os.WriteFile(file, doc, 0o600); err != nil {
+				return err
+			}
+			cfg.Datasets = append(cfg.Datasets, feed.DatasetConfig{Document: file})
 		}
 		rctx, rstop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := feed.Run(rctx, cfg, log.With("component", "feed-router")); err != nil && rctx.Err() == nil {
-				errc <- fmt.Errorf("feed router: %w", err)
+			if err := feed.Run(rctx, cfg, log.With("component", "feed-router", "provider", r.member)); err != nil && rctx.Err() == nil {
+				errc <- fmt.Errorf("feed router of %s: %w", r.member, err)
 			}
 		}()
 		stack.push(func() { rstop(); <-done })
 	}
-	return kafka, start, nil
+	return nil
 }
 
 // withFeeds gives a gateway configuration the embedded broker.
@@ -68,34 +90,4 @@ func withFeeds(cfg *gateway.Config, kafka *broker.Config) {
 	if kafka != nil {
 		cfg.Feeds = &gateway.FeedsConfig{Kafka: *kafka}
 	}
-}
-
-// printFeeds shows how to publish a change event and read the feed.
-func printFeeds(out io.Writer, dir string, o upOptions, sample synthetic.Citizen) error {
-	if o.kafkaListen == "" {
-		return nil
-	}
-	prov := filepath.Join(dir, "provider-client")
-	if _, err := os.Stat(filepath.Join(prov, "cert.pem")); err != nil {
-		return nil // a data dir made before feeds: no publishing system enrolled
-	}
-	ppin, err := gatewayPin(filepath.Join(dir, upProvider, "cert.pem"))
-	if err != nil {
-		return err
-	}
-	cpin, err := gatewayPin(filepath.Join(dir, upConsumer, "cert.pem"))
-	if err != nil {
-		return err
-	}
-	c := filepath.Join(dir, "client")
-	ev := fmt.Sprintf(`[{"specversion":"1.0","id":"demo-1","source":"%s","type":"vn.gov.population.personal-id.issued","subject":"%s","time":"2026-03-01T08:00:00Z","data":{"personalId":"%s","fullName":"%s","dateOfBirth":"%s","sex":"%s"}}]`,
-		upProviderSystem, sample.PersonalID, sample.PersonalID, sample.FullName, sample.DateOfBirth, sample.Sex)
-	fmt.Fprintf(out, `Change feed: the population database publishes an event through its gateway (Kafka embedded at %s)...
-  curl -sk --pinnedpubkey %s --cert %s --key %s -H 'Content-Type: application/json' -d '%s' https://%s/feeds/population/events
-...and Social Security reads only its granted fields, as Server-Sent Events (Last-Event-ID resumes):
-  curl -skN --pinnedpubkey %s --cert %s --key %s https://%s/feeds/%s/population
-
-`, o.kafkaListen, ppin, filepath.Join(prov, "cert.pem"), filepath.Join(prov, "key.pem"), ev, o.providerOutbound,
-		cpin, filepath.Join(c, "cert.pem"), filepath.Join(c, "key.pem"), o.outbound, upProviderSystem)
-	return nil
 }
