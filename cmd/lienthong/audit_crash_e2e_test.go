@@ -28,7 +28,7 @@ import (
 // the control plane's address, CA and administrator token.
 var (
 	upCurl         = regexp.MustCompile(`--cert (\S+) --key (\S+) -H 'X-LT-Purpose: ([^']+)' '(https://[^']+)'`)
-	upControlPlane = regexp.MustCompile(`export LIENTHONG_URL=(\S+) LIENTHONG_CA_FILE=(\S+) LIENTHONG_TOKEN=([^)\s]+)\)`)
+	upControlPlane = regexp.MustCompile(`export LIENTHONG_URL=(\S+) LIENTHONG_CA_FILE=(\S+) LIENTHONG_TOKEN=([^)\s]+)`)
 )
 
 // TestGatewaySIGKILLLosesNoAcknowledgedExchange runs the federation (`lienthong
