@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/exchange"
@@ -95,4 +96,38 @@ func (g *Gateway) FeedRouterStats() (feed.RouterStats, bool) {
 		return feed.RouterStats{}, false
 	}
 	return g.feedRouter.Stats(), true
+}
+
+// feedLagEvery is how often the gateway sets its feed subscribers' lag.
+const feedLagEvery = time.Second
+
+// reportFeedLag sets each feed subscriber's lag (the metric
+// lienthong_feed_consumer_lag_events) every interval until ctx ends.
+func (g *Gateway) reportFeedLag(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.noteFeedLag()
+		}
+	}
+}
+
+// noteFeedLag sets, for each consumer subscribed to a routed dataset at the
+// configuration in force, the router's backlog of that dataset. A stale
+// configuration leaves the last values (the staleness metric says why).
+func (g *Gateway) noteFeedLag() {
+	b, ref := g.core.BeginFeedBatch()
+	if ref != nil {
+		return
+	}
+	provider := g.cfg.Feeds.Router.Provider
+	for dataset, n := range g.feedRouter.Backlog() {
+		for _, s := range b.Subscribers(provider, dataset) {
+			g.metrics.SetFeedLag(s.Consumer, dataset, n)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,6 +119,18 @@ func TestGatewayRunsTheFeedRouter(t *testing.T) {
 	}
 	if !ok || st.Events != 1 || st.Deliveries != 1 || st.Lag != 0 {
 		t.Errorf("router stats %+v %v", st, ok)
+	}
+	// The subscriber's lag is exposed as the metric the alert rules watch:
+	// caught up, 0.
+	want := `lienthong_feed_consumer_lag_events{consumer="` + insurance + `",dataset="population"} 0`
+	var exposition string
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(exposition, want) && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		w := httptest.NewRecorder()
+		f.provider.Metrics().Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		exposition = w.Body.String()
+	}
+	if !strings.Contains(exposition, want) {
+		t.Errorf("no %s in the provider gateway's metrics", want)
 	}
 	if _, ok := f.consumer.FeedRouterStats(); ok {
 		t.Error("the consumer gateway runs no router, yet reports one")

@@ -310,6 +310,10 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if g.feedRouter != nil {
 		background.Add(1)
 		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }()
+		if !g.metricsOff {
+			background.Add(1)
+			go func() { defer background.Done(); g.reportFeedLag(ctx, feedLagEvery) }()
+		}
 	}
 	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health, "metrics", addrs.Metrics)
 	if ready != nil {

@@ -39,8 +39,9 @@ See docs/feeds.md.`,
 				cfg.Kafka.Brokers = strings.Split(brokers, ",")
 			}
 			if metricsListen != "" {
-				// Consumer lag appears once the router reports it
-				// (metrics.FeedRouter.SetFeedLag).
+				// Consumer lag is reported by a gateway that runs the
+				// router (feeds.router); the standalone router does not
+				// report it yet.
 				ops, err := opsmux.Listen(metricsListen, opsmux.Handler(metrics.NewFeedRouter().Handler(), nil), log)
 				if err != nil {
 					return err

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,23 @@ func (r *Router) Stats() RouterStats {
 	}
 	r.lagMu.Unlock()
 	return st
+}
+
+// Backlog returns, per dataset code, the provider events not yet routed as
+// of the last committed batch that read each of its partitions. Every
+// subscriber of a dataset shares it: one transaction delivers an event to
+// all of them, so a consumer's lag is its dataset's backlog.
+func (r *Router) Backlog() map[string]int64 {
+	out := map[string]int64{}
+	r.lagMu.Lock()
+	defer r.lagMu.Unlock()
+	for key, n := range r.lag {
+		topic := key[:strings.LastIndexByte(key, '/')]
+		if d := r.byTopic[topic]; d != nil {
+			out[d.Code] += n
+		}
+	}
+	return out
 }
 
 // RouterConfig are the router's parts.
