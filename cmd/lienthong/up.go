@@ -125,7 +125,6 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		defer close(cpDone)
 		err := controlplane.Run(cpCtx, controlplane.Config{
 			DataDir: o.dataDir, Listen: o.controlPlane, Seed: o.seed, Log: log, Citizen: citizen,
-			MetricsListen: upMetricsListen,
 		}, func(r controlplane.Ready) { ready <- r })
 		if err != nil {
 			errc <- fmt.Errorf("control plane: %w", err)
@@ -196,9 +195,8 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	metricsAt := map[string]string{}
 	for _, a := range upAgencies {
-		if err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack, metricsAt); err != nil {
+		if err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack); err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while starting
 			}
@@ -226,7 +224,6 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if err := printUp(out, cp, dir, o, pop, fed, trickle); err != nil {
 		return err
 	}
-	printMetrics(out, cp.MetricsAddress, metricsAt)
 	select {
 	case err := <-errc:
 		return err
@@ -239,24 +236,6 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 // auditSubjectKeyFile is the federation's audit subject key, in the control
 // plane's data directory.
 const auditSubjectKeyFile = "audit-subject.key"
-
-// upMetricsListen is where each process of `up` serves its operations
-// listener: loopback, a port the system picks (printed by printMetrics).
-const upMetricsListen = "127.0.0.1:0"
-
-// printMetrics shows where Prometheus scrapes each part of the federation.
-func printMetrics(out io.Writer, controlPlane string, gateways map[string]string) {
-	fmt.Fprintf(out, "Metrics, health and readiness (/metrics, /healthz, /readyz; alert rules and a dashboard in deploy/observability):\n")
-	if controlPlane != "" {
-		fmt.Fprintf(out, "  %-15s http://%s/metrics\n", "control plane", controlPlane)
-	}
-	for _, a := range upAgencies {
-		if addr := gateways[a.member]; addr != "" {
-			fmt.Fprintf(out, "  %-15s http://%s/metrics\n", a.member, addr)
-		}
-	}
-	fmt.Fprintln(out)
-}
 
 // stopStack runs stop functions in reverse order of their pushing, once.
 type stopStack struct{ fns []func() }
@@ -272,15 +251,13 @@ func (s *stopStack) stopAll() {
 
 // startGateway runs one agency's gateway from the configuration
 // applyAddresses wrote, and returns once it listens.
-// Its operations listener (/metrics, /healthz, /readyz) takes a free
-// loopback port, noted in metricsAt under the member's code.
-func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack, metricsAt map[string]string) error {
+func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack) error {
 	cfg, err := gateway.LoadConfig(filepath.Join(dir, member, "gateway.json"))
 	if err != nil {
 		return err
 	}
 	withFeeds(cfg, kafka)
-	gw, err := gateway.New(ctx, cfg, log.With("gateway", member), gateway.WithMetricsListen(upMetricsListen))
+	gw, err := gateway.New(ctx, cfg, log.With("gateway", member))
 	if err != nil {
 		return fmt.Errorf("gateway of %s: %w", member, err)
 	}
@@ -289,7 +266,7 @@ func startGateway(ctx context.Context, dir, member string, kafka *broker.Config,
 	failed := make(chan error, 1)
 	go func() {
 		defer close(gwDone)
-		if err := gw.Run(gwCtx, func(a gateway.Addrs) { metricsAt[member] = a.Metrics; close(gwReady) }); err != nil {
+		if err := gw.Run(gwCtx, func(gateway.Addrs) { close(gwReady) }); err != nil {
 			select {
 			case failed <- err:
 			default:
