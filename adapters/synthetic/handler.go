@@ -47,14 +47,7 @@ func Handler(citizens []Citizen) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /citizens/{personalId}", h.get)
 	mux.HandleFunc("GET /citizens", h.list)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			problem(w, http.StatusMethodNotAllowed, "only GET is served")
-			return
-		}
-		problem(w, http.StatusNotFound, "no such resource; try /citizens or /citizens/{personalId}")
-	})
+	mux.HandleFunc("/", unknownResource)
 	return mux
 }
 
@@ -126,4 +119,15 @@ func problem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// unknownResource answers what neither route serves: 405 for a method other
+// than GET, else 404 naming the routes there are.
+func unknownResource(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		problem(w, http.StatusMethodNotAllowed, "only GET is served")
+		return
+	}
+	problem(w, http.StatusNotFound, "no such resource; try /citizens or /citizens/{personalId}")
 }

@@ -189,14 +189,7 @@ func (s *SQLiteStore) Handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /citizens", s.list)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			problem(w, http.StatusMethodNotAllowed, "only GET is served")
-			return
-		}
-		problem(w, http.StatusNotFound, "no such resource; try /citizens or /citizens/{personalId}")
-	})
+	mux.HandleFunc("/", unknownResource)
 	return mux
 }
 

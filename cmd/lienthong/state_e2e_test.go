@@ -336,12 +336,7 @@ func TestDataDirectoryMoves(t *testing.T) {
 // TestUpRestartWithOtherAddresses restarts `up` on six new addresses and
 // runs the commands it prints: they must reach what listens now.
 func TestUpRestartWithOtherAddresses(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
-			t.Fatal("curl not installed; .ci/run installs it")
-		}
-		t.Skip("curl not installed")
-	}
+	needCurl(t)
 	dir, _ := newFederation(t)
 	b := newUpAddrs(t)
 	p, lines := startUp(t, dir, b)

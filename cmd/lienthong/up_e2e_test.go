@@ -96,12 +96,7 @@ func (r *upRun) run(t *testing.T, heading string, extra ...string) string {
 // checks that both joint-service feeds carried events through every hop,
 // stops it with SIGTERM and starts it again on the same data directory.
 func TestUpRunsTheFederation(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
-			t.Fatal("curl not installed; .ci/run installs it")
-		}
-		t.Skip("curl not installed")
-	}
+	needCurl(t)
 	dir := t.TempDir()
 	kafka := listenPort(t)
 	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
@@ -321,12 +316,7 @@ func noTokenOnGatewayHosts(t *testing.T, dataDir string) {
 // scope as from SQLite.
 func TestUpServesPopulationFromPostgres(t *testing.T) {
 	dsn := storetest.FreshPostgresDatabase(t)
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
-			t.Fatal("curl not installed; .ci/run installs it")
-		}
-		t.Skip("curl not installed")
-	}
+	needCurl(t)
 	dir := t.TempDir()
 	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
 		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
@@ -359,12 +349,7 @@ func TestUpServesPopulationFromPostgres(t *testing.T) {
 // `up` have it): the start assesses it, as the operator would, before
 // enrolling it, and its row-scoped read works.
 func TestUpAssessesWhatTheSeedLeftUnassessed(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
-			t.Fatal("curl not installed; .ci/run installs it")
-		}
-		t.Skip("curl not installed")
-	}
+	needCurl(t)
 	examples := t.TempDir()
 	for _, name := range []string{"population.yaml", "birth-registration.yaml", "death-registration.yaml", "social-insurance.yaml", "federation.json"} {
 		raw, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
@@ -403,5 +388,17 @@ func TestUpAssessesWhatTheSeedLeftUnassessed(t *testing.T) {
 	}
 	if err := up.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Fatalf("after SIGTERM: %v, want exit status 0", err)
+	}
+}
+
+// needCurl skips a test that runs the printed curl commands when curl is
+// missing, and fails it under LIENTHONG_REQUIRE_SERVICES=1 (CI installs it).
+func needCurl(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
+			t.Fatal("curl not installed; .ci/run installs it")
+		}
+		t.Skip("curl not installed")
 	}
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/gateway"
 	"github.com/lienthong/lienthong/gateway/feed"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
+	"github.com/lienthong/lienthong/internal/durable"
 )
 
 // upRouters are the feed routers `up` runs: one per provider system that
@@ -67,7 +67,7 @@ func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile s
 				return fmt.Errorf("feeds: %s document: %w", code, err)
 			}
 			file := filepath.Join(gdir, code+".openapi")
-			if err := os.WriteFile(file, doc, 0o600); err != nil {
+			if err := durable.WriteFile(file, doc, 0o600); err != nil {
 				return err
 			}
 			cfg.Datasets = append(cfg.Datasets, feed.DatasetConfig{Document: file})
