@@ -1,14 +1,13 @@
 package citizen_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,20 +24,100 @@ import (
 
 // TestBenchAuditTracker measures the citizen tracker's lookup over an index
 // of 10,000,000 exchange records (LIENTHONG_BENCH_AUDIT_RECORDS to change),
-// generated here, never committed, in SQLite: one lookup is the whole of
-// Tracker.Lookup but the ID token check (the first page of 100 disclosures,
-// newest first, their grants, and the admin-trail entry the lookup writes).
-// The baseline, measured on the same file in the same run, is a point read
-// of one record by its primary key.
+// generated here (benchgen_test.go), never committed, in SQLite: one lookup
+// is the whole of Tracker.Lookup but the ID token check, the same call the
+// HTTP tracker makes (a page of 100 entries, newest first, one per exchange
+// though both gateways' outcomes are indexed, their grants, the admin-trail
+// entry the lookup writes). The baseline, measured on the same file in the
+// same run, is a point read of one record by its primary key.
 //
-// The generated world: 20 provider gateways; 1,000,000 ordinary citizens
-// with about 9 disclosures each and 1,000 heavily read ones with about
-// 1,000 each (9 + 1 million records); every record is a disclosure, the
-// worst case for the tracker's index. Lookups ask for ordinary citizens 9
-// times in 10. The load writes in key order inside one transaction with
-// multi-row prepared statements, synchronous off, and without the auditors'
-// secondary indexes of audit_records, which the tracker does not read.
+// The index is built in a temporary directory and deleted afterwards (about
+// 4 GB); set LIENTHONG_BENCH_AUDIT_DB to a file path to keep it there and
+// reuse it in later runs (it is deterministic).
 func TestBenchAuditTracker(t *testing.T) {
+	total := benchTotal(t)
+	ctx := context.Background()
+	path := os.Getenv("LIENTHONG_BENCH_AUDIT_DB")
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "audit-index.db")
+	} else {
+		path = fmt.Sprintf("%s-%s-%d", path, benchIndexVersion, total)
+	}
+	key := benchKey(t)
+	_, statErr := os.Stat(path + ".complete")
+	generate := statErr != nil
+	var w *benchWorld
+	start := time.Now()
+	if generate {
+		for _, f := range []string{path, path + "-wal", path + "-shm"} {
+			_ = os.Remove(f)
+		}
+		st, err := sqlstore.OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		benchGrant(t, st)
+		st.Close()
+		w = loadSQLite(t, path, key, total)
+		if err := os.WriteFile(path+".complete", nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		var err error
+		if w, err = generateBench(key, total, discardSink{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loadTime := time.Since(start)
+	st, err := sqlstore.OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	runTrackerBench(t, "", st, w, total, generate, loadTime)
+}
+
+// TestBenchAuditTrackerPostgres is TestBenchAuditTracker on PostgreSQL
+// (LIENTHONG_POSTGRES_DSN), in a database it creates and drops afterwards.
+func TestBenchAuditTrackerPostgres(t *testing.T) {
+	total := benchTotal(t)
+	dsn := os.Getenv("LIENTHONG_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("PostgreSQL not available: set LIENTHONG_POSTGRES_DSN (scripts/postgres.sh start prints one)")
+	}
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("lienthong_bench_audit_%d", time.Now().UnixNano())
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop the bench database %s: %v", name, err)
+		}
+	}()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("LIENTHONG_POSTGRES_DSN must be a URL here: %v", err)
+	}
+	u.Path = "/" + name
+	st, err := sqlstore.OpenPostgres(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	benchGrant(t, st)
+	start := time.Now()
+	w := loadPostgres(t, st.DB(), benchKey(t), total)
+	runTrackerBench(t, "_postgres", st, w, total, true, time.Since(start))
+}
+
+func benchTotal(t *testing.T) int {
+	t.Helper()
 	if os.Getenv("LIENTHONG_BENCH") != "1" {
 		t.Skip("set LIENTHONG_BENCH=1 to run the audit tracker benchmark")
 	}
@@ -50,38 +129,21 @@ func TestBenchAuditTracker(t *testing.T) {
 		}
 		total = n
 	}
-	ctx := context.Background()
-	// The generated index is kept between runs (it is deterministic), in
-	// the temporary directory, never in the repository: the first run pays
-	// the load, later runs measure at once.
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("lienthong-bench-audit-%s-%d.db", benchIndexVersion, total))
-	_, statErr := os.Stat(path + ".complete")
-	generate := statErr != nil
-	if generate {
-		for _, f := range []string{path, path + "-wal", path + "-shm"} {
-			_ = os.Remove(f)
-		}
-		st, err := sqlstore.OpenSQLite(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		benchGrant(t, st)
-		st.Close()
-	}
-	start := time.Now()
-	w := loadBenchIndex(t, path, total, generate)
-	loadTime := time.Since(start)
-	if generate {
-		if err := os.WriteFile(path+".complete", nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return total
+}
 
-	st, err := sqlstore.OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+// benchIndexVersion names the generator: change it when the generator or
+// the schema changes, so a kept index from an older run is not reused.
+const benchIndexVersion = "v3-0006"
+
+// runTrackerBench looks citizens up as the HTTP tracker does and prints the
+// figures. 9 lookups in 10 are of a citizen drawn uniformly (most were read
+// a few times), 1 in 10 of one of the 1,000 read most. A citizen with more
+// than a page is, 1 time in 3, followed through up to 3 further pages with
+// the cursor each page gave, each page timed as one lookup.
+func runTrackerBench(t *testing.T, suffix string, st *sqlstore.Store, w *benchWorld, total int, generated bool, loadTime time.Duration) {
+	t.Helper()
+	ctx := context.Background()
 	ix, err := index.New(st.DB(), st.Dialect())
 	if err != nil {
 		t.Fatal(err)
@@ -92,63 +154,89 @@ func TestBenchAuditTracker(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := citizen.NewTracker(v, w.key, ix, st, time.Now, log)
-
+	everyone, heavy := benchIDs(w)
 	rng := rand.New(rand.NewPCG(7, 7))
 	pick := func() string {
 		if rng.IntN(10) == 0 {
-			return w.heavy[rng.IntN(len(w.heavy))]
+			return heavy[rng.IntN(len(heavy))]
 		}
-		return w.ordinary[rng.IntN(len(w.ordinary))]
+		return everyone[rng.IntN(len(everyone))]
 	}
-	// Warm the page cache the way a running control plane is warm, then
+	// Warm the caches the way a running control plane is warm, then
 	// measure lookups and the baseline interleaved, bounded in count and time.
 	for i := 0; i < 200; i++ {
 		if _, err := tr.Lookup(ctx, pick(), 100, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	const count, budget = 3000, 30 * time.Second
-	var lookups, points []time.Duration
-	shown := 0
+	gateways := make([]string, 0, len(w.seqs))
+	for g := range w.seqs {
+		gateways = append(gateways, g)
+	}
+	slices.Sort(gateways)
+	const count, budget = 3000, 60 * time.Second
+	var lookups, later, points []time.Duration
+	shown, pages := 0, 0
 	deadline := time.Now().Add(budget)
-	for i := 0; i < count && time.Now().Before(deadline); i++ {
-		id := pick()
-		t0 := time.Now()
-		page, err := tr.Lookup(ctx, id, 100, "")
-		if err != nil {
-			t.Fatal(err)
+	for len(lookups) < count && time.Now().Before(deadline) {
+		id, cursor := pick(), ""
+		follow := rng.IntN(3) == 0
+		for page := 0; page < 4; page++ {
+			t0 := time.Now()
+			p, err := tr.Lookup(ctx, id, 100, cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := time.Since(t0)
+			lookups = append(lookups, d)
+			if page > 0 {
+				later = append(later, d)
+			}
+			shown += len(p.Items)
+			seen := map[string]bool{}
+			for _, e := range p.Items {
+				if seen[e.ExchangeID] {
+					t.Fatalf("exchange %s listed twice on one page: the tracker shows both gateways' outcomes", e.ExchangeID)
+				}
+				seen[e.ExchangeID] = true
+			}
+			pages++
+			if !follow || p.Next == "" {
+				break
+			}
+			cursor = p.Next
 		}
-		lookups = append(lookups, time.Since(t0))
-		shown += len(page.Items)
 
-		gw, seq := fmt.Sprintf("VN:GOV:000.00.%02d.G01:GW", rng.IntN(w.gateways)), 1+rng.Int64N(w.perGateway)
-		t0 = time.Now()
+		gw := gateways[rng.IntN(len(gateways))]
+		seq := 1 + rng.Int64N(w.seqs[gw])
+		t0 := time.Now()
 		var at int64
 		if err := st.DB().QueryRowContext(ctx, `SELECT at FROM audit_records WHERE gateway = $1 AND seq = $2`, gw, seq).Scan(&at); err != nil {
 			t.Fatalf("baseline read %s/%d: %v", gw, seq, err)
 		}
 		points = append(points, time.Since(t0))
 	}
-	if shown == 0 {
-		t.Fatal("no lookup found anything: the generated index is not what the tracker reads")
+	if shown == 0 || len(later) == 0 {
+		t.Fatalf("lookups showed %d entries, %d later pages: the generated index is not what the tracker reads", shown, len(later))
 	}
-	t.Logf("%d records (generated now: %v) in %s; %d lookups showing %.1f entries on average", total, generate, loadTime.Round(time.Second), len(lookups), float64(shown)/float64(len(lookups)))
-	m := millions(total)
-	if generate {
-		fmt.Printf("BENCH audit index_load_records_per_s %.0f records/s\n", float64(total)/loadTime.Seconds())
+	t.Logf("%s: %d records (%d exchanges, %d outcomes indexed for the tracker, %d citizens; generated now: %v, in %s); %d lookups (%d later pages) showing %.1f entries on average",
+		st.Dialect(), w.records, w.exchanges, w.disclosures, len(w.citizens), generated, loadTime.Round(time.Second), len(lookups), len(later), float64(shown)/float64(pages))
+	m := millions(total) + suffix
+	if generated {
+		fmt.Printf("BENCH audit index_load_records_per_s%s %.0f records/s\n", suffix, float64(total)/loadTime.Seconds())
 	}
 	fmt.Printf("BENCH audit pk_lookup_p99_%s_ms %.3f ms\n", m, ms(pct(points, 0.99)))
 	fmt.Printf("BENCH audit tracker_p50_%s_ms %.3f ms\n", m, ms(pct(lookups, 0.50)))
 	fmt.Printf("BENCH audit tracker_p99_%s_ms %.3f ms\n", m, ms(pct(lookups, 0.99)))
-	fmt.Printf("BENCH audit tracker_p99_over_pk_lookup_p99 %.1f x\n", float64(pct(lookups, 0.99))/float64(pct(points, 0.99)))
+	fmt.Printf("BENCH audit tracker_later_pages_p99_%s_ms %.3f ms\n", m, ms(pct(later, 0.99)))
+	fmt.Printf("BENCH audit tracker_p99_over_pk_lookup_p99%s %.1f x\n", suffix, float64(pct(lookups, 0.99))/float64(pct(points, 0.99)))
 }
 
-func millions(n int) string {
-	if n%1_000_000 == 0 {
-		return strconv.Itoa(n/1_000_000) + "m"
-	}
-	return strconv.Itoa(n)
-}
+// discardSink counts a kept index's world without writing it.
+type discardSink struct{}
+
+func (discardSink) record([]any) error                            { return nil }
+func (discardSink) disclosure([]byte, int64, string, int64) error { return nil }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -156,183 +244,6 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[int(p*float64(len(s)-1))]
-}
-
-// benchWorld is what the load generated: the subject key, the personal IDs
-// to look up, and the gateways' extent for the baseline.
-type benchWorld struct {
-	key             index.SubjectKey
-	ordinary, heavy []string
-	gateways        int
-	perGateway      int64
-}
-
-// benchRowsPerInsert rows go into one INSERT statement (24 parameters a
-// record row: 1,200, well under SQLite's limit).
-const benchRowsPerInsert = 50
-
-// benchIndexVersion names the generator: change it when the generator or
-// the schema changes, so a kept index from an older run is not reused.
-const benchIndexVersion = "v2-0005"
-
-// loadBenchIndex generates the world (deterministically) and, when insert
-// is set, writes it into the index at path.
-func loadBenchIndex(t *testing.T, path string, total int, insert bool) *benchWorld {
-	t.Helper()
-	ctx := context.Background()
-	// A fixed subject key: the kept index must match the next run's HMACs.
-	keyFile := filepath.Join(t.TempDir(), index.SubjectKeyFile)
-	if err := os.WriteFile(keyFile, []byte("lienthong-bench-audit-subject-k"+"1"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	key, err := index.LoadOrCreateSubjectKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Citizens, in the order of their subject HMAC, so both tables are
-	// written in key order.
-	heavyN, ordinaryN := 1_000, total/10
-	heavyEach := total / 10 / heavyN
-	type citizenRow struct {
-		id      string
-		subject []byte
-		records int
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	cs := make([]citizenRow, 0, heavyN+ordinaryN)
-	w := &benchWorld{key: key, gateways: 20}
-	remaining := total - heavyN*heavyEach
-	for i := 0; i < heavyN+ordinaryN; i++ {
-		id := fmt.Sprintf("%03d%d%02d%06d", 1+i%96, rng.IntN(4), rng.IntN(100), i%1_000_000)
-		n := heavyEach
-		if i >= heavyN {
-			n = remaining / (heavyN + ordinaryN - i) // spread what is left evenly
-			remaining -= n
-			w.ordinary = append(w.ordinary, id)
-		} else {
-			w.heavy = append(w.heavy, id)
-		}
-		sub, _ := hex.DecodeString(key.Subject(id))
-		cs = append(cs, citizenRow{id: id, subject: sub, records: n})
-	}
-	slices.SortFunc(cs, func(a, b citizenRow) int { return bytes.Compare(a.subject, b.subject) })
-	w.perGateway = int64(total / w.gateways)
-	if !insert {
-		return w
-	}
-
-	// The loader has the file to itself: no journal, no syncs, a large cache.
-	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=locking_mode(EXCLUSIVE)"+
-		"&_pragma=cache_size(-1000000)&_pragma=temp_store(MEMORY)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	for _, ix := range []string{"audit_records_at", "audit_records_consumer_member", "audit_records_provider_member", "audit_records_exchange", "audit_records_subject"} {
-		if _, err := db.ExecContext(ctx, "DROP INDEX "+ix); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const recHead = `INSERT INTO audit_records (gateway, seq, at, exchange_id, side, phase, consumer, consumer_member, provider,
-		provider_member, dataset, mode, purpose, case_ref, subject, subjects, fields, grant_id, reasons, status, bytes, latency_ms,
-		request_hash, policy_revision) VALUES `
-	const disHead = `INSERT INTO audit_disclosures (subject, at, gateway, seq) VALUES `
-	recStmt, err := tx.PrepareContext(ctx, multiInsert(recHead, 24, benchRowsPerInsert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	disStmt, err := tx.PrepareContext(ctx, multiInsert(disHead, 4, benchRowsPerInsert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gateways := make([]string, w.gateways)
-	for i := range gateways {
-		gateways[i] = fmt.Sprintf("VN:GOV:000.00.%02d.G01:GW", i)
-	}
-	seqs := make([]int64, w.gateways)
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
-	span := int64(365 * 24 * time.Hour / time.Microsecond)
-	var recArgs, disArgs []any
-	flush := func(final bool) {
-		if len(disArgs) == 4*benchRowsPerInsert || (final && len(disArgs) > 0) {
-			n := len(disArgs) / 4
-			rs, ds := recStmt, disStmt
-			if n < benchRowsPerInsert { // the last, short statement
-				if rs, err = tx.PrepareContext(ctx, multiInsert(recHead, 24, n)); err != nil {
-					t.Fatal(err)
-				}
-				if ds, err = tx.PrepareContext(ctx, multiInsert(disHead, 4, n)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := rs.ExecContext(ctx, recArgs...); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ds.ExecContext(ctx, disArgs...); err != nil {
-				t.Fatal(err)
-			}
-			recArgs, disArgs = recArgs[:0], disArgs[:0]
-		}
-	}
-	const fields = `["fullName","dateOfBirth","permanentResidence"]`
-	n := 0
-	for _, c := range cs {
-		// A citizen's records, oldest first, at distinct times.
-		at := base + rng.Int64N(span/2)
-		for k := 0; k < c.records; k++ {
-			g := n % w.gateways
-			seqs[g]++
-			at += 1 + rng.Int64N(span/2/int64(c.records+1))
-			consumer := fmt.Sprintf("VN:GOV:000.00.%02d.G14:SYS%03d", n%60, n%200)
-			provider := fmt.Sprintf("VN:GOV:000.00.%02d.G01:CSDLDC", g)
-			recArgs = append(recArgs, gateways[g], seqs[g], at, "x-"+strconv.Itoa(n), "provider", "outcome",
-				consumer, consumer[7:20], provider, provider[7:20], "population", "query", "1.001234", "",
-				hex.EncodeToString(c.subject), 1, fields, "grant-bench", "[]", 200, 812, 3.2, "", "r1")
-			disArgs = append(disArgs, c.subject, at, gateways[g], seqs[g])
-			n++
-			flush(false)
-		}
-	}
-	flush(true)
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if n != total {
-		t.Fatalf("generated %d records, want %d", n, total)
-	}
-	if seqs[w.gateways-1] != w.perGateway {
-		t.Fatalf("gateway %d holds %d records, want %d", w.gateways-1, seqs[w.gateways-1], w.perGateway)
-	}
-	return w
-}
-
-// multiInsert repeats a row of cols parameters rows times. The parameters
-// are positional ("?"): modernc.org/sqlite looks each "$n" up by name,
-// which is quadratic in a statement of a thousand parameters.
-func multiInsert(head string, cols, rows int) string {
-	var b strings.Builder
-	b.WriteString(head)
-	for r := 0; r < rows; r++ {
-		if r > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for c := 0; c < cols; c++ {
-			if c > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('?')
-		}
-		b.WriteByte(')')
-	}
-	return b.String()
 }
 
 // benchGrant stores the grant every generated record names, so each lookup
