@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/lienthong/lienthong/controlplane/auditapi"
 	"github.com/lienthong/lienthong/controlplane/citizen"
 	"github.com/lienthong/lienthong/controlplane/console"
+	"github.com/lienthong/lienthong/controlplane/metrics"
 	"github.com/lienthong/lienthong/controlplane/service"
 )
 
@@ -73,4 +75,21 @@ func auditRoutes(cfg Config, svc *service.Service, log *slog.Logger, cc *console
 		routes = append(routes, tr.Route())
 	}
 	return routes, nil
+}
+
+// shippingFigures reads each gateway's audit shipping for the metrics
+// (none before the index is open).
+func shippingFigures(ctx context.Context, ix index.Store) ([]metrics.GatewayShipping, error) {
+	if ix == nil {
+		return nil, nil
+	}
+	all, err := ix.ShippingStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]metrics.GatewayShipping, len(all))
+	for i, sh := range all {
+		out[i] = metrics.GatewayShipping{Gateway: sh.Gateway, Lag: sh.Lag, ReportedAt: sh.HeadAt}
+	}
+	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lienthong/lienthong/audit/index"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/catalog/sqlstore"
 	"github.com/lienthong/lienthong/controlplane/api"
@@ -151,12 +152,13 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 		return err
 	}
 	var checks *readiness
+	var auditIndex index.Store // set below, before anything serves
 	m := metrics.New(metrics.Sources{Store: store, Ready: func() map[string]bool {
 		if checks == nil {
 			return nil
 		}
 		return checks.Passed()
-	}})
+	}, Shipping: func(ctx context.Context) ([]metrics.GatewayShipping, error) { return shippingFigures(ctx, auditIndex) }})
 	svc := service.New(store, append(certOpts, service.WithPolicySigningKey(bundleKey), service.WithMaxGrantPeriod(cfg.MaxGrantPeriod),
 		service.WithBundleBuildObserver(m.BundleBuilt))...)
 
@@ -175,6 +177,7 @@ func Run(ctx context.Context, cfg Config, ready func(Ready)) error {
 
 	cc := console.Config{Service: svc, Log: log}
 	extra, err := auditRoutes(cfg, svc, log, &cc)
+	auditIndex = cc.Index
 	if err != nil {
 		return err
 	}

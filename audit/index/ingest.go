@@ -47,6 +47,7 @@ func (s *SQLStore) Ingest(ctx context.Context, gateway string, lines [][]byte) (
 		if err != nil {
 			return err
 		}
+		before := st.next
 		for i, e := range entries {
 			if refused, err = s.ingestOne(ctx, tx, st, e, lines[i]); err != nil {
 				return err
@@ -67,6 +68,11 @@ func (s *SQLStore) Ingest(ctx context.Context, gateway string, lines [][]byte) (
 			}
 		}
 		pos = Position{Next: st.next, Head: st.head}
+		if st.next > before {
+			if err := s.markShipped(ctx, tx, gateway); err != nil {
+				return err
+			}
+		}
 		return s.saveGateway(ctx, tx, st)
 	})
 	if err != nil {

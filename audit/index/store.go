@@ -40,6 +40,11 @@ type Store interface {
 	Flows(ctx context.Context, scope string, from, until time.Time) ([]Flow, error)
 	// Disclosures lists what was disclosed about one subject, newest first.
 	Disclosures(ctx context.Context, subject string, limit int, cursor string) (Page[Disclosure], error)
+	// ReportHead records the last seq of the gateway's log, as its
+	// shipper reports it, so the lag of shipping is known.
+	ReportHead(ctx context.Context, gateway string, head uint64) error
+	// ShippingStatus lists every gateway's shipping: held, log head, lag.
+	ShippingStatus(ctx context.Context) ([]Shipping, error)
 	// Feed returns the records after cursor in each gateway's seq order,
 	// for a follower such as a SIEM exporter.
 	Feed(ctx context.Context, scope, cursor string, limit int) (FeedPage, error)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/lienthong/lienthong/audit"
@@ -66,6 +67,11 @@ func (c *Client) path(what string) string {
 }
 
 func (c *Client) do(ctx context.Context, method, what string, body, out any) error {
+	return c.doWith(ctx, method, what, nil, body, out)
+}
+
+// doWith is do with extra request headers.
+func (c *Client) doWith(ctx context.Context, method, what string, hdr http.Header, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		bs, err := json.Marshal(body)
@@ -77,6 +83,9 @@ func (c *Client) do(ctx context.Context, method, what string, body, out any) err
 	req, err := http.NewRequestWithContext(ctx, method, c.path(what), rd)
 	if err != nil {
 		return err
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -125,9 +134,15 @@ func (c *Client) Position(ctx context.Context) (Position, error) {
 	return p, err
 }
 
+// HeadHeader carries, on a shipment, the last seq of the gateway's log
+// (durably written) when the entries were read, so the control plane knows
+// the lag of its copy. A header rather than a body member: a control plane
+// that does not know it ignores it, where it refuses unknown members.
+const HeadHeader = "X-Lt-Audit-Log-Head"
+
 // PostEntries sends contiguous raw entries and returns the seq the control
-// plane expects next.
-func (c *Client) PostEntries(ctx context.Context, lines [][]byte) (uint64, error) {
+// plane expects next. head, when not 0, is the last seq of the log.
+func (c *Client) PostEntries(ctx context.Context, lines [][]byte, head uint64) (uint64, error) {
 	raw := make([]string, len(lines))
 	for i, l := range lines {
 		raw[i] = string(l)
@@ -135,8 +150,18 @@ func (c *Client) PostEntries(ctx context.Context, lines [][]byte) (uint64, error
 	var out struct {
 		Next uint64 `json:"next"`
 	}
-	err := c.do(ctx, http.MethodPost, "entries", map[string][]string{"entries": raw}, &out)
+	var hdr http.Header
+	if head != 0 {
+		hdr = http.Header{HeadHeader: {strconv.FormatUint(head, 10)}}
+	}
+	err := c.doWith(ctx, http.MethodPost, "entries", hdr, map[string][]string{"entries": raw}, &out)
 	return out.Next, err
+}
+
+// PutHead reports the last seq of the log while there is nothing to ship
+// (a heartbeat): body {"head": N}.
+func (c *Client) PutHead(ctx context.Context, head uint64) error {
+	return c.do(ctx, http.MethodPut, "head", map[string]uint64{"head": head}, nil)
 }
 
 // PostCheckpoint sends one signed checkpoint.

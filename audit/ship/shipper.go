@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/lienthong/lienthong/audit"
@@ -22,9 +23,15 @@ type Options struct {
 	// MaxBackoff bounds the wait after a failure (default 1 min).
 	MaxBackoff time.Duration
 	// Durable, if set, is the sink's FileSink.Durable: entries written but
-	// not yet synced are not shipped (a power cut could replace them).
+	// not yet synced are not shipped (a power cut could replace them). It
+	// is also the log head the shipper reports with each shipment and in
+	// heartbeats, so the control plane knows how far behind its copy is;
+	// without it the shipper reports nothing.
 	Durable func() uint64
-	Log     *slog.Logger
+	// Heartbeat is how often the head is reported while there is nothing
+	// to ship (default 10 s).
+	Heartbeat time.Duration
+	Log       *slog.Logger
 }
 
 // Shipper sends a log's committed entries and its checkpoints to the
@@ -39,6 +46,10 @@ type Shipper struct {
 	active string
 	opts   Options
 	wake   chan struct{}
+	// reported is when the head was last reported; noHeartbeat is set
+	// when the control plane does not know heartbeats (an older one).
+	reported    time.Time
+	noHeartbeat bool
 }
 
 // New returns a shipper of the log whose active segment is active.
@@ -51,6 +62,9 @@ func New(c *Client, active string, opts Options) *Shipper {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Minute
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 10 * time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -114,12 +128,17 @@ func (s *Shipper) session(ctx context.Context) (shipped bool, err error) {
 	}
 	t.Limit = s.opts.Durable
 	defer t.Close()
+	s.reported = time.Time{} // a new session reports at once
 	for {
 		lines, err := t.Next(s.opts.Batch)
 		if err != nil {
 			return shipped, err
 		}
+		head := s.head()
 		if len(lines) == 0 {
+			if err := s.heartbeat(ctx, head); err != nil {
+				return shipped, fmt.Errorf("heartbeat: %w", err)
+			}
 			select {
 			case <-ctx.Done():
 				return shipped, ctx.Err()
@@ -145,7 +164,7 @@ func (s *Shipper) session(ctx context.Context) (shipped bool, err error) {
 				continue
 			}
 			if i > start {
-				if _, err := s.c.PostEntries(ctx, lines[start:i]); err != nil {
+				if _, err := s.c.PostEntries(ctx, lines[start:i], head); err != nil {
 					return shipped, fmt.Errorf("entries: %w", err)
 				}
 				shipped, start = true, i
@@ -154,9 +173,41 @@ func (s *Shipper) session(ctx context.Context) (shipped bool, err error) {
 				return shipped, fmt.Errorf("checkpoint %d..%d: %w", e.Checkpoint.From, e.Checkpoint.Seq, err)
 			}
 		}
-		if _, err := s.c.PostEntries(ctx, lines[start:]); err != nil {
+		if _, err := s.c.PostEntries(ctx, lines[start:], head); err != nil {
 			return shipped, fmt.Errorf("entries: %w", err)
 		}
 		shipped = true
+		if head != 0 {
+			s.reported = time.Now()
+		}
 	}
+}
+
+// head is the last seq of the log to report (0: unknown, not reported).
+func (s *Shipper) head() uint64 {
+	if s.opts.Durable == nil {
+		return 0
+	}
+	return s.opts.Durable()
+}
+
+// heartbeat reports the head when the last report is Heartbeat old. A
+// control plane that answers 404 or 405 predates heartbeats: the shipper
+// stops sending them (its shipments still carry the head).
+func (s *Shipper) heartbeat(ctx context.Context, head uint64) error {
+	if head == 0 || s.noHeartbeat || time.Since(s.reported) < s.opts.Heartbeat {
+		return nil
+	}
+	err := s.c.PutHead(ctx, head)
+	var ae *Error
+	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) {
+		s.opts.Log.Info("audit shipping: the control plane takes no heartbeats; the log head goes with shipments only")
+		s.noHeartbeat = true
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.reported = time.Now()
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,14 @@ type controlPlane struct {
 	chain       audit.Chain
 	checkpoints map[uint64]*audit.Checkpoint
 	posted      int // entries received, duplicates included
+	// beats, when set, takes heartbeats (PUT .../head) as the control
+	// plane does; unset, they are 404, as from one that predates them.
+	beats bool
+	// heads are the log heads reported, in order: with shipments
+	// (shipHeads, each with the last seq of its shipment) and heartbeats.
+	shipHeads  [][2]uint64
+	heartbeats []uint64
+	beatTries  int
 }
 
 func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -55,9 +64,26 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			head = audit.EntryHash(cp.lines[n-1])
 		}
 		json.NewEncoder(w).Encode(map[string]any{"next": len(cp.lines) + 1, "head": head})
+	case "PUT " + base + "head":
+		cp.beatTries++
+		if !cp.beats {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		var body struct{ Head uint64 }
+		json.NewDecoder(r.Body).Decode(&body)
+		cp.heartbeats = append(cp.heartbeats, body.Head)
+		w.WriteHeader(http.StatusNoContent)
 	case "POST " + base + "entries":
 		var body struct{ Entries []string }
 		json.NewDecoder(r.Body).Decode(&body)
+		if h := r.Header.Get(HeadHeader); h != "" && len(body.Entries) > 0 {
+			head, _ := strconv.ParseUint(h, 10, 64)
+			last, _ := audit.ParseEntry([]byte(body.Entries[len(body.Entries)-1]))
+			if last != nil {
+				cp.shipHeads = append(cp.shipHeads, [2]uint64{head, last.Seq})
+			}
+		}
 		for _, raw := range body.Entries {
 			cp.posted++
 			e, err := audit.ParseEntry([]byte(raw))
@@ -209,5 +235,69 @@ func TestShipperResumesAndDeliversEachEntryOnce(t *testing.T) {
 	}
 	if len(cp.checkpoints) != int(rep.Checkpoints) {
 		t.Fatalf("%d checkpoints at the control plane, %d in the log", len(cp.checkpoints), rep.Checkpoints)
+	}
+}
+
+// The shipper reports where its log ends: with each shipment (never below
+// the last entry it carries) and, while idle, in heartbeats that carry the
+// durable head exactly. A control plane that predates heartbeats (404) is
+// asked once per shipper, and shipping goes on regardless.
+func TestShipperReportsItsLogHead(t *testing.T) {
+	for _, beats := range []bool{true, false} {
+		t.Run(fmt.Sprintf("heartbeats=%v", beats), func(t *testing.T) {
+			cp := &controlPlane{checkpoints: map[uint64]*audit.Checkpoint{}, beats: beats}
+			srv := httptest.NewTLSServer(cp)
+			defer srv.Close()
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, ed25519.SeedSize))
+			sink, err := audit.OpenFile(path, audit.Options{Gateway: "VN:GOV:000.00.00.G01:GW", Key: key, CheckpointEvery: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close()
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			shipper := New(NewClient(srv.Client(), srv.URL, "VN:GOV:000.00.00.G01:GW", "gw-token"), path, Options{Key: key.Public().(ed25519.PublicKey),
+				Batch: 7, Poll: 2 * time.Millisecond, Heartbeat: 5 * time.Millisecond, Log: quiet, Durable: sink.Durable})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { shipper.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			for i := 0; i < 60; i++ {
+				if err := audit.Write(ctx, sink, &audit.Record{ExchangeID: fmt.Sprintf("x%04d", i), Phase: audit.Outcome}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			head := sink.Durable()
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				cp.mu.Lock()
+				n, beat, tries := uint64(len(cp.lines)), uint64(0), cp.beatTries
+				if len(cp.heartbeats) > 0 {
+					beat = cp.heartbeats[len(cp.heartbeats)-1]
+				}
+				cp.mu.Unlock()
+				if n == head && (!beats || beat == head) && tries > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("control plane holds %d of %d entries, last heartbeat %d, %d heartbeats tried", n, head, beat, tries)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond) // idle for ten heartbeat periods: a 404 is not asked again
+			cp.mu.Lock()
+			defer cp.mu.Unlock()
+			if len(cp.shipHeads) == 0 {
+				t.Fatal("no shipment carried the log head")
+			}
+			for _, h := range cp.shipHeads {
+				if h[0] < h[1] || h[0] > head {
+					t.Fatalf("a shipment ending at %d reported head %d (the log ends at %d)", h[1], h[0], head)
+				}
+			}
+			if !beats && (cp.beatTries != 1 || len(cp.heartbeats) != 0) {
+				t.Fatalf("a control plane without heartbeats was asked %d times", cp.beatTries)
+			}
+		})
 	}
 }

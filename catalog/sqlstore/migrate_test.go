@@ -12,7 +12,7 @@ import (
 )
 
 // latestVersion is the newest migration this binary has.
-const latestVersion = 6 // the number of files in migrations/<dialect>
+const latestVersion = 7 // the number of files in migrations/<dialect>
 
 func TestMigrations(t *testing.T) {
 	for _, b := range backends {

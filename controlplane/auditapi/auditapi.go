@@ -19,6 +19,7 @@ import (
 
 	"github.com/lienthong/lienthong/audit"
 	"github.com/lienthong/lienthong/audit/index"
+	"github.com/lienthong/lienthong/audit/ship"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/api"
 	"github.com/lienthong/lienthong/controlplane/auth"
@@ -53,7 +54,9 @@ func (h *Handlers) Routes() []api.Route {
 		{Pattern: "POST /v1/audit/gateways/{gateway}/checkpoints", Handler: h.checkpoints, Gateway: true},
 		{Pattern: "GET /v1/audit/gateways/{gateway}/checkpoints", Handler: h.publishedCheckpoints},
 		{Pattern: "PUT /v1/audit/gateways/{gateway}/key", Handler: h.enrolKey, Gateway: true},
+		{Pattern: "PUT /v1/audit/gateways/{gateway}/head", Handler: h.head, Gateway: true},
 		{Pattern: "GET /v1/audit/alerts", Handler: h.alerts},
+		{Pattern: "GET /v1/audit/shipping", Handler: h.shipping},
 		{Pattern: "GET /v1/audit/exchanges", Handler: h.exchanges},
 		{Pattern: "POST /v1/audit/exchanges/query", Handler: h.exchangesQuery},
 		{Pattern: "GET /v1/audit/flows", Handler: h.flows},
@@ -154,16 +157,71 @@ func (h *Handlers) entries(w http.ResponseWriter, r *http.Request, p auth.Princi
 		h.writeError(w, r, err)
 		return
 	}
+	head, err := logHead(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	lines := make([][]byte, len(in.Entries))
 	for i, e := range in.Entries {
 		lines[i] = []byte(e)
 	}
 	pos, err := h.ix.Ingest(r.Context(), gw, lines)
+	var se *index.ShipError
+	if head != 0 && (err == nil || errors.As(err, &se)) {
+		// A refused shipment reports its head too: a gateway stuck on a
+		// fork shows a lag that grows.
+		if rerr := h.ix.ReportHead(r.Context(), gw, head); rerr != nil {
+			err = rerr
+		}
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, Shipped{Next: pos.Next})
+}
+
+// logHead reads the log head a shipment carries (ship.HeadHeader; 0 when
+// absent).
+func logHead(r *http.Request) (uint64, error) {
+	v := r.Header.Get(ship.HeadHeader)
+	if v == "" {
+		return 0, nil
+	}
+	head, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || head == 0 {
+		return 0, catalog.Invalid("header", "/"+ship.HeadHeader, "%q is not the positive seq of the log's last entry", v)
+	}
+	return head, nil
+}
+
+// LogHead is the body of PUT .../head: the last seq of the gateway's log,
+// reported while it has nothing to ship.
+type LogHead struct {
+	Head uint64 `json:"head"`
+}
+
+func (h *Handlers) head(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	gw := r.PathValue("gateway")
+	if err := AuthorizeGateway(p, gw, "report the audit log head"); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var in LogHead
+	if err := api.DecodeJSON(w, r, 4<<10, &in); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if in.Head == 0 {
+		h.writeError(w, r, catalog.Invalid("request body", "/head", "head must be the positive seq of the log's last entry"))
+		return
+	}
+	if err := h.ix.ReportHead(r.Context(), gw, in.Head); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (h *Handlers) checkpoints(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -303,4 +361,34 @@ func timeParam(s, pointer string) (time.Time, error) {
 		return time.Time{}, catalog.Invalid("query", pointer, "%q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", s)
 	}
 	return t, nil
+}
+
+// ShippingRow is one gateway of GET /v1/audit/shipping: its shipping and
+// whether it falls behind now.
+type ShippingRow struct {
+	index.Shipping
+	Behind bool `json:"behind"`
+}
+
+// shipping lists how far each gateway's shipping has got, scoped as the
+// auditors' queries are (an auditor sees its member's gateways).
+func (h *Handlers) shipping(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	scope, err := AuditScope(p)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	all, err := h.ix.ShippingStatus(r.Context())
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	now := time.Now()
+	out := []ShippingRow{}
+	for _, sh := range all {
+		if scope == "" || index.GatewayMember(sh.Gateway) == scope {
+			out = append(out, ShippingRow{Shipping: sh, Behind: sh.Behind(now)})
+		}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string][]ShippingRow{"items": out})
 }

@@ -66,7 +66,7 @@ func startFederation(t *testing.T, ctx context.Context, issuer string) *federati
 	errc := make(chan error, 1)
 	go func() {
 		errc <- controlplane.Run(ctx, controlplane.Config{
-			DataDir: dir, Listen: "127.0.0.1:0", Seed: "../../examples/federation.json",
+			DataDir: dir, Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Seed: "../../examples/federation.json",
 			Citizen: controlplane.CitizenConfig{Issuer: issuer, ClientID: "lienthong-console"},
 			Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}, func(r controlplane.Ready) { readyc <- r })

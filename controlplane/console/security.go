@@ -157,7 +157,12 @@ type gatewayRow struct {
 	Lagging  bool
 	CertDays int
 	CertSoon bool
-	Audit    *index.Position
+	// Audit says how far the gateway's audit shipping has got ("" without
+	// an index), Reported when it last reported its log head, and
+	// ShippingBehind flags a lag that grows or stands unshipped.
+	Audit          string
+	Reported       string
+	ShippingBehind bool
 }
 
 type gatewaysData struct {
@@ -192,6 +197,16 @@ func (c *Console) gatewaysPage(w http.ResponseWriter, r *http.Request, v *view) 
 	if err != nil {
 		return err
 	}
+	shipping := map[string]index.Shipping{}
+	if c.cfg.Index != nil {
+		all, err := c.cfg.Index.ShippingStatus(cx)
+		if err != nil {
+			return err
+		}
+		for _, sh := range all {
+			shipping[sh.Gateway] = sh
+		}
+	}
 	scope := v.Principal.ReadScope()
 	out := gatewaysData{HasXDS: c.cfg.EnvoyNodes != nil}
 	for _, g := range gws {
@@ -219,10 +234,11 @@ func (c *Console) gatewaysPage(w http.ResponseWriter, r *http.Request, v *view) 
 			l, days := certLevel(*latest, now, false)
 			row.CertDays, row.CertSoon = days, l == "warn"
 		}
-		if c.cfg.Index != nil {
-			if pos, err := c.cfg.Index.Position(cx, g.System); err == nil {
-				row.Audit = &pos
-			}
+		if sh, ok := shipping[g.System]; ok {
+			row.Audit, row.Reported = shippingText(v, sh, now)
+			row.ShippingBehind = sh.Behind(now)
+		} else if c.cfg.Index != nil {
+			row.Audit = fmt.Sprintf(v.T("gateways.shippednohead"), 0, v.T("gateways.never"))
 		}
 		out.Gateways = append(out.Gateways, row)
 	}
@@ -240,6 +256,23 @@ func (c *Console) gatewaysPage(w http.ResponseWriter, r *http.Request, v *view) 
 	}
 	c.render(w, r, v, http.StatusOK, "gateways", out)
 	return nil
+}
+
+// shippingText says how far a gateway's shipping has got at now: "shipped
+// up to N of M (lag K records, last shipment T ago)", and when its shipper
+// last reported the log head.
+func shippingText(v *view, sh index.Shipping, now time.Time) (audit, reported string) {
+	ago := func(t time.Time) string {
+		if t.IsZero() {
+			return v.T("gateways.never")
+		}
+		return fmt.Sprintf(v.T("gateways.ago"), now.Sub(t).Round(time.Second))
+	}
+	if sh.HeadAt.IsZero() {
+		return fmt.Sprintf(v.T("gateways.shippednohead"), sh.Shipped, ago(sh.ShippedAt)), ""
+	}
+	return fmt.Sprintf(v.T("gateways.shipped"), sh.Shipped, sh.Head, sh.Lag, ago(sh.ShippedAt)),
+		fmt.Sprintf(v.T("gateways.reported"), now.Sub(sh.HeadAt).Round(time.Second))
 }
 
 // nodeOf reports whether an Envoy node id belongs to member: node ids name

@@ -39,6 +39,8 @@ const (
 	BundleBuildDuration       = "lienthong_controlplane_bundle_build_duration_seconds"
 	CatalogScrapeErrorsTotal  = "lienthong_controlplane_catalog_scrape_errors_total"
 	ReadyCheck                = "lienthong_controlplane_ready"
+	AuditShippingLag          = "lienthong_audit_shipping_lag_records"
+	AuditShippingReportAge    = "lienthong_audit_shipping_report_age_seconds"
 	defaultCacheFor           = 10 * time.Second
 	unmatchedRoute            = "unmatched"
 	catalogScrapeQueryTimeout = 5 * time.Second
@@ -49,7 +51,7 @@ const (
 func Names() []string {
 	return []string{APIRequestsTotal, APIRequestDuration, AccessRequests, GrantsActive, GrantsExpiring,
 		SystemsAssessmentLapsing, SystemsAssessmentLapsed, CertificatesIssuedTotal, CertificatesRevokedTotal,
-		BundleBuildDuration, CatalogScrapeErrorsTotal, ReadyCheck}
+		BundleBuildDuration, CatalogScrapeErrorsTotal, ReadyCheck, AuditShippingLag, AuditShippingReportAge}
 }
 
 // Windows are the horizons "expiring" and "lapsing" are counted within
@@ -68,10 +70,24 @@ type Sources struct {
 	Store catalog.Store
 	// Ready runs the readiness checks: name → passed.
 	Ready func() map[string]bool
+	// Shipping reads each gateway's audit shipping from the index (nil:
+	// no index, no shipping figures).
+	Shipping func(ctx context.Context) ([]GatewayShipping, error)
 	// Now is the clock (time.Now if nil); CacheFor how long catalog
 	// figures are reused (default 10 s).
 	Now      func() time.Time
 	CacheFor time.Duration
+}
+
+// GatewayShipping is one gateway's audit shipping, as the index knows it.
+type GatewayShipping struct {
+	Gateway string
+	// Lag is how many entries of the gateway's log the index does not hold
+	// yet, as of the gateway's last report.
+	Lag uint64
+	// ReportedAt is when the gateway last reported its log head (zero:
+	// never; such a gateway has no figures).
+	ReportedAt time.Time
 }
 
 // ControlPlane holds the control plane's metrics in their own registry.
@@ -172,10 +188,12 @@ var (
 	issuedDesc   = prometheus.NewDesc(CertificatesIssuedTotal, "Certificates the control plane has issued.", nil, nil)
 	revokedDesc  = prometheus.NewDesc(CertificatesRevokedTotal, "Certificates the control plane has revoked.", nil, nil)
 	readyDesc    = prometheus.NewDesc(ReadyCheck, "Whether one readiness check passes (1) or fails (0), by check.", []string{"check"}, nil)
+	lagDesc      = prometheus.NewDesc(AuditShippingLag, "Audit log entries a gateway holds that the control plane's index does not, as of the gateway's last report, by gateway.", []string{"gateway"}, nil)
+	reportDesc   = prometheus.NewDesc(AuditShippingReportAge, "Seconds since a gateway last reported its audit log head (with a shipment or a heartbeat), by gateway.", []string{"gateway"}, nil)
 )
 
 func (c catalogCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{accessDesc, activeDesc, expiringDesc, lapsingDesc, lapsedDesc, issuedDesc, revokedDesc, readyDesc} {
+	for _, d := range []*prometheus.Desc{accessDesc, activeDesc, expiringDesc, lapsingDesc, lapsedDesc, issuedDesc, revokedDesc, readyDesc, lagDesc, reportDesc} {
 		ch <- d
 	}
 }
@@ -199,7 +217,7 @@ func (c catalogCollector) Collect(ch chan<- prometheus.Metric) {
 // CacheFor. A store that cannot be read leaves the figures out and counts
 // an error, so an alert sees the gap instead of zeros.
 func (m *ControlPlane) catalogMetrics() []prometheus.Metric {
-	if m.src.Store == nil {
+	if m.src.Store == nil && m.src.Shipping == nil {
 		return nil
 	}
 	m.mu.Lock()
@@ -210,7 +228,17 @@ func (m *ControlPlane) catalogMetrics() []prometheus.Metric {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), catalogScrapeQueryTimeout)
 	defer cancel()
-	out, err := Count(ctx, m.src.Store, now)
+	var out []prometheus.Metric
+	var err error
+	if m.src.Store != nil {
+		out, err = Count(ctx, m.src.Store, now)
+	}
+	if err == nil && m.src.Shipping != nil {
+		var sh []prometheus.Metric
+		if sh, err = shippingMetrics(ctx, m.src.Shipping, now); err == nil {
+			out = append(out, sh...)
+		}
+	}
 	if err != nil {
 		m.errors.Inc()
 		return nil
@@ -296,5 +324,23 @@ func Count(ctx context.Context, store catalog.Store, now time.Time) ([]prometheu
 	}
 	out = append(out, prometheus.MustNewConstMetric(issuedDesc, prometheus.CounterValue, float64(len(certs))),
 		prometheus.MustNewConstMetric(revokedDesc, prometheus.CounterValue, float64(revoked)))
+	return out, nil
+}
+
+// shippingMetrics reads each gateway's audit shipping at now. The gateway
+// label is bounded by the gateways registered in the federation.
+func shippingMetrics(ctx context.Context, read func(context.Context) ([]GatewayShipping, error), now time.Time) ([]prometheus.Metric, error) {
+	all, err := read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []prometheus.Metric
+	for _, g := range all {
+		if g.ReportedAt.IsZero() {
+			continue
+		}
+		out = append(out, prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(g.Lag), g.Gateway),
+			prometheus.MustNewConstMetric(reportDesc, prometheus.GaugeValue, max(0, now.Sub(g.ReportedAt).Seconds()), g.Gateway))
+	}
 	return out, nil
 }

@@ -163,3 +163,59 @@ func name(m prometheus.Metric) string {
 	fq, _, _ := strings.Cut(rest, `"`)
 	return fq
 }
+
+// The shipping figures: one lag and one report age per gateway that has
+// reported its log head; a gateway that never reported has neither (its
+// lag is unknown, not zero), and an index that cannot be read leaves the
+// figures out and counts a scrape error.
+func TestShippingFigures(t *testing.T) {
+	now := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	fail := false
+	m := metrics.New(metrics.Sources{Now: func() time.Time { return now }, CacheFor: time.Nanosecond,
+		Shipping: func(context.Context) ([]metrics.GatewayShipping, error) {
+			if fail {
+				return nil, context.DeadlineExceeded
+			}
+			return []metrics.GatewayShipping{
+				{Gateway: "VN:GOV:000.00.00.G01:GW", Lag: 32, ReportedAt: now.Add(-90 * time.Second)},
+				{Gateway: "VN:GOV:000.00.00.G14:GW"},
+			}, nil
+		}})
+	gather := func() map[string]float64 {
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			for _, mt := range mf.GetMetric() {
+				key := mf.GetName()
+				for _, l := range mt.GetLabel() {
+					key += "{" + l.GetValue() + "}"
+				}
+				out[key] = mt.GetGauge().GetValue() + mt.GetCounter().GetValue()
+			}
+		}
+		return out
+	}
+	got := gather()
+	for key, want := range map[string]float64{
+		metrics.AuditShippingLag + "{VN:GOV:000.00.00.G01:GW}":       32,
+		metrics.AuditShippingReportAge + "{VN:GOV:000.00.00.G01:GW}": 90,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+	for key := range got {
+		if strings.Contains(key, "G14") {
+			t.Errorf("%s: a gateway that never reported has figures", key)
+		}
+	}
+	fail = true
+	now = now.Add(time.Second)
+	got = gather()
+	if _, ok := got[metrics.AuditShippingLag+"{VN:GOV:000.00.00.G01:GW}"]; ok || got[metrics.CatalogScrapeErrorsTotal] != 1 {
+		t.Errorf("an unreadable index: lag present %v, scrape errors %v", ok, got[metrics.CatalogScrapeErrorsTotal])
+	}
+}

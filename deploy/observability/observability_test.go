@@ -201,7 +201,8 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"LienthongGatewayConfigurationStale", "LienthongGatewayCertificateExpiring", "LienthongAssessmentLapsingSoon",
-		"LienthongAuditCommitSlow", "LienthongDenialsSpiking", "LienthongFeedLagGrowing"} {
+		"LienthongAuditCommitSlow", "LienthongDenialsSpiking", "LienthongFeedLagGrowing", "LienthongAuditShippingLagGrowing",
+		"LienthongAuditShippingSilent"} {
 		if !seen[want] {
 			t.Errorf("alert %s is missing", want)
 		}

@@ -1,0 +1,140 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Shipping is how far a gateway's shipping has got: the last seq the index
+// holds against the last seq the gateway's log holds, as its shipper
+// reports it with each shipment and in a heartbeat while idle. The index
+// alone knows only the first; without the second a gateway that stopped
+// shipping looks the same as one with nothing to ship.
+type Shipping struct {
+	Gateway string `json:"gateway"`
+	// Shipped is the last seq the index holds (0: none).
+	Shipped uint64 `json:"shipped"`
+	// Head is the last seq the gateway's log held when it last reported
+	// (0 with a zero HeadAt: it never reported).
+	Head   uint64    `json:"head"`
+	HeadAt time.Time `json:"headAt,omitzero"`
+	// ShippedAt is when the index last accepted new entries.
+	ShippedAt time.Time `json:"shippedAt,omitzero"`
+	// Lag is Head minus Shipped, in entries (0 when the index holds the
+	// head or more: the log may have grown since it reported).
+	Lag uint64 `json:"lag"`
+	// GrowingSince is when the lag began to grow without shrinking since,
+	// report after report (zero while it shrinks or is nil).
+	GrowingSince time.Time `json:"growingSince,omitzero"`
+}
+
+// How long a lag may grow, or stand without a shipment, before a gateway is
+// flagged as falling behind. A shipper reports its head at least every
+// HeartbeatEvery (audit/ship's default is 10 s), so a minute is several
+// reports, past the bursts a shipper catches up with.
+const (
+	ShippingGrowingAfter = time.Minute
+	ShippingStalledAfter = time.Minute
+)
+
+// Growing reports whether the lag has grown, report after report, for
+// ShippingGrowingAfter or more at now.
+func (s Shipping) Growing(now time.Time) bool {
+	return !s.GrowingSince.IsZero() && now.Sub(s.GrowingSince) >= ShippingGrowingAfter
+}
+
+// Stalled reports whether entries wait (a lag) while nothing was shipped
+// for ShippingStalledAfter or more at now.
+func (s Shipping) Stalled(now time.Time) bool {
+	return s.Lag > 0 && (s.ShippedAt.IsZero() || now.Sub(s.ShippedAt) >= ShippingStalledAfter)
+}
+
+// Behind reports whether the gateway falls behind at now: its lag grows or
+// stands while nothing is shipped.
+func (s Shipping) Behind(now time.Time) bool { return s.Growing(now) || s.Stalled(now) }
+
+// ReportHead records the last seq of the gateway's log, as its shipper
+// reports it, and follows the lag: growing since the first report that
+// found it larger than the one before, until a report finds it smaller or
+// nil. A head below what the index holds (a report that raced a shipment)
+// is a lag of zero.
+func (s *SQLStore) ReportHead(ctx context.Context, gateway string, head uint64) error {
+	now := micros(s.now())
+	return s.update(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_gateways (gateway, next_seq, head, verified_seq)
+			VALUES ($1, 1, '', 0) ON CONFLICT (gateway) DO NOTHING`, gateway); err != nil {
+			return fmt.Errorf("audit index: gateway %s: %w", gateway, err)
+		}
+		q := `SELECT next_seq, lag, growing_since FROM audit_gateways WHERE gateway = $1`
+		if s.pg {
+			q += " FOR UPDATE"
+		}
+		var next, prev, since int64
+		if err := tx.QueryRowContext(ctx, q, gateway).Scan(&next, &prev, &since); err != nil {
+			return fmt.Errorf("audit index: shipping of %s: %w", gateway, err)
+		}
+		lag := lagOf(head, uint64(next-1))
+		switch {
+		case lag == 0 || lag < uint64(prev):
+			since = 0
+		case lag > uint64(prev) && since == 0:
+			since = now
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET log_head = $2, head_at = $3, lag = $4, growing_since = $5
+			WHERE gateway = $1`, gateway, int64(head), now, int64(lag), since); err != nil {
+			return fmt.Errorf("audit index: shipping of %s: %w", gateway, err)
+		}
+		return nil
+	})
+}
+
+func lagOf(head, shipped uint64) uint64 {
+	if head <= shipped {
+		return 0
+	}
+	return head - shipped
+}
+
+// ShippingStatus lists every gateway's shipping, by gateway id.
+func (s *SQLStore) ShippingStatus(ctx context.Context) ([]Shipping, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT gateway, next_seq, log_head, head_at, shipped_at, growing_since
+		FROM audit_gateways ORDER BY gateway`)
+	if err != nil {
+		return nil, fmt.Errorf("audit index: shipping: %w", err)
+	}
+	defer rows.Close()
+	out := []Shipping{}
+	for rows.Next() {
+		var sh Shipping
+		var next, head, headAt, shippedAt, since int64
+		if err := rows.Scan(&sh.Gateway, &next, &head, &headAt, &shippedAt, &since); err != nil {
+			return nil, fmt.Errorf("audit index: shipping: %w", err)
+		}
+		sh.Shipped, sh.Head = uint64(next-1), uint64(head)
+		sh.HeadAt, sh.ShippedAt, sh.GrowingSince = orZero(headAt), orZero(shippedAt), orZero(since)
+		sh.Lag = lagOf(sh.Head, sh.Shipped)
+		if sh.Lag == 0 {
+			sh.GrowingSince = time.Time{} // shipping caught up since the report
+		}
+		out = append(out, sh)
+	}
+	return out, rows.Err()
+}
+
+// orZero reads a stored time where 0 means never.
+func orZero(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return fromMicros(v)
+}
+
+// markShipped notes that the index accepted new entries of the gateway now.
+func (s *SQLStore) markShipped(ctx context.Context, tx *sql.Tx, gateway string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET shipped_at = $2 WHERE gateway = $1`, gateway, micros(s.now())); err != nil {
+		return fmt.Errorf("audit index: gateway %s: %w", gateway, err)
+	}
+	return nil
+}
