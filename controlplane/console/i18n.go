@@ -168,7 +168,7 @@ var labels = map[string][2]string{
 	"security.notafter":      {"Hết hạn lúc", "Expires"},
 
 	"gateways.title":         {"Cổng kết nối", "Gateways"},
-	"gateways.help":          {"Phiên bản cấu hình (kèm chính sách) đã gửi cho mỗi cổng và phiên bản cổng xác nhận đang giữ, lần kéo cuối, độ cũ và hạn chứng thư. Cổng tụt hậu được đánh dấu.", "The configuration (with its policy) each gateway was sent and the revision it acknowledges holding, its last pull, staleness and certificate expiry. Laggards are flagged."},
+	"gateways.help":          {"Phiên bản cấu hình (kèm chính sách) đã gửi cho mỗi cổng và phiên bản cổng xác nhận đang giữ, lần kéo cuối, độ cũ, hạn chứng thư và tiến độ gửi nhật ký kiểm toán về chỉ mục. Cổng tụt hậu được đánh dấu.", "The configuration (with its policy) each gateway was sent and the revision it acknowledges holding, its last pull, staleness, certificate expiry and how far its audit log has reached the index. Laggards are flagged."},
 	"gateways.member":        {"Cơ quan / cổng", "Member / gateway"},
 	"gateways.address":       {"Địa chỉ", "Address"},
 	"gateways.sent":          {"Đã gửi", "Sent"},
