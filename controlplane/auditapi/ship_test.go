@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/audit/index/indextest"
 	"github.com/lienthong/lienthong/audit/ship"
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auditapi"
@@ -101,5 +104,93 @@ func TestRealShipperAgainstTheIndex(t *testing.T) {
 	}
 	if err := f.token(catalog.RoleAuditor, vss).Do(ctx, "GET", "/v1/audit/gateways/"+gwMPS+"/checkpoints", nil, &raw); err == nil {
 		t.Fatal("another member's auditor read the checkpoints")
+	}
+}
+
+// The log head a gateway reports, through the routes as the OpenAPI
+// document describes them: with a shipment (header) and in a heartbeat.
+// The lag is what the index lacks of the reported log; a member's auditor
+// sees its own gateways' shipping only; a head that is not a positive seq
+// is refused with a problem naming where, and one gateway's token cannot
+// report for another.
+func TestLogHeadAndShippingStatus(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	gwToken, err := f.admin.CreateToken(ctx, client.NewToken{Name: "mps gateway", Role: catalog.RoleMemberAdmin, Member: mps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := *f.srv.Client()
+	hc.Transport = newDocumented(t, f.srv.URL, hc.Transport)
+	gw := ship.NewClient(&hc, f.srv.URL, gwMPS, gwToken.Token)
+	l := indextest.New(t, gwMPS)
+	for i := 0; i < 6; i++ {
+		l.Record(indextest.Outcome(fmt.Sprintf("x-%d", i), insurance, population, f.key.Subject(alice), time.Now().UTC()))
+	}
+	if err := gw.PutKey(ctx, l.Public()); err != nil {
+		t.Fatal(err)
+	}
+	// Four of the seven entries shipped, the log's head (seq 7) reported.
+	if _, err := gw.PostEntries(ctx, l.Lines[:4], uint64(len(l.Lines))); err != nil {
+		t.Fatal(err)
+	}
+	rows := func(c *client.Client) []auditapi.ShippingRow {
+		t.Helper()
+		var out struct{ Items []auditapi.ShippingRow }
+		if err := c.Do(ctx, "GET", "/v1/audit/shipping", nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Items
+	}
+	auditor := f.token(catalog.RoleAuditor, mps)
+	got := rows(auditor)
+	if len(got) != 1 || got[0].Gateway != gwMPS || got[0].Shipped != 4 || got[0].Head != 7 || got[0].Lag != 3 || got[0].HeadAt.IsZero() {
+		t.Fatalf("after a shipment with its head: %+v", got)
+	}
+	if other := rows(f.token(catalog.RoleAuditor, vss)); len(other) != 0 {
+		t.Fatalf("another member's auditor sees %+v", other)
+	}
+	// The rest shipped without a head, then a heartbeat: caught up.
+	if _, err := gw.PostEntries(ctx, l.Lines[4:], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.PutHead(ctx, uint64(len(l.Lines))); err != nil {
+		t.Fatal(err)
+	}
+	if got := rows(auditor); len(got) != 1 || got[0].Shipped != 7 || got[0].Lag != 0 || got[0].Behind {
+		t.Fatalf("after a heartbeat at the head: %+v", got)
+	}
+
+	// Past the document (which says minimum 1), as a broken gateway would send it.
+	raw := client.NewWithHTTP(f.srv.URL, gwToken.Token, f.srv.Client())
+	if err := raw.Do(ctx, "PUT", "/v1/audit/gateways/"+gwMPS+"/head", map[string]uint64{"head": 0}, nil); err == nil {
+		t.Fatal("a head of 0 was taken")
+	} else if p := wantProblem(t, err, 400, "invalid-input"); !strings.Contains(p.Detail+fmt.Sprint(p.Errors), "/head") {
+		t.Fatalf("the problem does not name /head: %+v", p)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", f.srv.URL+"/v1/audit/gateways/"+gwMPS+"/entries", strings.NewReader(`{"entries":[]}`))
+	req.Header.Set("Authorization", "Bearer "+gwToken.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ship.HeadHeader, "seven")
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), ship.HeadHeader) {
+		t.Fatalf("a shipment with head %q: %d %s", "seven", resp.StatusCode, body)
+	}
+	if err := gw.PutHead(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	vssToken, err := f.admin.CreateToken(ctx, client.NewToken{Name: "vss gateway", Role: catalog.RoleMemberAdmin, Member: vss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.client(vssToken.Token).Do(ctx, "PUT", "/v1/audit/gateways/"+gwMPS+"/head", map[string]uint64{"head": 100}, nil)
+	wantProblem(t, err, 403, "")
+	if got := rows(auditor); got[0].Head != 9 {
+		t.Fatalf("another member's token moved the head: %+v", got)
 	}
 }
