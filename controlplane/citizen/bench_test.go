@@ -83,7 +83,11 @@ func TestBenchAuditTrackerPostgres(t *testing.T) {
 	total := benchTotal(t)
 	dsn := os.Getenv("LIENTHONG_POSTGRES_DSN")
 	if dsn == "" {
-		t.Skip("PostgreSQL not available: set LIENTHONG_POSTGRES_DSN (scripts/postgres.sh start prints one)")
+		const msg = "PostgreSQL not available: set LIENTHONG_POSTGRES_DSN (scripts/postgres.sh start prints one)"
+		if os.Getenv("LIENTHONG_REQUIRE_SERVICES") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	ctx := context.Background()
 	admin, err := sql.Open("pgx", dsn)
