@@ -251,7 +251,9 @@ func TestEnvoyExchangeIsOneConnectedTrace(t *testing.T) {
 			h := http.Header{}
 			tracing.Inject(rctx, h)
 			sent := map[string]string{":authority": "edge.vss", ":method": method, ":path": path, ":scheme": "https",
-				"x-lt-purpose": purpose, "traceparent": h.Get("traceparent"), "baggage": "citizen=" + citizenID}
+				"x-lt-purpose": purpose, "traceparent": h.Get("traceparent"),
+				// Free text a caller attaches: never kept, never passed on.
+				"baggage": "citizen=" + citizenID, "tracestate": "lt=" + citizenID}
 			if body != nil {
 				sent["content-type"], sent["content-length"] = "application/json", strconv.Itoa(len(body))
 			}
@@ -266,8 +268,10 @@ func TestEnvoyExchangeIsOneConnectedTrace(t *testing.T) {
 				}},
 				ContextExtensions: ext,
 			}}, sent)
-			if _, ok := sent["baggage"]; ok {
-				t.Error("the outbound Check let the caller's baggage go on to the provider")
+			for _, k := range []string{"baggage", "tracestate"} {
+				if _, ok := sent[k]; ok {
+					t.Errorf("the outbound Check let the caller's %s go on to the provider", k)
+				}
 			}
 			cons.route(sent)
 
@@ -442,12 +446,52 @@ func TestEnvoyExchangeIsOneConnectedTrace(t *testing.T) {
 			assertNoSubjectData(t, f, exp.GetSpans(), headers, exchangeID, final.body, claims)
 		})
 	}
+
+	// An exchange whose answer never comes whole (Envoy cuts the ext_proc
+	// stream after the response headers) still ends its spans, the
+	// stream's with the outcome recorded for it.
+	t.Run("a stream cut before the answer", func(t *testing.T) {
+		exp.Reset()
+		ctx, root := tp.Tracer("peer").Start(context.Background(), "peer gateway forwards")
+		h := http.Header{}
+		tracing.Inject(ctx, h)
+		headers := exchangeHeaders(insurance, "trace-cut-1")
+		headers["traceparent"] = h.Get("traceparent")
+		check, err := ef.auth.Check(ctx, checkRequest(ef, recordPath+citizenID, headers))
+		if err != nil || check.GetOkResponse() == nil {
+			t.Fatalf("Check: %v %v", err, check)
+		}
+		cutStream(t, ef, check)
+		root.End()
+		var spans map[string]tracetest.SpanStub
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if spans = spansByKey(exp); len(spans) >= 4 {
+				break
+			}
+		}
+		proc, ok := spans["lienthong.envoy.process/provider"]
+		if !ok {
+			t.Fatalf("no ext_proc span (got %v)", keysOf(spans))
+		}
+		for _, name := range []string{"lienthong.envoy.check/provider", "lienthong.envoy.backend/provider", "lienthong.envoy.process/provider"} {
+			if s, ok := spans[name]; !ok || s.SpanContext.TraceID() != root.SpanContext().TraceID() {
+				t.Errorf("%s missing or in another trace (got %v)", name, keysOf(spans))
+			}
+		}
+		attrs := map[string]string{}
+		for _, a := range proc.Attributes {
+			attrs[string(a.Key)] = a.Value.Emit()
+		}
+		if attrs[string(tracing.KeyOutcome)] != "backend_error" || attrs[string(tracing.KeyStatus)] != "502" || attrs[string(tracing.KeyExchangeID)] != "trace-cut-1" {
+			t.Errorf("the cut stream's span says %v, want the exchange's backend_error, 502", attrs)
+		}
+	})
 }
 
 // assertNoSubjectData fails when a span (name, status, attribute keys and
-// values, events) or a header value a door set holds a value of the
-// record (granted or not), the personal id, its audit subject, a value
-// answered, or a claimed value.
+// values, events, a gateway span's tracestate) or a header value a door
+// set holds a value of the record (granted or not), the personal id, its
+// audit subject, a value answered, or a claimed value.
 func assertNoSubjectData(t *testing.T, f *federation, spans tracetest.SpanStubs, headers []string, exchangeID string, answered []byte, claims []byte) {
 	t.Helper()
 	var forbidden []string
@@ -478,6 +522,10 @@ func assertNoSubjectData(t *testing.T, f *federation, spans tracetest.SpanStubs,
 	texts := headers
 	for _, s := range spans {
 		texts = append(texts, s.Name, s.Status.Description)
+		if strings.HasPrefix(s.Name, "lienthong.") {
+			// The fake Envoy keeps the caller's tracestate; a gateway never.
+			texts = append(texts, s.SpanContext.TraceState().String(), s.Parent.TraceState().String())
+		}
 		for _, a := range s.Attributes {
 			texts = append(texts, string(a.Key), a.Value.Emit())
 		}

@@ -75,8 +75,12 @@ type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	extprocv3.UnimplementedExternalProcessorServer
 
-	cfg     Config
-	tracer  trace.Tracer
+	cfg    Config
+	tracer trace.Tracer
+	// traced is false when the tracer records nothing: the doors then
+	// skip every tracing step (the request's trace context passes Envoy
+	// as the caller sent it).
+	traced  bool
 	mu      sync.Mutex
 	waiting map[string]*waiting
 	closed  bool
@@ -124,11 +128,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	tracer := cfg.Tracer
-	if tracer == nil {
-		tracer = noop.NewTracerProvider().Tracer("")
+	tracer, traced := cfg.Tracer, cfg.Tracer != nil
+	if _, off := tracer.(noop.Tracer); off || !traced {
+		tracer, traced = noop.NewTracerProvider().Tracer(""), false
 	}
-	return &Server{cfg: cfg, tracer: tracer, waiting: map[string]*waiting{}, peers: map[string]peerEntry{}}, nil
+	return &Server{cfg: cfg, tracer: tracer, traced: traced, waiting: map[string]*waiting{}, peers: map[string]peerEntry{}}, nil
 }
 
 // GRPCServer returns a gRPC server over tlsConfig (which must require and

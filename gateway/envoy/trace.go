@@ -47,15 +47,17 @@ const (
 //  3. fallback, the span the door started for the exchange at Check (an
 //     ext_proc stream at the response has no request headers).
 //
-// Envoy is the only peer these doors admit, so the metadata is its word;
-// either way the trace context is ids and flags only.
+// Envoy is the only peer these doors admit, so the metadata is its word.
+// Only traceparent is read, ids and flags: a tracestate is free text a
+// caller could fill with anything, so it is neither kept in the gateway's
+// spans nor passed on.
 func parentContext(ctx context.Context, headers map[string]string, fallback trace.SpanContext) context.Context {
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if c, ok := extract(ctx, first(md.Get(headerTraceparent)), first(md.Get(headerTracestate))); ok {
+		if c, ok := extract(ctx, first(md.Get(headerTraceparent))); ok {
 			return c
 		}
 	}
-	if c, ok := extract(ctx, headers[headerTraceparent], headers[headerTracestate]); ok {
+	if c, ok := extract(ctx, headers[headerTraceparent]); ok {
 		return c
 	}
 	if fallback.IsValid() {
@@ -64,17 +66,14 @@ func parentContext(ctx context.Context, headers map[string]string, fallback trac
 	return ctx
 }
 
-// extract reads a W3C trace context; ok is false when traceparent is
-// absent or not valid.
-func extract(ctx context.Context, traceparent, tracestate string) (context.Context, bool) {
+// extract reads a W3C traceparent; ok is false when it is absent or not
+// valid.
+func extract(ctx context.Context, traceparent string) (context.Context, bool) {
 	if traceparent == "" {
 		return ctx, false
 	}
 	h := http.Header{}
 	h.Set(headerTraceparent, traceparent)
-	if tracestate != "" {
-		h.Set(headerTracestate, tracestate)
-	}
 	c := tracing.Extract(ctx, h)
 	return c, trace.SpanContextFromContext(c).IsValid()
 }
@@ -140,6 +139,9 @@ func noteOutcome(span trace.Span, exchangeID string, status int, kind string) {
 // verification on the provider side goes nowhere (the gateway answers it
 // at ext_proc): no span, no header.
 func (s *Server) startUpstream(ctx context.Context, x *exchange.Exchange) (span trace.Span, set []exchange.Field, remove []string) {
+	if !s.traced {
+		return nil, nil, nil
+	}
 	rec := x.Record()
 	trace.SpanFromContext(ctx).SetAttributes(tracing.KeyExchangeID.String(x.ID()), tracing.KeyOutcome.String(exchange.OutcomeAllowed))
 	name := spanForward
@@ -156,18 +158,12 @@ func (s *Server) startUpstream(ctx context.Context, x *exchange.Exchange) (span 
 	tracing.Inject(trace.ContextWithSpan(ctx, span), h)
 	tp := h.Get(headerTraceparent)
 	if tp == "" {
-		// Tracing is off and no trace came in: the request goes on as the
-		// caller sent it.
+		// A span that names no trace (cannot happen with the SDK's
+		// tracer): the request goes on as the caller sent it.
 		return span, nil, nil
 	}
-	set = append(set, exchange.Field{Name: headerTraceparent, Value: tp})
-	// A tracestate goes with its own traceparent or not at all.
-	if ts := h.Get(headerTracestate); ts != "" {
-		set = append(set, exchange.Field{Name: headerTracestate, Value: ts})
-	} else {
-		remove = append(remove, headerTracestate)
-	}
-	return span, set, remove
+	// The caller's tracestate does not go on (see parentContext).
+	return span, []exchange.Field{{Name: headerTraceparent, Value: tp}}, []string{headerTracestate}
 }
 
 // endUpstream ends an upstream span: the answer came back to Process, or
@@ -185,6 +181,9 @@ func endUpstream(span trace.Span, err string) {
 // beginProcess starts the span of an ext_proc stream once its first message
 // named the exchange (w nil: it named none), from when the stream opened.
 func (p *processing) beginProcess(in *extprocv3.ProcessingRequest, w *waiting) {
+	if !p.s.traced {
+		return
+	}
 	var fallback trace.SpanContext
 	side, mode := "", ""
 	if w != nil {
@@ -200,8 +199,8 @@ func (p *processing) beginProcess(in *extprocv3.ProcessingRequest, w *waiting) {
 	if rh := in.GetRequestHeaders(); rh != nil {
 		headers = map[string]string{}
 		for _, hv := range rh.GetHeaders().GetHeaders() {
-			if k := strings.ToLower(hv.GetKey()); k == headerTraceparent || k == headerTracestate {
-				headers[k] = headerValue(hv)
+			if strings.EqualFold(hv.GetKey(), headerTraceparent) {
+				headers[headerTraceparent] = headerValue(hv)
 			}
 		}
 	}
