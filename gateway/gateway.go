@@ -373,6 +373,7 @@ func (g *Gateway) EnvoyDoors() (*envoydoor.Server, error) {
 		Wait:             g.cfg.Timeout.Duration,
 		Streamed:         g.cfg.Envoy.Streamed,
 		Log:              g.log,
+		Tracer:           g.tracer,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.opentelemetry.io/otel/trace"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -26,6 +27,11 @@ import (
 // identityHeaders name a caller; they never reach the backend (the route
 // table removes them too). The caller is its TLS peer certificate.
 var identityHeaders = []string{"x-lt-consumer", "x-road-client", "x-road-userid", "x-forwarded-client-cert"}
+
+// inboundRemoved are the headers an allowed inbound Check removes: the
+// identity headers, and W3C baggage, which could carry anything a caller
+// put in it (only the trace context is propagated, as natively).
+var inboundRemoved = append(slices.Clip(identityHeaders), "baggage")
 
 // partialBodyHeader is the header Envoy's ext_authz adds when it sent only
 // the first max_request_bytes of a longer body.
@@ -47,13 +53,26 @@ var headerLimits = func() map[string]int {
 // decision as dynamic metadata for Process, or with the refusal's status
 // and problem JSON. The caller is the TLS peer certificate Envoy forwards
 // (include_peer_certificate), never a header.
+//
+// Its span continues the trace Envoy hands over (trace.go), and an allowed
+// Check has Envoy set the traceparent of the request it sends on.
 func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	if err := s.fromEnvoy(ctx); err != nil {
 		return nil, err
 	}
+	if s.traced {
+		var span trace.Span
+		ctx, span = s.startCheck(ctx, in)
+		defer span.End()
+	}
+	return s.check(ctx, in), nil
+}
+
+// check is Check's work; ctx holds its span.
+func (s *Server) check(ctx context.Context, in *authv3.CheckRequest) *authv3.CheckResponse {
 	httpReq := in.GetAttributes().GetRequest().GetHttp()
 	if httpReq == nil {
-		return denied(problemRefusal(problem.New(http.StatusBadRequest, "invalid-input", "the check names no HTTP request"))), nil
+		return refused(ctx, problemRefusal(problem.New(http.StatusBadRequest, "invalid-input", "the check names no HTTP request")))
 	}
 	headers := httpReq.GetHeaders()
 	values := func(name string) []string {
@@ -64,15 +83,16 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 	}
 	u, err := url.ParseRequestURI(httpReq.GetPath())
 	if err != nil {
-		return denied(problemRefusal(problem.New(http.StatusBadRequest, "invalid-path", "the path could not be read"))), nil
+		return refused(ctx, problemRefusal(problem.New(http.StatusBadRequest, "invalid-path", "the path could not be read")))
 	}
 	if p := httpguard.Check(httpReq.GetMethod(), u.Path, values, headerLimits); p != nil {
-		return denied(problemRefusal(p)), nil
+		return refused(ctx, problemRefusal(p))
 	}
 	req, ok := s.request(in, httpReq.GetMethod(), u, headers)
 	if !ok {
-		return denied(problemRefusal(problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path}"))), nil
+		return refused(ctx, problemRefusal(problem.New(http.StatusNotFound, "not-found", "use GET /r/{provider}/{dataset}/{path}")))
 	}
+	trace.SpanFromContext(ctx).SetAttributes(modeAttr(req.Mode))
 	outbound := in.GetAttributes().GetContextExtensions()["door"] == "outbound"
 	var x *exchange.Exchange
 	var ref *exchange.Refusal
@@ -86,31 +106,39 @@ func (s *Server) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.Ch
 			body = []byte(httpReq.GetBody())
 		}
 		if int64(len(body)) > s.cfg.MaxRequestBytes || headers[partialBodyHeader] == "true" {
-			return denied(s.tooLarge(ctx, req, outbound)), nil
+			return refused(ctx, s.tooLarge(ctx, req, outbound))
 		}
 		req.Body = body
 	}
 	switch {
 	case outbound:
-		return s.checkOutbound(ctx, req), nil
+		return s.checkOutbound(ctx, req)
 	case req.Mode == catalog.ModeVerify:
 		x, ref = s.cfg.Core.BeginVerify(ctx, req)
 	default:
 		x, ref = s.cfg.Core.BeginQuery(ctx, req)
 	}
 	if ref != nil {
-		return denied(ref), nil
+		return refused(ctx, ref)
 	}
-	handle, ok := s.hold(x)
+	up, set, remove := s.startUpstream(ctx, x)
+	handle, ok := s.hold(x, trace.SpanContextFromContext(ctx), up)
 	if !ok {
-		return denied(s.cfg.Core.Abandon(ctx, x, false)), nil
+		endUpstream(up, "the gateway is closing")
+		return refused(ctx, s.cfg.Core.Abandon(ctx, x, false))
 	}
 	meta, err := handoverOf(handle, x).Struct()
 	if err != nil {
-		s.take(handle)
-		return denied(s.cfg.Core.Refuse(ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the decision could not be handed over")), nil
+		s.drop(handle)
+		return refused(ctx, s.cfg.Core.Refuse(ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the decision could not be handed over"))
 	}
-	return allowed(&authv3.OkHttpResponse{HeadersToRemove: identityHeaders}, meta), nil
+	answer := &authv3.OkHttpResponse{HeadersToRemove: inboundRemoved}
+	if len(set) > 0 {
+		// The backend continues the trace from the gateway's span.
+		answer.Headers = authzHeaders(set)
+		answer.HeadersToRemove = append(slices.Clip(inboundRemoved), remove...)
+	}
+	return allowed(answer, meta)
 }
 
 // allowed is an allowing CheckResponse.
@@ -138,7 +166,7 @@ func (s *Server) tooLarge(ctx context.Context, req exchange.Request, outbound bo
 
 // relayRemoved are the caller's identity headers an outbound Check removes;
 // the exchange headers are set (overwritten) instead.
-var relayRemoved = []string{"x-road-client", "x-road-userid", "x-forwarded-client-cert"}
+var relayRemoved = []string{"x-road-client", "x-road-userid", "x-forwarded-client-cert", "baggage"}
 
 // checkOutbound is the consumer side's ext_authz door, on the edge's
 // outbound listener: the member's own system calling is admitted as the
@@ -152,22 +180,24 @@ func (s *Server) checkOutbound(ctx context.Context, req exchange.Request) *authv
 	req.Consumer, req.ExchangeID = "", "" // named by the certificate; a new id
 	x, ref := s.cfg.Core.AdmitCaller(ctx, req)
 	if ref != nil {
-		return denied(ref)
+		return refused(ctx, ref)
 	}
 	if _, ref := s.cfg.Core.RelayTarget(ctx, x); ref != nil {
-		return denied(ref)
+		return refused(ctx, ref)
 	}
 	if ref := s.cfg.Core.WriteIntent(ctx, x, nil); ref != nil {
-		return denied(ref)
+		return refused(ctx, ref)
 	}
-	handle, ok := s.hold(x)
+	up, traceSet, traceRemove := s.startUpstream(ctx, x)
+	handle, ok := s.hold(x, trace.SpanContextFromContext(ctx), up)
 	if !ok {
-		return denied(s.cfg.Core.Abandon(ctx, x, false))
+		endUpstream(up, "the gateway is closing")
+		return refused(ctx, s.cfg.Core.Abandon(ctx, x, false))
 	}
 	meta, err := handoverOf(handle, x).Struct()
 	if err != nil {
-		s.take(handle)
-		return denied(s.cfg.Core.Refuse(ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the exchange could not be handed over"))
+		s.drop(handle)
+		return refused(ctx, s.cfg.Core.Refuse(ctx, x, http.StatusInternalServerError, exchange.KindInternal, "the exchange could not be handed over"))
 	}
 	// Only these exchange headers are the gateway's word; identity headers
 	// the caller sent are overwritten or removed.
@@ -176,7 +206,8 @@ func (s *Server) checkOutbound(ctx context.Context, req exchange.Request) *authv
 		{Name: exchange.HeaderPurpose, Value: req.Purpose},
 		{Name: exchange.HeaderExchangeID, Value: x.ID()},
 	}
-	remove := slices.Clone(relayRemoved)
+	set = append(set, traceSet...)
+	remove := append(slices.Clone(relayRemoved), traceRemove...)
 	if req.Case != "" {
 		set = append(set, exchange.Field{Name: exchange.HeaderCase, Value: req.Case})
 	} else {

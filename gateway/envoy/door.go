@@ -29,6 +29,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -62,6 +64,9 @@ type Config struct {
 	// whole body, which the xDS configuration sets).
 	Streamed bool
 	Log      *slog.Logger
+	// Tracer traces Check and Process under the trace context Envoy hands
+	// over (nil: no tracing; see trace.go).
+	Tracer trace.Tracer
 }
 
 // Server serves envoy.service.auth.v3.Authorization and
@@ -70,7 +75,12 @@ type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	extprocv3.UnimplementedExternalProcessorServer
 
-	cfg     Config
+	cfg    Config
+	tracer trace.Tracer
+	// traced is false when the tracer records nothing: the doors then
+	// skip every tracing step (the request's trace context passes Envoy
+	// as the caller sent it).
+	traced  bool
 	mu      sync.Mutex
 	waiting map[string]*waiting
 	closed  bool
@@ -90,10 +100,14 @@ type leafID struct {
 	id   string
 }
 
-// waiting is an allowed exchange between Check and Process.
+// waiting is an allowed exchange between Check and Process, with the spans
+// its trace goes on from: Check's, and the upstream request's (nil when
+// nothing goes upstream), which ends when the answer reaches Process.
 type waiting struct {
-	x     *exchange.Exchange
-	timer *time.Timer
+	x        *exchange.Exchange
+	timer    *time.Timer
+	check    trace.SpanContext
+	upstream trace.Span
 }
 
 // New checks cfg and returns a Server.
@@ -114,7 +128,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, waiting: map[string]*waiting{}, peers: map[string]peerEntry{}}, nil
+	tracer, traced := cfg.Tracer, cfg.Tracer != nil
+	if _, off := tracer.(noop.Tracer); off || !traced {
+		tracer, traced = noop.NewTracerProvider().Tracer(""), false
+	}
+	return &Server{cfg: cfg, tracer: tracer, traced: traced, waiting: map[string]*waiting{}, peers: map[string]peerEntry{}}, nil
 }
 
 // GRPCServer returns a gRPC server over tlsConfig (which must require and
@@ -136,6 +154,7 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	for _, w := range held {
 		w.timer.Stop()
+		endUpstream(w.upstream, "the gateway closed before the answer came")
 		s.cfg.Core.Abandon(context.Background(), w.x, false)
 	}
 }
@@ -149,19 +168,21 @@ func (s *Server) Waiting() int {
 
 // hold keeps an allowed exchange until Process takes it or its wait ends,
 // and returns the handle that names it in the metadata. It is random, not
-// the exchange id, which the consumer's gateway chose.
-func (s *Server) hold(x *exchange.Exchange) (string, bool) {
+// the exchange id, which the consumer's gateway chose. check and upstream
+// are the exchange's spans (see waiting).
+func (s *Server) hold(x *exchange.Exchange, check trace.SpanContext, upstream trace.Span) (string, bool) {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	handle := hex.EncodeToString(b[:])
-	w := &waiting{x: x}
+	w := &waiting{x: x, check: check, upstream: upstream}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return "", false
 	}
 	w.timer = time.AfterFunc(s.cfg.Wait, func() {
-		if s.take(handle) != nil {
+		if w := s.take(handle); w != nil {
+			endUpstream(w.upstream, "no answer within the wait")
 			s.cfg.Core.Abandon(context.Background(), x, true)
 		}
 	})
@@ -169,9 +190,9 @@ func (s *Server) hold(x *exchange.Exchange) (string, bool) {
 	return handle, true
 }
 
-// take removes and returns the exchange of handle, or nil when there is
-// none (never allowed here, already taken, or its wait ended).
-func (s *Server) take(handle string) *exchange.Exchange {
+// take removes and returns the waiting exchange of handle, or nil when
+// there is none (never allowed here, already taken, or its wait ended).
+func (s *Server) take(handle string) *waiting {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w, ok := s.waiting[handle]
@@ -180,7 +201,15 @@ func (s *Server) take(handle string) *exchange.Exchange {
 	}
 	delete(s.waiting, handle)
 	w.timer.Stop()
-	return w.x
+	return w
+}
+
+// drop forgets a waiting exchange whose handover failed (the caller
+// refuses it): its upstream request is never sent.
+func (s *Server) drop(handle string) {
+	if w := s.take(handle); w != nil {
+		endUpstream(w.upstream, "not handed over")
+	}
 }
 
 // fromEnvoy admits a gRPC call only from the local Envoy: the TLS peer must

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -31,12 +33,15 @@ import (
 // replaces the body and its headers with the core's answer; a refusal
 // becomes an ImmediateResponse with the native door's problem JSON. A stream
 // that ends before the answer is whole records the exchange as abandoned.
+// The stream's span continues the trace Envoy hands over, or the
+// exchange's own from Check (trace.go).
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := stream.Context()
 	if err := s.fromEnvoy(ctx); err != nil {
 		return err
 	}
-	p := &processing{s: s, ctx: ctx}
+	p := &processing{s: s, ctx: ctx, opened: time.Now()}
+	defer p.endProcess()
 	defer p.abandon()
 	for {
 		in, err := stream.Recv()
@@ -50,6 +55,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		if err != nil {
 			return err
 		}
+		p.noteProcess(out)
 		if err := stream.Send(out); err != nil {
 			return err
 		}
@@ -73,6 +79,11 @@ type processing struct {
 	// relayStatus and relayed are a relayed answer's status and headers.
 	relayStatus int
 	relayed     http.Header
+	// opened is when the stream opened; span is the stream's (started at
+	// its first message, see trace.go), noted once it holds the outcome.
+	opened time.Time
+	span   trace.Span
+	noted  bool
 }
 
 // abandon records the outcome of an exchange the stream took but did not
@@ -80,7 +91,11 @@ type processing struct {
 func (p *processing) abandon() {
 	if p.x != nil && !p.done {
 		p.done = true
-		p.s.cfg.Core.Abandon(context.WithoutCancel(p.ctx), p.x, false)
+		ref := p.s.cfg.Core.Abandon(context.WithoutCancel(p.ctx), p.x, false)
+		if p.span != nil && !p.noted {
+			p.noted = true
+			noteOutcome(p.span, p.x.ID(), ref.Status, ref.Kind)
+		}
 	}
 }
 
@@ -96,13 +111,19 @@ func (p *processing) handle(in *extprocv3.ProcessingRequest) (*extprocv3.Process
 	if p.x == nil {
 		h, err := ReadHandover(in.GetMetadataContext().GetFilterMetadata()[Namespace])
 		if err != nil {
+			p.beginProcess(in, nil)
 			return immediate(unknownExchange(err.Error())), nil
 		}
-		x := p.s.take(h.Handle)
-		if x == nil {
+		w := p.s.take(h.Handle)
+		if w == nil {
+			p.beginProcess(in, nil)
 			return immediate(unknownExchange("the exchange is not waiting at this gateway (never allowed, already answered, or its wait ended)")), nil
 		}
+		// The answer is back from upstream: its span ends, the stream's begins.
+		endUpstream(w.upstream, "")
+		x := w.x
 		p.x = x
+		p.beginProcess(in, w)
 		if !handoverOf(h.Handle, x).same(h) {
 			p.done = true
 			p.s.cfg.Log.Error("ext_proc metadata does not match the decision", "exchange", x.ID(), "fault", "handover")
