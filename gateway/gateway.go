@@ -65,6 +65,8 @@ type Gateway struct {
 	metrics    *metrics.Gateway
 	metricsOff bool
 	tracer     trace.Tracer
+	// bound are listeners the caller bound, by door (WithListeners).
+	bound map[string]net.Listener
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -244,12 +246,15 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	var addrs Addrs
 	errc := make(chan error, 3)
 	serve := func(listen string, h http.Handler, name string, plain bool) (string, error) {
-		if listen == "" {
-			return "", nil
-		}
-		ln, err := net.Listen("tcp", listen)
-		if err != nil {
-			return "", fmt.Errorf("%s listener: %w", name, err)
+		ln := g.bound[name]
+		if ln == nil {
+			if listen == "" {
+				return "", nil
+			}
+			var err error
+			if ln, err = net.Listen("tcp", listen); err != nil {
+				return "", fmt.Errorf("%s listener: %w", name, err)
+			}
 		}
 		srv := &http.Server{
 			Handler:           h,

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,11 +21,6 @@ import (
 	"github.com/lienthong/lienthong/catalog/storetest"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 )
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	return listenPort(t)
-}
 
 // upHeadings are the headings `lienthong up` prints above its curl
 // commands, each naming what the command under it shows.
@@ -98,16 +94,13 @@ func (r *upRun) run(t *testing.T, heading string, extra ...string) string {
 func TestUpRunsTheFederation(t *testing.T) {
 	needCurl(t)
 	dir := t.TempDir()
-	kafka := listenPort(t)
-	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
-		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
-		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
-		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
-		"--lgsp-outbound", listenPort(t), "--kafka-listen", kafka,
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	args := upArgs(dir, "--ready-file", ready,
 		// Fewer citizens than make run's 100,000 keep the test short; a
 		// registration every half second keeps the feeds busy.
-		"--citizens", "3000", "--trickle-every", "500ms", "--trickle-max", "60"}
+		"--citizens", "3000", "--trickle-every", "500ms", "--trickle-max", "60")
 	up := startUpRun(t, args)
+	kafka := readUpAddrs(t, ready).kafka
 	if !strings.Contains(strings.Join(up.lines, "\n"), "3000 synthetic citizens (generated on this start)") {
 		t.Errorf("the first start does not say it generated the population database:\n%s", strings.Join(up.lines, "\n"))
 	}
@@ -318,12 +311,7 @@ func TestUpServesPopulationFromPostgres(t *testing.T) {
 	dsn := storetest.FreshPostgresDatabase(t)
 	needCurl(t)
 	dir := t.TempDir()
-	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
-		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
-		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
-		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
-		"--lgsp-outbound", listenPort(t), "--kafka-listen", listenPort(t),
-		"--population-dsn", dsn, "--citizens", "2000", "--trickle-every", "0"}
+	args := upArgs(dir, "--population-dsn", dsn, "--citizens", "2000", "--trickle-every", "0")
 	for i, want := range []string{"2000 synthetic citizens (generated on this start), PostgreSQL table", "2000 synthetic citizens (kept from an earlier start), PostgreSQL table"} {
 		up := startUpRun(t, args)
 		if text := strings.Join(up.lines, "\n"); !strings.Contains(text, want) {
@@ -377,11 +365,8 @@ func TestUpAssessesWhatTheSeedLeftUnassessed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	args := []string{"up", "--data-dir", t.TempDir(), "--seed", filepath.Join(examples, "federation.json"),
-		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
-		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
-		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
-		"--lgsp-outbound", listenPort(t), "--kafka-listen", listenPort(t), "--citizens", "1000", "--trickle-every", "0"}
+	args := slices.Concat([]string{"up", "--data-dir", t.TempDir(), "--seed", filepath.Join(examples, "federation.json")},
+		upFlagsOnPortZero, []string{"--citizens", "1000", "--trickle-every", "0"})
 	up := startUpRun(t, args)
 	if out := up.run(t, "Row-scoped read"); !strings.Contains(out, `"provinceCode":"01"`) {
 		t.Errorf("row-scoped read by the portal assessed at start: %s", out)
