@@ -141,6 +141,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		defer close(cpDone)
 		err := controlplane.Run(cpCtx, controlplane.Config{
 			DataDir: o.dataDir, Listen: o.controlPlane, Seed: o.seed, Log: log, Citizen: citizen,
+			MetricsListen: upMetricsListen,
 		}, func(r controlplane.Ready) { ready <- r })
 		if err != nil {
 			errc <- fmt.Errorf("control plane: %w", err)
@@ -215,9 +216,12 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if kafka != nil {
 		o.kafkaListen = kafka.Brokers[0] // as bound
 	}
+	ops := upOps{controlPlane: cp.MetricsAddress, gateways: map[string]string{}}
 	for _, a := range upAgencies {
 		doors := gateway.WithListeners(listeners.take(a.outbound(o)), listeners.take(a.inbound(o)))
-		if err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack, doors); err != nil {
+		addrs, err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack, doors, gateway.WithMetricsListen(upMetricsListen))
+		ops.gateways[a.member] = addrs.Metrics
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while starting
 			}
@@ -239,7 +243,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	}
 
 	if o.readyFile != "" {
-		if err := writeReadyFile(o.readyFile, readyAddrs(cp.URL, o)); err != nil {
+		if err := writeReadyFile(o.readyFile, readyAddrs(cp.URL, o, ops)); err != nil {
 			return err
 		}
 	}
@@ -250,6 +254,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if err := printUp(out, cp, dir, o, pop, fed, trickle); err != nil {
 		return err
 	}
+	printOps(out, ops)
 	select {
 	case err := <-errc:
 		return err
@@ -276,23 +281,25 @@ func (s *stopStack) stopAll() {
 }
 
 // startGateway runs one agency's gateway from the configuration
-// applyAddresses wrote, and returns once it listens.
-func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack, opts ...gateway.Option) error {
+// applyAddresses wrote, and returns once it listens, with the addresses it
+// serves.
+func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack, opts ...gateway.Option) (gateway.Addrs, error) {
 	cfg, err := gateway.LoadConfig(filepath.Join(dir, member, "gateway.json"))
 	if err != nil {
-		return err
+		return gateway.Addrs{}, err
 	}
 	withFeeds(cfg, kafka)
 	gw, err := gateway.New(ctx, cfg, log.With("gateway", member), opts...)
 	if err != nil {
-		return fmt.Errorf("gateway of %s: %w", member, err)
+		return gateway.Addrs{}, fmt.Errorf("gateway of %s: %w", member, err)
 	}
 	gwCtx, gwStop := context.WithCancel(context.Background())
 	gwReady, gwDone := make(chan struct{}), make(chan struct{})
+	var addrs gateway.Addrs
 	failed := make(chan error, 1)
 	go func() {
 		defer close(gwDone)
-		if err := gw.Run(gwCtx, func(gateway.Addrs) { close(gwReady) }); err != nil {
+		if err := gw.Run(gwCtx, func(a gateway.Addrs) { addrs = a; close(gwReady) }); err != nil {
 			select {
 			case failed <- err:
 			default:
@@ -303,11 +310,11 @@ func startGateway(ctx context.Context, dir, member string, kafka *broker.Config,
 	stack.push(func() { gwStop(); <-gwDone })
 	select {
 	case <-gwReady:
-		return nil
+		return addrs, nil
 	case err := <-failed:
-		return fmt.Errorf("gateway of %s: %w", member, err)
+		return gateway.Addrs{}, fmt.Errorf("gateway of %s: %w", member, err)
 	case <-ctx.Done():
-		return ctx.Err()
+		return gateway.Addrs{}, ctx.Err()
 	}
 }
 

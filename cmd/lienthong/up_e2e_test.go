@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,12 +34,14 @@ var upHeadings = []string{
 // readyIn matches the ready line and the time it took.
 var readyIn = regexp.MustCompile(`^lienthong federation ready in ([0-9.]+)s$`)
 
-// upRun is one start of `lienthong up`: its process and the commands it
-// printed, by heading.
+// upRun is one start of `lienthong up`: its process, the commands it
+// printed, by heading, and the operations listeners it printed after them
+// (readOps).
 type upRun struct {
 	p     *proc
 	curls map[string]string
 	lines []string
+	ops   map[string]string
 }
 
 // startUpRun starts `lienthong up` and reads its output up to the last
@@ -52,8 +56,9 @@ func startUpRun(t *testing.T, args []string) *upRun {
 		t.Fatalf("ready line %q: %v", lines[len(lines)-1], err)
 	}
 	lines = append(lines, p.waitFor("/feeds/"+upProviderSystem+"/population'", 10*time.Second)...)
+	ops := readOps(t, p)
 	p.drain()
-	r := &upRun{p: p, curls: map[string]string{}, lines: lines}
+	r := &upRun{p: p, curls: map[string]string{}, lines: lines, ops: ops}
 	for i, l := range lines {
 		s := strings.TrimSpace(l)
 		if !strings.HasPrefix(s, "curl ") || i == 0 {
@@ -124,6 +129,7 @@ func TestUpRunsTheFederation(t *testing.T) {
 	if out := up.run(t, "Outside the row scope"); !strings.Contains(out, `"status":404`) || strings.Contains(out, `"fullName"`) {
 		t.Errorf("read outside the row scope: %s", out)
 	}
+	checkUpOps(t, up, readUpAddrs(t, ready).ready)
 
 	// Feeds: the printed publish commands are accepted...
 	if out := up.run(t, "Publish a birth registration"); !strings.Contains(out, `"accepted":1`) {
@@ -223,6 +229,51 @@ func TestUpRunsTheFederation(t *testing.T) {
 	}
 	if err := again.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Fatalf("after SIGTERM: %v, want exit status 0", err)
+	}
+}
+
+// checkUpOps checks the operations listeners `up` printed after its
+// commands: one per process it runs, the same as in its ready file, each
+// alive and ready, and the consumer gateway's /metrics (parsed with the
+// Prometheus text parser) counting the reads just made through it.
+func checkUpOps(t *testing.T, up *upRun, ready upReady) {
+	t.Helper()
+	want := map[string]string{"control plane": ready.ControlPlaneMetrics}
+	for member, g := range ready.Gateways {
+		want["gateway "+member] = g.Metrics
+	}
+	for member, addr := range ready.FeedRouterMetrics {
+		want["feed router "+member] = addr
+	}
+	if len(up.ops) != 1+len(upAgencies) || !maps.Equal(up.ops, want) {
+		t.Errorf("printed operations listeners %v; the ready file names %v; want the control plane and %d gateways",
+			up.ops, want, len(upAgencies))
+	}
+	for name, addr := range up.ops {
+		if status, body := opsGet(t, addr, "/healthz"); status != http.StatusOK {
+			t.Errorf("%s /healthz: %d %s", name, status, body)
+		}
+		if status, body := opsGet(t, addr, "/readyz"); status != http.StatusOK {
+			t.Errorf("%s /readyz: %d %s", name, status, body)
+		}
+		scrapeOps(t, addr) // parses
+	}
+	// Social Security's system read three times (allowed, masked, verify)
+	// and was refused religion once; its trickle program reads more.
+	mfs := scrapeOps(t, up.ops["gateway "+upConsumer])
+	of := func(outcome, reason string) float64 {
+		want := map[string]string{"side": "consumer", "consumer": upConsumerSystem, "provider": upProviderSystem, "outcome": outcome}
+		if reason != "" {
+			want["reason"] = reason
+		}
+		n, _ := seriesOf(mfs, "lienthong_gateway_exchanges_total", want)
+		return n
+	}
+	if n := of("allowed", ""); n < 3 {
+		t.Errorf("Social Security's gateway counts %v allowed reads of the population database, want at least 3", n)
+	}
+	if n := of("denied", "access-denied"); n < 1 {
+		t.Errorf("Social Security's gateway counts %v reads refused for access, want at least 1 (religion)", n)
 	}
 }
 

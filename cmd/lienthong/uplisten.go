@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/lienthong/lienthong/internal/durable"
 )
@@ -77,25 +79,65 @@ type upReady struct {
 	// --population-dsn); Kafka the embedded broker ("" without feeds).
 	Backend string `json:"backend,omitempty"`
 	Kafka   string `json:"kafka,omitempty"`
+	// ControlPlaneMetrics is the control plane's operations listener
+	// (/metrics, /healthz, /readyz); FeedRouterMetrics each feed router's,
+	// by the member whose provider system it routes.
+	ControlPlaneMetrics string            `json:"controlPlaneMetrics"`
+	FeedRouterMetrics   map[string]string `json:"feedRouterMetrics,omitempty"`
 }
 
-// upGatewayAddrs are one gateway's doors: where its systems call and where
-// peer gateways call.
+// upGatewayAddrs are one gateway's doors: where its systems call, where
+// peer gateways call, and its operations listener.
 type upGatewayAddrs struct {
 	Outbound string `json:"outbound"`
 	Inbound  string `json:"inbound"`
+	Metrics  string `json:"metrics"`
 }
 
 // readyAddrs collects the addresses in force.
-func readyAddrs(cpURL string, o upOptions) upReady {
-	r := upReady{ControlPlane: cpURL, Gateways: map[string]upGatewayAddrs{}, Kafka: o.kafkaListen}
+func readyAddrs(cpURL string, o upOptions, ops upOps) upReady {
+	r := upReady{ControlPlane: cpURL, Gateways: map[string]upGatewayAddrs{}, Kafka: o.kafkaListen,
+		ControlPlaneMetrics: ops.controlPlane, FeedRouterMetrics: ops.routers}
 	if o.populationDSN == "" {
 		r.Backend = o.backend
 	}
 	for _, a := range upAgencies {
-		r.Gateways[a.member] = upGatewayAddrs{Outbound: a.outbound(o), Inbound: a.inbound(o)}
+		r.Gateways[a.member] = upGatewayAddrs{Outbound: a.outbound(o), Inbound: a.inbound(o), Metrics: ops.gateways[a.member]}
 	}
 	return r
+}
+
+// upMetricsListen is where each process of `up` serves its operations
+// listener: loopback, on a port the system picks (printOps shows it).
+const upMetricsListen = "127.0.0.1:0"
+
+// upOps are the operations listeners of the processes `up` runs: the
+// control plane's, and each gateway's and feed router's by member code.
+type upOps struct {
+	controlPlane      string
+	gateways, routers map[string]string
+}
+
+// printOps shows where Prometheus scrapes each process, after the curl
+// commands.
+func printOps(out io.Writer, ops upOps) {
+	fmt.Fprintln(out, "Metrics, health and readiness of each process (GET /metrics, /healthz, /readyz; alert rules and a dashboard in deploy/observability):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	if ops.controlPlane != "" {
+		fmt.Fprintf(tw, "  control plane\t\thttp://%s/metrics\n", ops.controlPlane)
+	}
+	for _, a := range upAgencies {
+		if addr := ops.gateways[a.member]; addr != "" {
+			fmt.Fprintf(tw, "  gateway\t%s\thttp://%s/metrics\n", a.member, addr)
+		}
+	}
+	for _, a := range upAgencies {
+		if addr := ops.routers[a.member]; addr != "" {
+			fmt.Fprintf(tw, "  feed router\t%s\thttp://%s/metrics\n", a.member, addr)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
 }
 
 // writeReadyFile writes r to path whole (a reader never sees half of it).
