@@ -48,7 +48,7 @@ type Gateway struct {
 	sink    audit.Sink
 	shipper *ship.Shipper // nil with a sink from WithSink
 	// feedRouter is the feed router run in the process (feeds.router).
-	feedRouter *feed.Router
+	feedRouter *feed.ProviderRouter
 	// auditPath is the audit file the gateway opened ("" with WithSink).
 	auditPath string
 	adapters  map[string]adapters.Adapter
@@ -314,11 +314,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	if g.feedRouter != nil {
 		background.Add(1)
-		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }()
-		if !g.metricsOff {
-			background.Add(1)
-			go func() { defer background.Done(); g.reportFeedLag(ctx, feedLagEvery) }()
-		}
+		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }() // and reports its lag
 	}
 	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health, "metrics", addrs.Metrics)
 	if ready != nil {

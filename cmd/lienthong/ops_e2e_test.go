@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,4 +91,100 @@ next:
 		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 	}
 	return sum, n
+}
+
+// routedFeeds are the civil registry's datasets and, for each, the
+// consumers whose feed grants `up` decides.
+var routedFeeds = map[string][]string{
+	"birth-registration": {upProviderSystem, upConsumerSystem},
+	"death-registration": {upProviderSystem, upConsumerSystem},
+}
+
+// waitForLag scrapes a feed router's /metrics until it sets
+// lienthong_feed_consumer_lag_events for every consumer of every dataset
+// in feeds (a router sets it once a committed batch has read the dataset),
+// and fails the test if it does not within the time given or if it sets it
+// for anyone else.
+func waitForLag(t *testing.T, addr string, feeds map[string][]string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		mfs := scrapeOps(t, addr)
+		missing := []string{}
+		want := 0
+		for dataset, consumers := range feeds {
+			for _, c := range consumers {
+				want++
+				if _, n := seriesOf(mfs, "lienthong_feed_consumer_lag_events", map[string]string{"consumer": c, "dataset": dataset}); n != 1 {
+					missing = append(missing, c+" "+dataset)
+				}
+			}
+		}
+		if len(missing) == 0 {
+			if _, n := seriesOf(mfs, "lienthong_feed_consumer_lag_events", nil); n != want {
+				t.Fatalf("%d lag series at %s, want %d (one per subscribed consumer and dataset)", n, addr, want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no lag at %s after %s for %v", addr, within, missing)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// routerMetricsAt matches the line `lienthong feed-router` prints for its
+// operations listener.
+var routerMetricsAt = regexp.MustCompile(`metrics and health at http://(\S+)/metrics`)
+
+// TestFeedRouterReportsLagOnItsMetricsListener runs `lienthong feed-router`
+// alone over the civil registry's datasets of a running federation (`up`,
+// whose trickle publishes a birth and a death registration in turn), with
+// the files its gateway keeps, and scrapes its --metrics-listen: each
+// consumer subscribed to each dataset has its lag, as in a gateway that
+// runs the router, and nobody else has one.
+func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
+	dir, work := filepath.Join(t.TempDir(), "data"), t.TempDir()
+	ready := filepath.Join(work, "ready.json")
+	up := start(t, nil, upArgs(dir, "--citizens", "50", "--trickle-every", "100ms", "--trickle-max", "10",
+		"--log-level", "warn", "--ready-file", ready)...)
+	up.waitFor("lienthong federation ready", 90*time.Second)
+	up.drain()
+	a := readUpAddrs(t, ready)
+
+	gdir := filepath.Join(dir, "federation", upJustice)
+	cfg := map[string]any{
+		"id": "router-standalone", "provider": upJusticeSystem, "kafka": map[string]any{"brokers": []string{a.kafka}},
+		"policy": map[string]string{"bundleFile": filepath.Join(gdir, "state", "policy-bundle.tar.gz"),
+			"verificationKeyFile": filepath.Join(gdir, "state", "verification-key.json")},
+		"maskingKeyFile": filepath.Join(gdir, "masking.key"), "subjectKeyFile": filepath.Join(dir, auditSubjectKeyFile),
+		"auditFile": filepath.Join(work, "feed-audit.jsonl"),
+	}
+	var datasets []map[string]string
+	for dataset := range routedFeeds {
+		datasets = append(datasets, map[string]string{"document": filepath.Join(gdir, dataset+".openapi")})
+	}
+	cfg["datasets"] = datasets
+	raw, _ := json.Marshal(cfg)
+	file := filepath.Join(work, "router.json")
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	router := start(t, nil, "feed-router", "--config", file, "--metrics-listen", "127.0.0.1:0", "--log-level", "warn")
+	lines := router.waitFor("metrics and health at", 30*time.Second)
+	router.drain()
+	m := routerMetricsAt.FindStringSubmatch(lines[len(lines)-1])
+	if m == nil {
+		t.Fatalf("no metrics address in %q", lines[len(lines)-1])
+	}
+	waitForLag(t, m[1], routedFeeds, 30*time.Second)
+	if status, body := opsGet(t, m[1], "/readyz"); status != http.StatusOK {
+		t.Errorf("/readyz: %d %s", status, body)
+	}
+	if err := router.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Errorf("feed-router after SIGTERM: %v, want status 0", err)
+	}
+	if err := up.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Errorf("up after SIGTERM: %v, want status 0", err)
+	}
 }

@@ -228,7 +228,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 			return err
 		}
 	}
-	if err := startFeeds(ctx, admin, dir, filepath.Join(o.dataDir, auditSubjectKeyFile), kafka, log, errc, &stack); err != nil {
+	if err := startFeeds(ctx, admin, dir, filepath.Join(o.dataDir, auditSubjectKeyFile), kafka, log, errc, &stack, &ops); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}

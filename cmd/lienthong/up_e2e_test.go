@@ -158,6 +158,8 @@ func TestUpRunsTheFederation(t *testing.T) {
 			t.Errorf("no event on %s", topic)
 		}
 	}
+	// The civil registry's router, in `up`, reports each subscriber's lag.
+	waitForLag(t, up.ops["feed router "+upJustice], routedFeeds, 20*time.Second)
 	routerAudit := filepath.Join(dir, "federation", upJustice, "feed-audit.jsonl")
 	out, err := exec.Command(binary, "audit", "read", "-o", "json", routerAudit).CombinedOutput()
 	if err != nil {
@@ -245,9 +247,9 @@ func checkUpOps(t *testing.T, up *upRun, ready upReady) {
 	for member, addr := range ready.FeedRouterMetrics {
 		want["feed router "+member] = addr
 	}
-	if len(up.ops) != 1+len(upAgencies) || !maps.Equal(up.ops, want) {
-		t.Errorf("printed operations listeners %v; the ready file names %v; want the control plane and %d gateways",
-			up.ops, want, len(upAgencies))
+	if len(up.ops) != 1+len(upAgencies)+len(upRouters) || !maps.Equal(up.ops, want) {
+		t.Errorf("printed operations listeners %v; the ready file names %v; want the control plane, %d gateways and %d feed routers",
+			up.ops, want, len(upAgencies), len(upRouters))
 	}
 	for name, addr := range up.ops {
 		if status, body := opsGet(t, addr, "/healthz"); status != http.StatusOK {
