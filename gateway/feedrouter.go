@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/exchange"
@@ -36,8 +35,9 @@ type FeedRouterConfig struct {
 }
 
 // newFeedRouter prepares the configured feed router (nil when none); Run
-// runs it in the background and stops it before closing the audit log.
-func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.Router, error) {
+// runs it in the background, with its subscribers' lag in the gateway's
+// metrics, and stops it before closing the audit log.
+func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.ProviderRouter, error) {
 	if g.cfg.Feeds == nil || g.cfg.Feeds.Router == nil {
 		return nil, nil
 	}
@@ -80,8 +80,12 @@ func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.Router, error) {
 	if id == "" {
 		id = "router-" + g.cfg.System
 	}
-	router, err := feed.NewRouter(feed.RouterConfig{ID: id, Core: g.core, Kafka: g.cfg.Feeds.Kafka, Datasets: datasets,
-		Log: g.log.With("component", "feed-router"), MaxBatch: rc.MaxBatch})
+	var lag feed.LagGauge
+	if !g.metricsOff {
+		lag = g.metrics
+	}
+	router, err := feed.NewProviderRouter(feed.ProviderRouterConfig{ID: id, Provider: rc.Provider, Core: g.core, Kafka: g.cfg.Feeds.Kafka,
+		Datasets: datasets, Log: g.log.With("component", "feed-router"), MaxBatch: rc.MaxBatch, Lag: lag})
 	if err != nil {
 		return nil, fmt.Errorf("feeds.router: %w", err)
 	}
@@ -96,38 +100,4 @@ func (g *Gateway) FeedRouterStats() (feed.RouterStats, bool) {
 		return feed.RouterStats{}, false
 	}
 	return g.feedRouter.Stats(), true
-}
-
-// feedLagEvery is how often the gateway sets its feed subscribers' lag.
-const feedLagEvery = time.Second
-
-// reportFeedLag sets each feed subscriber's lag (the metric
-// lienthong_feed_consumer_lag_events) every interval until ctx ends.
-func (g *Gateway) reportFeedLag(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			g.noteFeedLag()
-		}
-	}
-}
-
-// noteFeedLag sets, for each consumer subscribed to a routed dataset at the
-// configuration in force, the router's backlog of that dataset. A stale
-// configuration leaves the last values (the staleness metric says why).
-func (g *Gateway) noteFeedLag() {
-	b, ref := g.core.BeginFeedBatch()
-	if ref != nil {
-		return
-	}
-	provider := g.cfg.Feeds.Router.Provider
-	for dataset, n := range g.feedRouter.Backlog() {
-		for _, s := range b.Subscribers(provider, dataset) {
-			g.metrics.SetFeedLag(s.Consumer, dataset, n)
-		}
-	}
 }

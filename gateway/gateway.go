@@ -48,7 +48,7 @@ type Gateway struct {
 	sink    audit.Sink
 	shipper *ship.Shipper // nil with a sink from WithSink
 	// feedRouter is the feed router run in the process (feeds.router).
-	feedRouter *feed.Router
+	feedRouter *feed.ProviderRouter
 	// auditPath is the audit file the gateway opened ("" with WithSink).
 	auditPath string
 	adapters  map[string]adapters.Adapter
@@ -65,6 +65,8 @@ type Gateway struct {
 	metrics    *metrics.Gateway
 	metricsOff bool
 	tracer     trace.Tracer
+	// bound are listeners the caller bound, by door (WithListeners).
+	bound map[string]net.Listener
 }
 
 // Option adjusts a gateway, mostly for tests.
@@ -244,12 +246,15 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	var addrs Addrs
 	errc := make(chan error, 3)
 	serve := func(listen string, h http.Handler, name string, plain bool) (string, error) {
-		if listen == "" {
-			return "", nil
-		}
-		ln, err := net.Listen("tcp", listen)
-		if err != nil {
-			return "", fmt.Errorf("%s listener: %w", name, err)
+		ln := g.bound[name]
+		if ln == nil {
+			if listen == "" {
+				return "", nil
+			}
+			var err error
+			if ln, err = net.Listen("tcp", listen); err != nil {
+				return "", fmt.Errorf("%s listener: %w", name, err)
+			}
 		}
 		srv := &http.Server{
 			Handler:           h,
@@ -309,11 +314,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	if g.feedRouter != nil {
 		background.Add(1)
-		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }()
-		if !g.metricsOff {
-			background.Add(1)
-			go func() { defer background.Done(); g.reportFeedLag(ctx, feedLagEvery) }()
-		}
+		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }() // and reports its lag
 	}
 	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health, "metrics", addrs.Metrics)
 	if ready != nil {

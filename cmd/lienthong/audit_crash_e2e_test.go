@@ -47,11 +47,9 @@ func TestGatewaySIGKILLLosesNoAcknowledgedExchange(t *testing.T) {
 		t.Skip("runs and kills the federation five times")
 	}
 	dir := t.TempDir()
-	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
-		"--listen", freePort(t), "--consumer-outbound", freePort(t), "--provider-inbound", freePort(t),
-		"--provider-outbound", freePort(t), "--consumer-inbound", freePort(t), "--backend", freePort(t), "--citizens", "50",
-		"--justice-inbound", freePort(t), "--justice-outbound", freePort(t), "--lgsp-inbound", freePort(t), "--lgsp-outbound", freePort(t),
-		"--kafka-listen", freePort(t)}
+	// Every listener on a port the system picks: each start prints the
+	// addresses it bound, which the test reads again after each kill.
+	args := upArgs(dir, "--citizens", "50")
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

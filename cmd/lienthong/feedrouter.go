@@ -38,18 +38,20 @@ See docs/feeds.md.`,
 			if brokers != "" {
 				cfg.Kafka.Brokers = strings.Split(brokers, ",")
 			}
+			// Each subscriber's lag, as a gateway running the router
+			// (feeds.router) reports it.
+			var lag feed.LagGauge
 			if metricsListen != "" {
-				// Consumer lag is reported by a gateway that runs the
-				// router (feeds.router); the standalone router does not
-				// report it yet.
-				ops, err := opsmux.Listen(metricsListen, opsmux.Handler(metrics.NewFeedRouter().Handler(), nil), log)
+				m := metrics.NewFeedRouter()
+				ops, err := opsmux.Listen(metricsListen, opsmux.Handler(m.Handler(), nil), log)
 				if err != nil {
 					return err
 				}
 				defer func() { _ = ops.Close(context.Background()) }()
+				lag = m
 				fmt.Fprintf(cmd.OutOrStdout(), "  metrics and health at http://%s/metrics, /healthz, /readyz\n", ops.Addr())
 			}
-			return feed.Run(cmd.Context(), cfg, log)
+			return feed.RunReporting(cmd.Context(), cfg, log, lag)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "feed router configuration file (JSON)")

@@ -1,16 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,55 +21,72 @@ import (
 
 	"github.com/lienthong/lienthong/adapters/synthetic"
 	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/controlplane/client"
 	"github.com/lienthong/lienthong/internal/durable"
 )
 
-// upAddrs are the addresses `lienthong up` listens on.
+// upAddrs are the addresses one start of `lienthong up` bound, as its
+// --ready-file says.
 type upAddrs struct {
-	listen, consumerOut, providerIn, providerOut, consumerIn, backend string
-	justiceIn, justiceOut, lgspIn, lgspOut, kafka                     string
+	listen, consumerOut, backend, kafka string
+	ready                               upReady
 }
 
-func newUpAddrs(t *testing.T) upAddrs {
-	return upAddrs{listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t),
-		listenPort(t), listenPort(t), listenPort(t), listenPort(t), listenPort(t)}
+// upFlagsOnPortZero give every listener of `lienthong up` a port the
+// system picks: a test reads the addresses bound (--ready-file, or the
+// output) and never guesses a free port another process could take first.
+var upFlagsOnPortZero = []string{
+	"--listen", "127.0.0.1:0", "--consumer-outbound", "127.0.0.1:0", "--provider-inbound", "127.0.0.1:0",
+	"--provider-outbound", "127.0.0.1:0", "--consumer-inbound", "127.0.0.1:0", "--backend", "127.0.0.1:0",
+	"--justice-inbound", "127.0.0.1:0", "--justice-outbound", "127.0.0.1:0", "--lgsp-inbound", "127.0.0.1:0",
+	"--lgsp-outbound", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0",
 }
 
-// listenPort is a free loopback address below Linux's ephemeral range
-// (32768-60999): a port the kernel handed out could be taken again as the
-// source port of a connection before the process that will listen on it
-// starts.
-func listenPort(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
+// upArgs are the arguments of `lienthong up` on dir, every listener on
+// port 0, the seed of examples/, then extra.
+func upArgs(dir string, extra ...string) []string {
+	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json")}
+	return append(append(args, upFlagsOnPortZero...), extra...)
 }
 
 const upCitizens = 50
 
-func (a upAddrs) args(dir string) []string {
-	return []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
-		"--listen", a.listen, "--consumer-outbound", a.consumerOut, "--provider-inbound", a.providerIn,
-		"--provider-outbound", a.providerOut, "--consumer-inbound", a.consumerIn, "--backend", a.backend,
-		"--justice-inbound", a.justiceIn, "--justice-outbound", a.justiceOut, "--lgsp-inbound", a.lgspIn, "--lgsp-outbound", a.lgspOut,
-		"--kafka-listen", a.kafka, "--citizens", fmt.Sprint(upCitizens), "--log-level", "warn"}
+// smallUpArgs start a federation of upCitizens, writing its addresses to
+// readyFile.
+func smallUpArgs(dir, readyFile string) []string {
+	return upArgs(dir, "--citizens", fmt.Sprint(upCitizens), "--log-level", "warn", "--ready-file", readyFile)
+}
+
+// readUpAddrs reads the addresses a start of `up` wrote to its ready file.
+func readUpAddrs(t *testing.T, file string) upAddrs {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("the ready file: %v", err)
+	}
+	var r upReady
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("the ready file: %v\n%s", err, raw)
+	}
+	a := upAddrs{listen: strings.TrimPrefix(r.ControlPlane, "https://"), consumerOut: r.Gateways[upConsumer].Outbound,
+		backend: r.Backend, kafka: r.Kafka, ready: r}
+	for name, v := range map[string]string{"control plane": a.listen, "consumer outbound": a.consumerOut, "backend": a.backend, "kafka": a.kafka} {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "0" {
+			t.Fatalf("the ready file names no %s address bound (%q):\n%s", name, v, raw)
+		}
+	}
+	return a
 }
 
 // startUp runs `lienthong up` and waits for its ready output, returning
-// the lines printed.
-func startUp(t *testing.T, dir string, a upAddrs, env ...string) (*proc, []string) {
+// the lines printed and the addresses it bound.
+func startUp(t *testing.T, dir string, env ...string) (*proc, []string, upAddrs) {
 	t.Helper()
-	p := start(t, env, a.args(dir)...)
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	p := start(t, env, smallUpArgs(dir, ready)...)
 	lines := p.waitFor("?fields=religion", 90*time.Second)
 	p.drain()
-	return p, lines
+	return p, lines, readUpAddrs(t, ready)
 }
 
 // stopClean sends SIGTERM and requires exit status 0.
@@ -79,11 +98,11 @@ func stopClean(t *testing.T, p *proc) {
 }
 
 // newFederation makes a data directory with a whole federation in it and
-// stops it cleanly.
+// stops it cleanly, returning the addresses that start bound.
 func newFederation(t *testing.T) (string, upAddrs) {
 	t.Helper()
-	dir, a := filepath.Join(t.TempDir(), "data"), newUpAddrs(t)
-	p, _ := startUp(t, dir, a)
+	dir := filepath.Join(t.TempDir(), "data")
+	p, _, a := startUp(t, dir)
 	stopClean(t, p)
 	return dir, a
 }
@@ -142,13 +161,13 @@ func outcomes(t *testing.T, dir, member string) map[string]bool {
 // exchange to have its outcome in both gateways' audit logs, exit status 0
 // and a checkpointed catalog (no WAL left) after each stop.
 func TestUpSIGTERMUnderLoadLosesNoAuditRecord(t *testing.T) {
-	dir, a := newFederation(t)
+	dir, _ := newFederation(t)
 	client := exchangeClient(t, dir)
 	const stops, workers = 20, 4
 	var mu sync.Mutex
 	var answered []string
 	for stop := range stops {
-		p, _ := startUp(t, dir, a)
+		p, _, a := startUp(t, dir)
 		quit := make(chan struct{})
 		var wg sync.WaitGroup
 		for w := range workers {
@@ -209,8 +228,8 @@ func TestUpSIGTERMUnderLoadLosesNoAuditRecord(t *testing.T) {
 // data directory byte-identical.
 func TestStartRefusesDamagedState(t *testing.T) {
 	// A federation killed outright: its catalog lives in the WAL.
-	killed, a := filepath.Join(t.TempDir(), "data"), newUpAddrs(t)
-	p, _ := startUp(t, killed, a)
+	killed := filepath.Join(t.TempDir(), "data")
+	p, _, _ := startUp(t, killed)
 	if err := p.stop(syscall.SIGKILL, 10*time.Second); !killedBySignal(err) {
 		t.Fatalf("SIGKILL: %v", err)
 	}
@@ -221,7 +240,7 @@ func TestStartRefusesDamagedState(t *testing.T) {
 	t.Run("killed but whole starts", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		copyDir(t, killed, dir)
-		p, _ := startUp(t, dir, a)
+		p, _, a := startUp(t, dir)
 		if !read(exchangeClient(t, dir), a, "after-sigkill") {
 			t.Error("no exchange after a restart from a killed federation")
 		}
@@ -283,7 +302,7 @@ func TestStartRefusesDamagedState(t *testing.T) {
 			copyDir(t, c.from, dir)
 			c.damage(dir)(t)
 			before := fileHashes(t, dir)
-			p := start(t, nil, a.args(dir)...)
+			p := start(t, nil, smallUpArgs(dir, filepath.Join(t.TempDir(), "ready.json"))...)
 			p.drain()
 			err := p.wait(60 * time.Second)
 			if err == nil {
@@ -304,7 +323,7 @@ func TestStartRefusesDamagedState(t *testing.T) {
 // moves the original out of the way, starts from the copy and exchanges
 // through it: the copy uses its own files, the original's are untouched.
 func TestDataDirectoryMoves(t *testing.T) {
-	orig, a := newFederation(t)
+	orig, _ := newFederation(t)
 	before := fileHashes(t, orig)
 	moved := filepath.Join(t.TempDir(), "restored")
 	copyDir(t, orig, moved)
@@ -312,7 +331,7 @@ func TestDataDirectoryMoves(t *testing.T) {
 	if err := os.Rename(orig, gone); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := startUp(t, moved, a)
+	p, _, a := startUp(t, moved)
 	if !read(exchangeClient(t, moved), a, "after-the-move") {
 		t.Error("no exchange through the federation started from the copy")
 	}
@@ -333,13 +352,29 @@ func TestDataDirectoryMoves(t *testing.T) {
 	}
 }
 
-// TestUpRestartWithOtherAddresses restarts `up` on six new addresses and
-// runs the commands it prints: they must reach what listens now.
+// TestUpRestartWithOtherAddresses restarts `up` on new addresses and runs
+// the commands it prints: they must reach what listens now.
 func TestUpRestartWithOtherAddresses(t *testing.T) {
 	needCurl(t)
-	dir, _ := newFederation(t)
-	b := newUpAddrs(t)
-	p, lines := startUp(t, dir, b)
+	dir, first := newFederation(t)
+	// The test holds the first start's ports (those it can: one another
+	// process took since is just as unavailable), so every address of the
+	// second start differs from the one registered and configured.
+	held := []string{first.listen, first.backend, first.kafka}
+	for _, g := range first.ready.Gateways {
+		held = append(held, g.Outbound, g.Inbound)
+	}
+	for _, addr := range held {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			defer ln.Close()
+		}
+	}
+	p, lines, b := startUp(t, dir)
+	for member, g := range b.ready.Gateways {
+		if was := first.ready.Gateways[member]; g.Outbound == was.Outbound || g.Inbound == was.Inbound {
+			t.Fatalf("%s listens where it did on the first start (%+v, then %+v)", member, was, g)
+		}
+	}
 	var curls []string
 	for _, l := range lines {
 		if s := strings.TrimSpace(l); strings.HasPrefix(s, "curl ") {
@@ -373,18 +408,64 @@ func TestUpRestartWithOtherAddresses(t *testing.T) {
 	stopClean(t, p)
 }
 
-// gatewayProcs runs the control plane of a federation made by `up` on its
-// address, for `lienthong gateway` processes to talk to.
-func controlPlaneOf(t *testing.T, dir string, a upAddrs) *proc {
+// controlPlaneOf runs the control plane of a federation made by `up`, on a
+// port the system picks, for `lienthong gateway` processes to talk to
+// (gatewayOf points them at it). It returns the process and its URL.
+func controlPlaneOf(t *testing.T, dir string) (*proc, string) {
 	t.Helper()
-	cp := start(t, nil, "controlplane", "--data-dir", dir, "--listen", a.listen, "--log-level", "warn")
-	cp.waitFor("control plane ready", 60*time.Second)
+	cp := start(t, nil, "controlplane", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	lines := cp.waitFor("control plane ready", 60*time.Second)
 	cp.drain()
-	return cp
+	m := controlPlaneReady.FindStringSubmatch(lines[len(lines)-1])
+	if m == nil {
+		t.Fatalf("no URL in the ready line %q", lines[len(lines)-1])
+	}
+	return cp, m[1]
 }
 
-func gatewayArgs(dir string) []string {
-	return []string{"gateway", "--config", filepath.Join(dir, "federation", upConsumer, "gateway.json"), "--log-level", "warn"}
+var (
+	controlPlaneReady = regexp.MustCompile(`control plane ready at (https://\S+)`)
+	gatewayDoors      = regexp.MustCompile(`ready: outbound (\S+), inbound (\S+),`)
+)
+
+// gatewayOf rewrites the configuration `up` wrote for a member's gateway to
+// run it as its own process: the control plane at cpURL, both doors on
+// ports the system picks, and edit's changes. It returns the arguments of
+// `lienthong gateway`.
+func gatewayOf(t *testing.T, dir, member, cpURL string, edit func(cfg map[string]any)) []string {
+	t.Helper()
+	file := filepath.Join(dir, "federation", member, "gateway.json")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["controlPlane"].(map[string]any)["url"] = cpURL
+	cfg["outbound"] = map[string]string{"listen": "127.0.0.1:0"}
+	cfg["inbound"] = map[string]string{"listen": "127.0.0.1:0"}
+	if edit != nil {
+		edit(cfg)
+	}
+	if raw, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"gateway", "--config", file, "--log-level", "warn"}
+}
+
+// doorsOf reads a gateway's two addresses from its ready line.
+func doorsOf(t *testing.T, lines []string) (outbound, inbound string) {
+	t.Helper()
+	m := gatewayDoors.FindStringSubmatch(lines[len(lines)-1])
+	if m == nil {
+		t.Fatalf("no addresses in the gateway's ready line %q", lines[len(lines)-1])
+	}
+	return m[1], m[2]
 }
 
 const gatewayReady = "lienthong gateway of " + upConsumer + " ready"
@@ -392,14 +473,15 @@ const gatewayReady = "lienthong gateway of " + upConsumer + " ready"
 // TestSIGKILLDuringCertificateRenewalLeavesAStateThatStarts kills a gateway
 // between replacing its key and its certificate chain, and restarts it.
 func TestSIGKILLDuringCertificateRenewalLeavesAStateThatStarts(t *testing.T) {
-	dir, a := newFederation(t)
-	controlPlaneOf(t, dir, a)
+	dir, _ := newFederation(t)
+	_, cpURL := controlPlaneOf(t, dir)
+	gatewayArgs := gatewayOf(t, dir, upConsumer, cpURL, nil)
 	gdir := filepath.Join(dir, "federation", upConsumer)
 	oldCert, err := os.ReadFile(filepath.Join(gdir, "cert.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := start(t, []string{durable.CrashEnv + "=replace-half-renamed:key.pem"}, gatewayArgs(dir)...)
+	gw := start(t, []string{durable.CrashEnv + "=replace-half-renamed:key.pem"}, gatewayArgs...)
 	gw.waitFor(gatewayReady, 60*time.Second)
 	gw.drain()
 	if err := gw.stop(syscall.SIGHUP, 30*time.Second); !killedBySignal(err) {
@@ -410,7 +492,7 @@ func TestSIGKILLDuringCertificateRenewalLeavesAStateThatStarts(t *testing.T) {
 	if _, err := tls.LoadX509KeyPair(filepath.Join(gdir, "cert.pem"), filepath.Join(gdir, "key.pem")); err == nil {
 		t.Fatal("key and certificate still match: the crash point was not between the two")
 	}
-	gw = start(t, nil, gatewayArgs(dir)...)
+	gw = start(t, nil, gatewayArgs...)
 	gw.waitFor(gatewayReady, 60*time.Second)
 	gw.drain()
 	newCert, err := os.ReadFile(filepath.Join(gdir, "cert.pem"))
@@ -437,13 +519,14 @@ func TestSIGKILLDuringCertificateRenewalLeavesAStateThatStarts(t *testing.T) {
 // between replacing its stored configuration and its signature, then stops
 // the control plane: the gateway must start from what it kept.
 func TestSIGKILLDuringConfigurationSaveLeavesAStateThatStarts(t *testing.T) {
-	dir, a := newFederation(t)
-	cp := controlPlaneOf(t, dir, a)
+	dir, _ := newFederation(t)
+	cp, cpURL := controlPlaneOf(t, dir)
+	gatewayArgs := gatewayOf(t, dir, upConsumer, cpURL, nil)
 	// A gateway's first start: nothing kept yet, so it downloads and saves.
 	if err := os.RemoveAll(filepath.Join(dir, "federation", upConsumer, "state")); err != nil {
 		t.Fatal(err)
 	}
-	gw := start(t, []string{durable.CrashEnv + "=replace-half-renamed:gateway-config.json"}, gatewayArgs(dir)...)
+	gw := start(t, []string{durable.CrashEnv + "=replace-half-renamed:gateway-config.json"}, gatewayArgs...)
 	gw.drain()
 	if err := gw.wait(60 * time.Second); !killedBySignal(err) {
 		t.Fatalf("the gateway was not killed while saving its configuration: %v", err)
@@ -456,7 +539,7 @@ func TestSIGKILLDuringConfigurationSaveLeavesAStateThatStarts(t *testing.T) {
 		t.Fatalf("no committed replacement under way after the crash: %v", err)
 	}
 	stopClean(t, cp) // a control-plane outage: only what was kept can start it
-	gw = start(t, nil, gatewayArgs(dir)...)
+	gw = start(t, nil, gatewayArgs...)
 	gw.waitFor(gatewayReady, 60*time.Second)
 	gw.drain()
 	if err := gw.stop(syscall.SIGTERM, 30*time.Second); err != nil {
@@ -469,10 +552,10 @@ func TestSIGKILLDuringConfigurationSaveLeavesAStateThatStarts(t *testing.T) {
 // the exchange) and then again: the second signal must end it at once,
 // before the backend ever answers.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	dir, a := newFederation(t)
+	dir, _ := newFederation(t)
 	arrived, release := make(chan struct{}, 16), make(chan struct{})
 	defer close(release)
-	ln, err := net.Listen("tcp", a.backend)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,15 +566,31 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	go func() { _ = backend.Serve(ln) }()
 	defer backend.Close()
 
-	controlPlaneOf(t, dir, a)
-	provider := start(t, nil, "gateway", "--config", filepath.Join(dir, "federation", upProvider, "gateway.json"), "--log-level", "warn")
-	provider.waitFor("ready", 60*time.Second)
+	_, cpURL := controlPlaneOf(t, dir)
+	provider := start(t, nil, gatewayOf(t, dir, upProvider, cpURL, func(cfg map[string]any) {
+		b := cfg["backends"].(map[string]any)[upProviderSystem+"/population"].(map[string]any)
+		b["rest"] = map[string]string{"baseUrl": "http://" + ln.Addr().String()}
+	})...)
+	_, inbound := doorsOf(t, provider.waitFor("ready", 60*time.Second))
 	provider.drain()
-	consumer := start(t, nil, gatewayArgs(dir)...)
-	consumer.waitFor(gatewayReady, 60*time.Second)
+	// The provider's gateway moved: its operator registers where peers
+	// now call it, before the consumer's gateway starts and pulls.
+	token, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.New(cpURL, strings.TrimSpace(string(token)), filepath.Join(dir, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RegisterGateway(context.Background(), upProvider, upProviderGW, inbound); err != nil {
+		t.Fatal(err)
+	}
+	consumer := start(t, nil, gatewayOf(t, dir, upConsumer, cpURL, nil)...)
+	outbound, _ := doorsOf(t, consumer.waitFor(gatewayReady, 60*time.Second))
 	consumer.drain()
 
-	go read(exchangeClient(t, dir), a, "held")
+	go read(exchangeClient(t, dir), upAddrs{consumerOut: outbound}, "held")
 	select {
 	case <-arrived:
 	case <-time.After(30 * time.Second):

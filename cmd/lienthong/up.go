@@ -32,6 +32,7 @@ type upOptions struct {
 	justiceInbound, justiceOutbound   string
 	lgspInbound, lgspOutbound         string
 	kafkaListen                       string
+	readyFile                         string
 	citizens                          int
 	trickleEvery                      time.Duration
 	trickleMax                        int
@@ -59,7 +60,9 @@ all through the agencies' gateways.
 
 It prints one ready line with the time it took, then curl commands for an allowed,
 a masked, a verify and a refused read, a row-scoped read, and the feeds. Later starts
-reuse everything in --data-dir; the addresses given apply on every start. A data
+reuse everything in --data-dir; the addresses given apply on every start. Any
+address may have port 0: the system picks a free port, and the output (and
+--ready-file, as JSON) names the one bound. A data
 directory whose catalog is missing or damaged is never started over: the start
 refuses and says how to restore (docs/operations.md). SIGTERM or Ctrl-C stops
 cleanly; a second one at once.`,
@@ -84,6 +87,7 @@ cleanly; a second one at once.`,
 	f.IntVar(&o.citizens, "citizens", 100_000, "synthetic citizens generated into a new population database")
 	f.DurationVar(&o.trickleEvery, "trickle-every", 3*time.Second, "how often the civil registry publishes a synthetic registration (0: never)")
 	f.IntVar(&o.trickleMax, "trickle-max", 200, "at most this many synthetic registrations per start")
+	f.StringVar(&o.readyFile, "ready-file", "", "once ready, write every listener's address (as bound: port 0 picks one) to this file as JSON")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	return cmd
 }
@@ -98,6 +102,11 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return err
 	}
+	if o.readyFile != "" { // a file from an earlier start names other ports
+		if err := os.Remove(o.readyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--ready-file: %w", err)
+		}
+	}
 
 	// Each part runs until its own context ends, so a stop can take them
 	// down in order: the trickle and the feed routers, the gateways (each
@@ -105,6 +114,13 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	// control plane (closing its store), then the population database.
 	var stack stopStack
 	errc := make(chan error, 16)
+	// Every gateway door and the backend are bound first, so the addresses
+	// registered and printed are the ones that listen, port 0 included.
+	listeners, err := bindListeners(&o)
+	if err != nil {
+		return err
+	}
+	defer listeners.close() // those not handed over: a start that failed
 	defer func() {
 		stack.stopAll()
 		// A part that failed while stopping (its audit log could not be
@@ -125,6 +141,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		defer close(cpDone)
 		err := controlplane.Run(cpCtx, controlplane.Config{
 			DataDir: o.dataDir, Listen: o.controlPlane, Seed: o.seed, Log: log, Citizen: citizen,
+			MetricsListen: upMetricsListen,
 		}, func(r controlplane.Ready) { ready <- r })
 		if err != nil {
 			errc <- fmt.Errorf("control plane: %w", err)
@@ -134,6 +151,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	var cp controlplane.Ready
 	select {
 	case cp = <-ready:
+		o.controlPlane = hostPort(cp.URL) // as bound
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
@@ -181,7 +199,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		return nil
 	}
 	stack.push(pop.close) // pushed after the control plane: stops before it, after the gateways
-	if err := pop.serve(o, errc, &stack); err != nil {
+	if err := pop.serve(listeners.take(o.backend), errc, &stack); err != nil {
 		return err
 	}
 	// What the flags say applies on every start, not only the first.
@@ -195,15 +213,22 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	if kafka != nil {
+		o.kafkaListen = kafka.Brokers[0] // as bound
+	}
+	ops := upOps{controlPlane: cp.MetricsAddress, gateways: map[string]string{}}
 	for _, a := range upAgencies {
-		if err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack); err != nil {
+		doors := gateway.WithListeners(listeners.take(a.outbound(o)), listeners.take(a.inbound(o)))
+		addrs, err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack, doors, gateway.WithMetricsListen(upMetricsListen))
+		ops.gateways[a.member] = addrs.Metrics
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while starting
 			}
 			return err
 		}
 	}
-	if err := startFeeds(ctx, admin, dir, filepath.Join(o.dataDir, auditSubjectKeyFile), kafka, log, errc, &stack); err != nil {
+	if err := startFeeds(ctx, admin, dir, filepath.Join(o.dataDir, auditSubjectKeyFile), kafka, log, errc, &stack, &ops); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -217,6 +242,11 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		return err
 	}
 
+	if o.readyFile != "" {
+		if err := writeReadyFile(o.readyFile, readyAddrs(cp.URL, o, ops)); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "lienthong federation ready in %.1fs\n\n", time.Since(began).Seconds())
 	if err := printConsole(ctx, out, cp, citizen); err != nil {
 		return err
@@ -224,6 +254,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if err := printUp(out, cp, dir, o, pop, fed, trickle); err != nil {
 		return err
 	}
+	printOps(out, ops)
 	select {
 	case err := <-errc:
 		return err
@@ -250,23 +281,25 @@ func (s *stopStack) stopAll() {
 }
 
 // startGateway runs one agency's gateway from the configuration
-// applyAddresses wrote, and returns once it listens.
-func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack) error {
+// applyAddresses wrote, and returns once it listens, with the addresses it
+// serves.
+func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack, opts ...gateway.Option) (gateway.Addrs, error) {
 	cfg, err := gateway.LoadConfig(filepath.Join(dir, member, "gateway.json"))
 	if err != nil {
-		return err
+		return gateway.Addrs{}, err
 	}
 	withFeeds(cfg, kafka)
-	gw, err := gateway.New(ctx, cfg, log.With("gateway", member))
+	gw, err := gateway.New(ctx, cfg, log.With("gateway", member), opts...)
 	if err != nil {
-		return fmt.Errorf("gateway of %s: %w", member, err)
+		return gateway.Addrs{}, fmt.Errorf("gateway of %s: %w", member, err)
 	}
 	gwCtx, gwStop := context.WithCancel(context.Background())
 	gwReady, gwDone := make(chan struct{}), make(chan struct{})
+	var addrs gateway.Addrs
 	failed := make(chan error, 1)
 	go func() {
 		defer close(gwDone)
-		if err := gw.Run(gwCtx, func(gateway.Addrs) { close(gwReady) }); err != nil {
+		if err := gw.Run(gwCtx, func(a gateway.Addrs) { addrs = a; close(gwReady) }); err != nil {
 			select {
 			case failed <- err:
 			default:
@@ -277,11 +310,11 @@ func startGateway(ctx context.Context, dir, member string, kafka *broker.Config,
 	stack.push(func() { gwStop(); <-gwDone })
 	select {
 	case <-gwReady:
-		return nil
+		return addrs, nil
 	case err := <-failed:
-		return fmt.Errorf("gateway of %s: %w", member, err)
+		return gateway.Addrs{}, fmt.Errorf("gateway of %s: %w", member, err)
 	case <-ctx.Done():
-		return ctx.Err()
+		return gateway.Addrs{}, ctx.Err()
 	}
 }
 

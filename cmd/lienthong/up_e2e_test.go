@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,11 +24,6 @@ import (
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	return listenPort(t)
-}
-
 // upHeadings are the headings `lienthong up` prints above its curl
 // commands, each naming what the command under it shows.
 var upHeadings = []string{
@@ -36,12 +34,14 @@ var upHeadings = []string{
 // readyIn matches the ready line and the time it took.
 var readyIn = regexp.MustCompile(`^lienthong federation ready in ([0-9.]+)s$`)
 
-// upRun is one start of `lienthong up`: its process and the commands it
-// printed, by heading.
+// upRun is one start of `lienthong up`: its process, the commands it
+// printed, by heading, and the operations listeners it printed after them
+// (readOps).
 type upRun struct {
 	p     *proc
 	curls map[string]string
 	lines []string
+	ops   map[string]string
 }
 
 // startUpRun starts `lienthong up` and reads its output up to the last
@@ -56,8 +56,9 @@ func startUpRun(t *testing.T, args []string) *upRun {
 		t.Fatalf("ready line %q: %v", lines[len(lines)-1], err)
 	}
 	lines = append(lines, p.waitFor("/feeds/"+upProviderSystem+"/population'", 10*time.Second)...)
+	ops := readOps(t, p)
 	p.drain()
-	r := &upRun{p: p, curls: map[string]string{}, lines: lines}
+	r := &upRun{p: p, curls: map[string]string{}, lines: lines, ops: ops}
 	for i, l := range lines {
 		s := strings.TrimSpace(l)
 		if !strings.HasPrefix(s, "curl ") || i == 0 {
@@ -98,16 +99,13 @@ func (r *upRun) run(t *testing.T, heading string, extra ...string) string {
 func TestUpRunsTheFederation(t *testing.T) {
 	needCurl(t)
 	dir := t.TempDir()
-	kafka := listenPort(t)
-	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
-		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
-		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
-		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
-		"--lgsp-outbound", listenPort(t), "--kafka-listen", kafka,
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	args := upArgs(dir, "--ready-file", ready,
 		// Fewer citizens than make run's 100,000 keep the test short; a
 		// registration every half second keeps the feeds busy.
-		"--citizens", "3000", "--trickle-every", "500ms", "--trickle-max", "60"}
+		"--citizens", "3000", "--trickle-every", "500ms", "--trickle-max", "60")
 	up := startUpRun(t, args)
+	kafka := readUpAddrs(t, ready).kafka
 	if !strings.Contains(strings.Join(up.lines, "\n"), "3000 synthetic citizens (generated on this start)") {
 		t.Errorf("the first start does not say it generated the population database:\n%s", strings.Join(up.lines, "\n"))
 	}
@@ -131,6 +129,7 @@ func TestUpRunsTheFederation(t *testing.T) {
 	if out := up.run(t, "Outside the row scope"); !strings.Contains(out, `"status":404`) || strings.Contains(out, `"fullName"`) {
 		t.Errorf("read outside the row scope: %s", out)
 	}
+	checkUpOps(t, up, readUpAddrs(t, ready).ready)
 
 	// Feeds: the printed publish commands are accepted...
 	if out := up.run(t, "Publish a birth registration"); !strings.Contains(out, `"accepted":1`) {
@@ -159,6 +158,8 @@ func TestUpRunsTheFederation(t *testing.T) {
 			t.Errorf("no event on %s", topic)
 		}
 	}
+	// The civil registry's router, in `up`, reports each subscriber's lag.
+	waitForLag(t, up.ops["feed router "+upJustice], routedFeeds, 20*time.Second)
 	routerAudit := filepath.Join(dir, "federation", upJustice, "feed-audit.jsonl")
 	out, err := exec.Command(binary, "audit", "read", "-o", "json", routerAudit).CombinedOutput()
 	if err != nil {
@@ -230,6 +231,51 @@ func TestUpRunsTheFederation(t *testing.T) {
 	}
 	if err := again.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Fatalf("after SIGTERM: %v, want exit status 0", err)
+	}
+}
+
+// checkUpOps checks the operations listeners `up` printed after its
+// commands: one per process it runs, the same as in its ready file, each
+// alive and ready, and the consumer gateway's /metrics (parsed with the
+// Prometheus text parser) counting the reads just made through it.
+func checkUpOps(t *testing.T, up *upRun, ready upReady) {
+	t.Helper()
+	want := map[string]string{"control plane": ready.ControlPlaneMetrics}
+	for member, g := range ready.Gateways {
+		want["gateway "+member] = g.Metrics
+	}
+	for member, addr := range ready.FeedRouterMetrics {
+		want["feed router "+member] = addr
+	}
+	if len(up.ops) != 1+len(upAgencies)+len(upRouters) || !maps.Equal(up.ops, want) {
+		t.Errorf("printed operations listeners %v; the ready file names %v; want the control plane, %d gateways and %d feed routers",
+			up.ops, want, len(upAgencies), len(upRouters))
+	}
+	for name, addr := range up.ops {
+		if status, body := opsGet(t, addr, "/healthz"); status != http.StatusOK {
+			t.Errorf("%s /healthz: %d %s", name, status, body)
+		}
+		if status, body := opsGet(t, addr, "/readyz"); status != http.StatusOK {
+			t.Errorf("%s /readyz: %d %s", name, status, body)
+		}
+		scrapeOps(t, addr) // parses
+	}
+	// Social Security's system read three times (allowed, masked, verify)
+	// and was refused religion once; its trickle program reads more.
+	mfs := scrapeOps(t, up.ops["gateway "+upConsumer])
+	of := func(outcome, reason string) float64 {
+		want := map[string]string{"side": "consumer", "consumer": upConsumerSystem, "provider": upProviderSystem, "outcome": outcome}
+		if reason != "" {
+			want["reason"] = reason
+		}
+		n, _ := seriesOf(mfs, "lienthong_gateway_exchanges_total", want)
+		return n
+	}
+	if n := of("allowed", ""); n < 3 {
+		t.Errorf("Social Security's gateway counts %v allowed reads of the population database, want at least 3", n)
+	}
+	if n := of("denied", "access-denied"); n < 1 {
+		t.Errorf("Social Security's gateway counts %v reads refused for access, want at least 1 (religion)", n)
 	}
 }
 
@@ -318,12 +364,7 @@ func TestUpServesPopulationFromPostgres(t *testing.T) {
 	dsn := storetest.FreshPostgresDatabase(t)
 	needCurl(t)
 	dir := t.TempDir()
-	args := []string{"up", "--data-dir", dir, "--seed", filepath.Join("..", "..", "examples", "federation.json"),
-		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
-		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
-		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
-		"--lgsp-outbound", listenPort(t), "--kafka-listen", listenPort(t),
-		"--population-dsn", dsn, "--citizens", "2000", "--trickle-every", "0"}
+	args := upArgs(dir, "--population-dsn", dsn, "--citizens", "2000", "--trickle-every", "0")
 	for i, want := range []string{"2000 synthetic citizens (generated on this start), PostgreSQL table", "2000 synthetic citizens (kept from an earlier start), PostgreSQL table"} {
 		up := startUpRun(t, args)
 		if text := strings.Join(up.lines, "\n"); !strings.Contains(text, want) {
@@ -377,11 +418,8 @@ func TestUpAssessesWhatTheSeedLeftUnassessed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	args := []string{"up", "--data-dir", t.TempDir(), "--seed", filepath.Join(examples, "federation.json"),
-		"--listen", listenPort(t), "--consumer-outbound", listenPort(t), "--provider-inbound", listenPort(t),
-		"--provider-outbound", listenPort(t), "--consumer-inbound", listenPort(t), "--backend", listenPort(t),
-		"--justice-inbound", listenPort(t), "--justice-outbound", listenPort(t), "--lgsp-inbound", listenPort(t),
-		"--lgsp-outbound", listenPort(t), "--kafka-listen", listenPort(t), "--citizens", "1000", "--trickle-every", "0"}
+	args := slices.Concat([]string{"up", "--data-dir", t.TempDir(), "--seed", filepath.Join(examples, "federation.json")},
+		upFlagsOnPortZero, []string{"--citizens", "1000", "--trickle-every", "0"})
 	up := startUpRun(t, args)
 	if out := up.run(t, "Row-scoped read"); !strings.Contains(out, `"provinceCode":"01"`) {
 		t.Errorf("row-scoped read by the portal assessed at start: %s", out)

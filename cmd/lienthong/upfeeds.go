@@ -10,7 +10,9 @@ import (
 	"github.com/lienthong/lienthong/gateway"
 	"github.com/lienthong/lienthong/gateway/feed"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
+	"github.com/lienthong/lienthong/gateway/metrics"
 	"github.com/lienthong/lienthong/internal/durable"
+	"github.com/lienthong/lienthong/internal/opsmux"
 )
 
 // upRouters are the feed routers `up` runs: one per provider system that
@@ -47,11 +49,13 @@ func startBroker(o upOptions, stack *stopStack) (*broker.Config, error) {
 // reading the signed policy bundle and masking key its provider's gateway
 // keeps, so deliveries carry exactly the fields, and masks, of each grant.
 // Started after the gateways (which have fetched the bundle), they stop
-// before them.
-func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack) error {
+// before them. Each serves its metrics (its subscribers' lag), /healthz
+// and /readyz on a loopback port, noted in ops.routers by member.
+func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack, ops *upOps) error {
 	if kafka == nil {
 		return nil
 	}
+	ops.routers = map[string]string{}
 	for _, r := range upRouters {
 		gdir := filepath.Join(dir, r.member)
 		cfg := &feed.Config{
@@ -72,11 +76,19 @@ func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile s
 			}
 			cfg.Datasets = append(cfg.Datasets, feed.DatasetConfig{Document: file})
 		}
+		rlog := log.With("component", "feed-router", "provider", r.member)
+		m := metrics.NewFeedRouter()
+		listener, err := opsmux.Listen(upMetricsListen, opsmux.Handler(m.Handler(), nil), rlog)
+		if err != nil {
+			return fmt.Errorf("feed router of %s: %w", r.member, err)
+		}
+		stack.push(func() { _ = listener.Close(context.Background()) })
+		ops.routers[r.member] = listener.Addr()
 		rctx, rstop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := feed.Run(rctx, cfg, log.With("component", "feed-router", "provider", r.member)); err != nil && rctx.Err() == nil {
+			if err := feed.RunReporting(rctx, cfg, rlog, m); err != nil && rctx.Err() == nil {
 				errc <- fmt.Errorf("feed router of %s: %w", r.member, err)
 			}
 		}()

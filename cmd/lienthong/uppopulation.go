@@ -146,14 +146,17 @@ func atoiYear(date string) int {
 	return y
 }
 
-// serve starts the REST backend of a SQLite population database.
-func (p *population) serve(o upOptions, errc chan<- error, stack *stopStack) error {
+// serve starts the REST backend of a SQLite population database on ln
+// (bound by bindListeners), which it closes when it stops.
+func (p *population) serve(ln net.Listener, errc chan<- error, stack *stopStack) error {
 	if p.sqlite == nil {
+		if ln != nil {
+			_ = ln.Close()
+		}
 		return nil
 	}
-	ln, err := net.Listen("tcp", o.backend)
-	if err != nil {
-		return fmt.Errorf("population backend: %w", err)
+	if ln == nil {
+		return errors.New("population backend: no listener bound")
 	}
 	p.server = &http.Server{Handler: p.sqlite.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	p.serverDone = make(chan struct{})

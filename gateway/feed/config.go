@@ -202,8 +202,15 @@ func unknownKeys(tree any, t reflect.Type, at string) error {
 }
 
 // Run starts a standalone router from its configuration and routes until
-// ctx ends.
+// ctx ends, reporting no lag (RunReporting does).
 func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	return RunReporting(ctx, cfg, log, nil)
+}
+
+// RunReporting is Run that also sets each subscriber's lag on lag every
+// second (nil: not reported), as a gateway running the router does:
+// `lienthong feed-router` gives it the metrics of its --metrics-listen.
+func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGauge) error {
 	keyRaw, err := os.ReadFile(cfg.Policy.VerificationKeyFile)
 	if err != nil {
 		return fmt.Errorf("feed router: verification key: %w", err)
@@ -259,8 +266,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	router, err := NewRouter(RouterConfig{ID: cfg.ID, Core: core, Kafka: cfg.Kafka,
-		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch})
+	router, err := NewProviderRouter(ProviderRouterConfig{ID: cfg.ID, Provider: cfg.Provider, Core: core, Kafka: cfg.Kafka,
+		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch, Lag: lag})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,113 @@
+package feed
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lienthong/lienthong/gateway/exchange"
+	"github.com/lienthong/lienthong/gateway/feed/broker"
+)
+
+// LagGauge receives each subscriber's lag: how many change events of a
+// dataset the router has not yet delivered to the consumer. The gateway's
+// and the standalone router's metrics (gateway/metrics) are both one.
+type LagGauge interface {
+	SetFeedLag(consumer, dataset string, lag int64)
+}
+
+// ProviderRouterConfig is a provider system's feed router: the parts of
+// RouterConfig, the provider, and where its subscribers' lag goes.
+type ProviderRouterConfig struct {
+	// ID names the router (RouterConfig.ID): keep it across restarts.
+	ID string
+	// Provider is the provider system whose datasets are routed; every
+	// dataset must be one of its.
+	Provider string
+	// Core decides, projects, masks and audits every delivery: a gateway's
+	// own core, or NewCore's for a router running alone.
+	Core     *exchange.Core
+	Kafka    broker.Config
+	Datasets []*Dataset
+	Log      *slog.Logger
+	// MaxBatch bounds the events of one transaction (default 1000).
+	MaxBatch int
+	// Lag, when set, is given each subscriber's lag every second while the
+	// router runs (nil: not reported).
+	Lag LagGauge
+}
+
+// ProviderRouter is the feed router of one provider system together with
+// the report of its subscribers' lag. A gateway that runs the router
+// (feeds.router) and `lienthong feed-router` build it the same way, so
+// both route, and report, alike.
+type ProviderRouter struct {
+	*Router
+	provider string
+	core     *exchange.Core
+	lag      LagGauge
+	every    time.Duration
+}
+
+// lagEvery is how often a ProviderRouter sets its subscribers' lag.
+const lagEvery = time.Second
+
+// NewProviderRouter prepares the router of cfg.Provider's datasets; Run
+// starts it.
+func NewProviderRouter(cfg ProviderRouterConfig) (*ProviderRouter, error) {
+	for _, d := range cfg.Datasets {
+		if d.Provider != cfg.Provider {
+			return nil, fmt.Errorf("feed: dataset %s/%s is not one of %s, whose router this is", d.Provider, d.Code, cfg.Provider)
+		}
+	}
+	r, err := NewRouter(RouterConfig{ID: cfg.ID, Core: cfg.Core, Kafka: cfg.Kafka, Datasets: cfg.Datasets,
+		Log: cfg.Log, MaxBatch: cfg.MaxBatch})
+	if err != nil {
+		return nil, err
+	}
+	return &ProviderRouter{Router: r, provider: cfg.Provider, core: cfg.Core, lag: cfg.Lag, every: lagEvery}, nil
+}
+
+// Run routes, and reports the lag, until ctx ends.
+func (p *ProviderRouter) Run(ctx context.Context) error {
+	if p.lag == nil {
+		return p.Router.Run(ctx)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(p.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				p.reportLag()
+			}
+		}
+	})
+	err := p.Router.Run(ctx)
+	stop()
+	wg.Wait()
+	return err
+}
+
+// reportLag sets, for each consumer subscribed to a routed dataset at the
+// configuration in force, the router's backlog of that dataset: one
+// transaction delivers an event to every subscriber, so they share it. A
+// stale configuration leaves the last values (the staleness metric says
+// why).
+func (p *ProviderRouter) reportLag() {
+	b, ref := p.core.BeginFeedBatch()
+	if ref != nil {
+		return
+	}
+	for dataset, n := range p.Backlog() {
+		for _, s := range b.Subscribers(p.provider, dataset) {
+			p.lag.SetFeedLag(s.Consumer, dataset, n)
+		}
+	}
+}
