@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -70,6 +71,9 @@ func TestBenchFeeds(t *testing.T) {
 	if err := prod.ProduceSync(ctx, events(topic, 0, n, time.Now)...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	stopProfile := profilePhase(t, "floor")
+	floorRate := fanOutFloor(ctx, t, b.Addr(), topic, subs, n, 1000)
+	stopProfile()
 	router, err := NewRouter(RouterConfig{ID: "bench", Core: core, Kafka: broker.Config{Brokers: []string{b.Addr()}},
 		Datasets: []*Dataset{ds}, Log: benchLog(), MaxBatch: 1000})
 	if err != nil {
@@ -80,12 +84,14 @@ func TestBenchFeeds(t *testing.T) {
 	defer reader.Close()
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
+	stopProfile = profilePhase(t, "router")
 	start = time.Now()
 	go func() { _ = router.Run(rctx); close(done) }()
 	for got := 0; got < n && ctx.Err() == nil; {
 		got += len(reader.PollFetches(ctx).Records())
 	}
 	routerRate := n / time.Since(start).Seconds()
+	stopProfile()
 
 	// Latency at a fixed 1,000 events/s for 3 s.
 	var lat []float64
@@ -114,6 +120,8 @@ func TestBenchFeeds(t *testing.T) {
 	fmt.Printf("BENCH feeds router_events_per_s %.0f events/s\n", routerRate)
 	fmt.Printf("BENCH feeds router_deliveries_per_s %.0f deliveries/s\n", routerRate*float64(len(subs)))
 	fmt.Printf("BENCH feeds router_over_raw_ratio %.2f x\n", routerRate/rawRate)
+	fmt.Print(floorLine(floorRate, routerRate))
+	fmt.Printf("BENCH feeds fanout_floor_over_raw_ratio %.2f x\n", floorRate/rawRate)
 	fmt.Printf("BENCH feeds delivery_p50_at_1000eps %.1f ms\n", lat[len(lat)/2])
 	fmt.Printf("BENCH feeds delivery_p99_at_1000eps %.1f ms\n", lat[len(lat)*99/100])
 }
@@ -147,6 +155,27 @@ func benchCore(t *testing.T, subs []string, ds *Dataset) *exchange.Core {
 	}
 	snap.Revision = "1"
 	return testCore(t, snap, ds)
+}
+
+// profilePhase writes a CPU profile of one phase of the bench alone to
+// $LIENTHONG_BENCH_CPUPROFILE.<phase>, if that variable is set; the
+// returned func stops it.
+func profilePhase(t *testing.T, phase string) func() {
+	prefix := os.Getenv("LIENTHONG_BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "." + phase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // benchLog shows the router's per-batch timings with LIENTHONG_BENCH_DEBUG=1.
