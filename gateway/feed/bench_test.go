@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,12 +57,14 @@ func TestBenchFeeds(t *testing.T) {
 	// Baseline: produce n events and consume them back.
 	rawTopic := "bench.raw"
 	cons := newClient(t, b.Addr(), kgo.ConsumeTopics(rawTopic), kgo.ConsumerGroup("bench-raw"), kgo.FetchMaxWait(50*time.Millisecond))
+	cpu := processCPU()
 	start := time.Now()
 	go func() { _ = prod.ProduceSync(ctx, events(rawTopic, 0, n, time.Now)...) }()
 	for got := 0; got < n && ctx.Err() == nil; {
 		got += len(cons.PollFetches(ctx).Records())
 	}
 	rawRate := n / time.Since(start).Seconds()
+	rawCPU := (processCPU() - cpu) / n
 	cons.Close()
 
 	// Router: 5 subscribers.
@@ -72,10 +76,12 @@ func TestBenchFeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopProfile := profilePhase(t, "floor")
+	cpu = processCPU()
 	floorRate := fanOutFloor(ctx, t, b.Addr(), topic, subs, n, 1000)
+	floorCPU := (processCPU() - cpu) / n
 	stopProfile()
 	router, err := NewRouter(RouterConfig{ID: "bench", Core: core, Kafka: broker.Config{Brokers: []string{b.Addr()}},
-		Datasets: []*Dataset{ds}, Log: benchLog(), MaxBatch: 1000})
+		Datasets: []*Dataset{ds}, Log: benchLog(), MaxBatch: 1000, Lanes: benchLanes()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +91,14 @@ func TestBenchFeeds(t *testing.T) {
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	stopProfile = profilePhase(t, "router")
+	cpu = processCPU()
 	start = time.Now()
 	go func() { _ = router.Run(rctx); close(done) }()
 	for got := 0; got < n && ctx.Err() == nil; {
 		got += len(reader.PollFetches(ctx).Records())
 	}
 	routerRate := n / time.Since(start).Seconds()
+	routerCPU := (processCPU() - cpu) / n
 	stopProfile()
 
 	// Latency at a fixed 1,000 events/s for 3 s.
@@ -122,6 +130,11 @@ func TestBenchFeeds(t *testing.T) {
 	fmt.Printf("BENCH feeds router_over_raw_ratio %.2f x\n", routerRate/rawRate)
 	fmt.Print(floorLine(floorRate, routerRate))
 	fmt.Printf("BENCH feeds fanout_floor_over_raw_ratio %.2f x\n", floorRate/rawRate)
+	// CPU per input event of the whole process (broker included): less
+	// sensitive to the machine's other load than the rates.
+	fmt.Printf("BENCH feeds raw_cpu_us_per_event %.1f us\n", rawCPU)
+	fmt.Printf("BENCH feeds fanout_floor_cpu_us_per_event %.1f us\n", floorCPU)
+	fmt.Printf("BENCH feeds router_cpu_us_per_event %.1f us\n", routerCPU)
 	fmt.Printf("BENCH feeds delivery_p50_at_1000eps %.1f ms\n", lat[len(lat)/2])
 	fmt.Printf("BENCH feeds delivery_p99_at_1000eps %.1f ms\n", lat[len(lat)*99/100])
 }
@@ -176,6 +189,21 @@ func profilePhase(t *testing.T, phase string) func() {
 		pprof.StopCPUProfile()
 		f.Close()
 	}
+}
+
+// benchLanes is the router's lanes: LIENTHONG_BENCH_LANES, or the default.
+func benchLanes() int {
+	n, _ := strconv.Atoi(os.Getenv("LIENTHONG_BENCH_LANES"))
+	return n
+}
+
+// processCPU is the user and system CPU time the process has used, in µs.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e3
 }
 
 // benchLog shows the router's per-batch timings with LIENTHONG_BENCH_DEBUG=1.

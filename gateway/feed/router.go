@@ -46,6 +46,7 @@ type Router struct {
 	log      *slog.Logger
 	maxBatch int
 	workers  int
+	lanes    int
 	backoff  time.Duration
 	// txnTimeout bounds how long a transaction may stay open on the broker
 	// after the router dies in it (a restart aborts it sooner).
@@ -115,7 +116,21 @@ type RouterConfig struct {
 	MaxBatch int
 	// TransactionTimeout (default 30s).
 	TransactionTimeout time.Duration
+	// Lanes is how many transactional sessions route side by side (default
+	// DefaultLanes), each a member of the router's consumer group owning
+	// its share of the provider partitions, with its own transactional id:
+	// while one lane waits for its audit records to be durable and its
+	// transaction to commit, another routes. Keep it the same across
+	// restarts: a lane's id fences that lane's dead predecessor, and the
+	// open transaction of a lane no longer started is only aborted by the
+	// broker after TransactionTimeout (nothing is lost or repeated; its
+	// partitions wait).
+	Lanes int
 }
+
+// DefaultLanes is the default number of transactional sessions: the
+// provider topics' default partition count, so each lane owns one.
+const DefaultLanes = 3
 
 // NewRouter prepares a router; Run starts it.
 func NewRouter(cfg RouterConfig) (*Router, error) {
@@ -140,6 +155,10 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if r.txnTimeout <= 0 {
 		r.txnTimeout = 30 * time.Second
 	}
+	r.lanes = cfg.Lanes
+	if r.lanes <= 0 {
+		r.lanes = DefaultLanes
+	}
 	for _, d := range cfg.Datasets {
 		r.byTopic[broker.PublishTopic(d.Provider, d.Code)] = d
 	}
@@ -149,36 +168,56 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	return r, nil
 }
 
-// Run routes until ctx ends. A broker outage pauses it: a session that
-// fails is closed (its transaction aborted, so nothing half-done is ever
-// read) and a new one resumes from the committed offsets.
+// Run routes until ctx ends, in Lanes sessions side by side. A broker
+// outage pauses it: a session that fails is closed (its transaction
+// aborted, so nothing half-done is ever read) and a new one resumes from
+// the committed offsets.
 func (r *Router) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for lane := range r.lanes {
+		wg.Go(func() { r.runLane(ctx, lane) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// laneID is the transactional id and static member id of a lane. Lane 0
+// keeps the router's own id, which a router of one session used.
+func (r *Router) laneID(lane int) string {
+	if lane == 0 {
+		return r.id
+	}
+	return fmt.Sprintf("%s-lane%d", r.id, lane)
+}
+
+// runLane runs one lane's sessions until ctx ends.
+func (r *Router) runLane(ctx context.Context, lane int) {
 	for ctx.Err() == nil {
-		err := r.session(ctx)
+		err := r.session(ctx, r.laneID(lane))
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
-		r.log.Warn("feed router paused; retrying", "error", err.Error(), "retry_in", r.backoff)
+		r.log.Warn("feed router paused; retrying", "lane", lane, "error", err.Error(), "retry_in", r.backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(r.backoff):
 		}
 	}
-	return nil
 }
 
-// session runs one transactional session until it fails or ctx ends.
-func (r *Router) session(ctx context.Context) error {
+// session runs one transactional session of the lane with id until it
+// fails or ctx ends.
+func (r *Router) session(ctx context.Context, id string) error {
 	topics := make([]string, 0, len(r.byTopic))
 	for t := range r.byTopic {
 		topics = append(topics, t)
 	}
 	opts := append(append([]kgo.Opt{}, r.kafka...), broker.ProducerOptions()...)
 	opts = append(opts,
-		kgo.TransactionalID(r.id),
+		kgo.TransactionalID(id),
 		kgo.TransactionTimeout(r.txnTimeout),
 		kgo.ConsumerGroup("lienthong-feed-router."+r.id),
-		kgo.InstanceID(r.id),
+		kgo.InstanceID(id),
 		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(topics...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
