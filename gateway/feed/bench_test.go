@@ -42,17 +42,7 @@ func TestBenchFeeds(t *testing.T) {
 	defer b.Close()
 	prod := newClient(t, b.Addr())
 	defer prod.Close()
-	events := func(topic string, from, count int, at func() time.Time) []*kgo.Record {
-		recs := make([]*kgo.Record, count)
-		for i := range recs {
-			s := from + i
-			subj := fmt.Sprintf("KS-%06d", s%5000)
-			ev := fmt.Sprintf(`{"specversion":"1.0","id":"b-%d","source":%q,"type":%q,"subject":%q,"time":%q,"data":{"registrationId":%q,"seq":%d,"province":"01","child":{"fullName":"Nguyễn Văn An","personalId":"001225004321","ethnicity":"01"}}}`,
-				s, provider, birthType, subj, at().Format(time.RFC3339Nano), subj, s)
-			recs[i] = &kgo.Record{Topic: topic, Key: []byte(subj), Value: []byte(ev)}
-		}
-		return recs
-	}
+	events := benchEvents
 
 	// Baseline: produce n events and consume them back.
 	rawTopic := "bench.raw"
@@ -139,9 +129,23 @@ func TestBenchFeeds(t *testing.T) {
 	fmt.Printf("BENCH feeds delivery_p99_at_1000eps %.1f ms\n", lat[len(lat)*99/100])
 }
 
+// benchEvents are count birth events of the bench, numbered from from, on
+// topic, timed by at, about 5,000 subjects.
+func benchEvents(topic string, from, count int, at func() time.Time) []*kgo.Record {
+	recs := make([]*kgo.Record, count)
+	for i := range recs {
+		s := from + i
+		subj := fmt.Sprintf("KS-%06d", s%5000)
+		ev := fmt.Sprintf(`{"specversion":"1.0","id":"b-%d","source":%q,"type":%q,"subject":%q,"time":%q,"data":{"registrationId":%q,"seq":%d,"province":"01","child":{"fullName":"Nguyễn Văn An","personalId":"001225004321","ethnicity":"01"}}}`,
+			s, provider, birthType, subj, at().Format(time.RFC3339Nano), subj, s)
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(subj), Value: []byte(ev)}
+	}
+	return recs
+}
+
 // benchCore is the exchange core over a policy granting each subscriber
 // the same fields (personalId hashed), with a real audit file.
-func benchCore(t *testing.T, subs []string, ds *Dataset) *exchange.Core {
+func benchCore(t testing.TB, subs []string, ds *Dataset) *exchange.Core {
 	t.Helper()
 	now := time.Now()
 	doc, _ := os.ReadFile("testdata/vital-events.yaml")

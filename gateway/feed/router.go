@@ -52,6 +52,9 @@ type Router struct {
 	// after the router dies in it (a restart aborts it sooner).
 	txnTimeout time.Duration
 
+	// topics caches deliverTopic.
+	topics sync.Map
+
 	events, deliveries, deadLetters, batches atomic.Int64
 	// lagMu guards lag: per provider partition, the events not yet routed
 	// as of the last committed batch that read it.
@@ -452,22 +455,52 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 		return r.deadLetter(ds, rec, "the delivered event cannot be written")
 	}
 	envelope := b[:len(b)-3]
-	out := make([]*kgo.Record, 0, len(deliveries))
+	// One allocation each for the records, their headers and their
+	// values; the key (the keyed subject) is the same for every consumer.
+	size := 0
 	for _, d := range deliveries {
-		value := make([]byte, 0, len(envelope)+len(d.Data)+1)
-		value = append(append(append(value, envelope...), d.Data...), '}')
-		out = append(out, &kgo.Record{
-			Topic: broker.DeliverTopic(d.Consumer, ds.Provider, ds.Code),
-			Key:   []byte(d.Subject),
-			Value: value,
-			Headers: []kgo.RecordHeader{
-				{Key: HeaderExchangeID, Value: []byte(d.ExchangeID)},
-				{Key: HeaderRevision, Value: []byte(d.Revision)},
-				{Key: HeaderGrant, Value: []byte(d.GrantID)},
-			},
-		})
+		size += len(envelope) + len(d.Data) + 1
+	}
+	values := make([]byte, 0, size)
+	recs := make([]kgo.Record, len(deliveries))
+	headers := make([]kgo.RecordHeader, 0, 3*len(deliveries))
+	key := []byte(deliveries[0].Subject)
+	out := make([]*kgo.Record, len(deliveries))
+	for i, d := range deliveries {
+		from := len(values)
+		values = append(append(append(values, envelope...), d.Data...), '}')
+		from3 := len(headers)
+		headers = append(headers,
+			kgo.RecordHeader{Key: HeaderExchangeID, Value: []byte(d.ExchangeID)},
+			kgo.RecordHeader{Key: HeaderRevision, Value: []byte(d.Revision)},
+			kgo.RecordHeader{Key: HeaderGrant, Value: []byte(d.GrantID)})
+		recs[i] = kgo.Record{
+			Topic:   r.deliverTopic(d.Consumer, ds),
+			Key:     key,
+			Value:   values[from:len(values):len(values)],
+			Headers: headers[from3:len(headers):len(headers)],
+		}
+		out[i] = &recs[i]
 	}
 	return routed{out: out, deliveries: deliveries}
+}
+
+// deliverTopic is broker.DeliverTopic, worked out once per consumer and
+// dataset.
+func (r *Router) deliverTopic(consumer string, ds *Dataset) string {
+	key := topicKey{consumer, ds}
+	if t, ok := r.topics.Load(key); ok {
+		return t.(string)
+	}
+	t := broker.DeliverTopic(consumer, ds.Provider, ds.Code)
+	r.topics.Store(key, t)
+	return t
+}
+
+// topicKey names a consumer's topic of a dataset.
+type topicKey struct {
+	consumer string
+	ds       *Dataset
 }
 
 // deadLetter keeps an event the router could not route, with the reason,
