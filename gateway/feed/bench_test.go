@@ -65,13 +65,14 @@ func TestBenchFeeds(t *testing.T) {
 	if err := prod.ProduceSync(ctx, events(topic, 0, n, time.Now)...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	lanes := benchLanes()
 	stopProfile := profilePhase(t, "floor")
 	cpu = processCPU()
-	floorRate := fanOutFloor(ctx, t, b.Addr(), topic, subs, n, 1000)
+	floorRate := fanOutFloor(ctx, t, b.Addr(), topic, subs, n, 1000, lanes)
 	floorCPU := (processCPU() - cpu) / n
 	stopProfile()
 	router, err := NewRouter(RouterConfig{ID: "bench", Core: core, Kafka: broker.Config{Brokers: []string{b.Addr()}},
-		Datasets: []*Dataset{ds}, Log: benchLog(), MaxBatch: 1000, Lanes: benchLanes()})
+		Datasets: []*Dataset{ds}, Log: benchLog(), MaxBatch: 1000, Lanes: lanes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +85,12 @@ func TestBenchFeeds(t *testing.T) {
 	cpu = processCPU()
 	start = time.Now()
 	go func() { _ = router.Run(rctx); close(done) }()
+	var first time.Duration
 	for got := 0; got < n && ctx.Err() == nil; {
 		got += len(reader.PollFetches(ctx).Records())
+		if first == 0 && got > 0 {
+			first = time.Since(start)
+		}
 	}
 	routerRate := n / time.Since(start).Seconds()
 	routerCPU := (processCPU() - cpu) / n
@@ -117,6 +122,7 @@ func TestBenchFeeds(t *testing.T) {
 	fmt.Printf("BENCH feeds raw_events_per_s %.0f events/s\n", rawRate)
 	fmt.Printf("BENCH feeds router_events_per_s %.0f events/s\n", routerRate)
 	fmt.Printf("BENCH feeds router_deliveries_per_s %.0f deliveries/s\n", routerRate*float64(len(subs)))
+	fmt.Printf("BENCH feeds router_first_delivery_ms %.0f ms\n", float64(first.Microseconds())/1000)
 	fmt.Printf("BENCH feeds router_over_raw_ratio %.2f x\n", routerRate/rawRate)
 	fmt.Print(floorLine(floorRate, routerRate))
 	fmt.Printf("BENCH feeds fanout_floor_over_raw_ratio %.2f x\n", floorRate/rawRate)
@@ -195,10 +201,13 @@ func profilePhase(t *testing.T, phase string) func() {
 	}
 }
 
-// benchLanes is the router's lanes: LIENTHONG_BENCH_LANES, or the default.
+// benchLanes is the lanes of the router and the floor:
+// LIENTHONG_BENCH_LANES, or the router's default.
 func benchLanes() int {
-	n, _ := strconv.Atoi(os.Getenv("LIENTHONG_BENCH_LANES"))
-	return n
+	if n, err := strconv.Atoi(os.Getenv("LIENTHONG_BENCH_LANES")); err == nil && n > 0 {
+		return n
+	}
+	return DefaultLanes
 }
 
 // processCPU is the user and system CPU time the process has used, in µs.

@@ -131,9 +131,11 @@ type RouterConfig struct {
 	Lanes int
 }
 
-// DefaultLanes is the default number of transactional sessions: the
-// provider topics' default partition count, so each lane owns one.
-const DefaultLanes = 3
+// DefaultLanes is the default number of transactional sessions. One: on
+// two cores the router is bound by CPU, and more lanes measured slower
+// (docs/feeds.md, Throughput); a machine with cores to spare can give each
+// provider partition its own lane.
+const DefaultLanes = 1
 
 // NewRouter prepares a router; Run starts it.
 func NewRouter(cfg RouterConfig) (*Router, error) {
@@ -373,7 +375,12 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		commit = kgo.TryAbort
 	}
 	auditedAt := time.Now()
-	committed, err := sess.End(ctx, commit)
+	// The transaction is ended even when ctx has ended (the router
+	// stopping): left open, its offsets pending, it would hold back the
+	// next session's start until the broker times it out.
+	ectx, cancelEnd := context.WithTimeout(context.WithoutCancel(ctx), r.txnTimeout)
+	committed, err := sess.End(ectx, commit)
+	cancelEnd()
 	r.log.Debug("feed batch", "events", len(recs), "deliveries", len(deliveries), "route_ms", routed.Sub(began).Milliseconds(),
 		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())
 	switch {
