@@ -63,6 +63,9 @@ type FileSink struct {
 	lastCP    time.Time
 	segFirst  uint64
 	segStart  time.Time
+	// bufs are the two commit buffers, kept from one flush to the next so
+	// a busy sink does not grow new ones (up to batchBytes each) every time.
+	bufs [2][]byte
 	// durable is the seq of the last entry synced to disk, for readers
 	// that must not see more (the shipper).
 	durable atomic.Uint64
@@ -304,6 +307,7 @@ func (c *commit) reset() {
 // nothing built behind it: the next segment's genesis comes first.
 func (s *FileSink) flush() {
 	var c, next commit
+	c.buf, next.buf = s.bufs[0][:0], s.bufs[1][:0]
 	var settling sync.WaitGroup
 	synced := make(chan error, 1)
 	for round := 0; ; round++ {
@@ -320,6 +324,12 @@ func (s *FileSink) flush() {
 			if len(s.queue) > 0 && (s.urgent || s.closed || s.cpDue) && s.failed == nil {
 				s.mu.Unlock()
 				continue // came while the receipts were settled
+			}
+			for i, b := range [2][]byte{c.buf, next.buf} {
+				if cap(b) > 2*batchBytes {
+					b = nil // one huge record's: not kept
+				}
+				s.bufs[i] = b[:0]
 			}
 			s.flushing = false
 			if len(s.queue) > 0 && s.timer == nil {

@@ -41,11 +41,11 @@ type FeedBatch struct {
 	// dataset, admissions and plans by consumer and dataset.
 	mu       sync.Mutex
 	subs     map[string][]FeedSubscriber
-	admitted map[string]admitted
-	plans    map[string]applied
+	admitted map[deliveryKey]admitted
+	plans    map[planKey]applied
 	// denied holds the refusal of each subscriber (by admission key) whose
 	// decision denied in this batch.
-	denied map[string]*Refusal
+	denied map[deliveryKey]*Refusal
 }
 
 // FeedSubscriber is one consumer system's subscription to a dataset's feed:
@@ -99,8 +99,8 @@ func (c *Core) BeginFeedBatch() (*FeedBatch, *Refusal) {
 		return nil, ref
 	}
 	return &FeedBatch{c: c, snap: snap, rev: snap.Engine.Revision(),
-		subs: map[string][]FeedSubscriber{}, admitted: map[string]admitted{}, plans: map[string]applied{},
-		denied: map[string]*Refusal{}}, nil
+		subs: map[string][]FeedSubscriber{}, admitted: map[deliveryKey]admitted{}, plans: map[planKey]applied{},
+		denied: map[deliveryKey]*Refusal{}}, nil
 }
 
 // Revision is the policy revision the batch is decided at.
@@ -161,6 +161,8 @@ type FeedData struct {
 	// keyed names it to consumers (the provider's masking key).
 	subject, keyed string
 	hash           string
+	// size is the data's length in bytes.
+	size int
 }
 
 // DecodeEvent decodes and validates an event's data once, against the
@@ -192,7 +194,7 @@ func (b *FeedBatch) DecodeEvent(ev FeedEvent, data []byte) (*FeedData, *Refusal)
 		return nil, refusal(statusBadRequest, KindInvalidInput, detail)
 	}
 	return &FeedData{ev: ev, recs: recs, subject: b.c.subject(ev.Subject),
-		keyed: b.c.cfg.Masker.Hash([]byte(strconv.Quote(ev.Subject))), hash: FeedEventHash(ev.Provider, ev.ID)}, nil
+		keyed: b.c.cfg.Masker.Hash([]byte(strconv.Quote(ev.Subject))), hash: FeedEventHash(ev.Provider, ev.ID), size: len(data)}, nil
 }
 
 // Deliver admits the delivery as AdmitDelivery does (at the batch's
@@ -206,7 +208,8 @@ func (b *FeedBatch) DecodeEvent(ev FeedEvent, data []byte) (*FeedData, *Refusal)
 // reached the consumer. The delivery's record is submitted by Record.
 func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, fd *FeedData) (*FeedDelivery, *Refusal) {
 	c := b.c
-	x, ref := b.admit(ctx, sub, fd.ev)
+	key := admissionKey(sub, fd.ev)
+	x, ref := b.admit(ctx, sub, fd.ev, key)
 	if ref != nil {
 		return nil, ref
 	}
@@ -214,7 +217,6 @@ func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, fd *FeedDat
 	// A feed decision reads nothing of the event, so a subscriber denied
 	// once is denied for the rest of the batch: the denial is decided and
 	// recorded (a durable write) once per batch, not once per event.
-	key := admissionKey(sub, fd.ev)
 	b.mu.Lock()
 	denied := b.denied[key]
 	b.mu.Unlock()
@@ -239,6 +241,9 @@ func (b *FeedBatch) Deliver(ctx context.Context, sub FeedSubscriber, fd *FeedDat
 		return nil, refusal(statusInternalServerError, KindInternal, "the decision could not be applied")
 	}
 	var buf bytes.Buffer
+	// The projection is at most about the event's data in size (masks
+	// aside): one allocation instead of a growing buffer's several.
+	buf.Grow(fd.size)
 	stats, err := plan.ProjectRecords(&buf, fd.recs, keep)
 	if err != nil {
 		return nil, refusal(statusBadGateway, KindBadBackendAnswer, "the event's data cannot be projected ("+projectionFault(err)+")")
@@ -264,9 +269,9 @@ type admitted struct {
 }
 
 // admit returns a new exchange for delivering ev to sub, admitted once per
-// batch, subscriber and dataset (a refusal is recorded once).
-func (b *FeedBatch) admit(ctx context.Context, sub FeedSubscriber, ev FeedEvent) (*Exchange, *Refusal) {
-	key := admissionKey(sub, ev)
+// batch, subscriber and dataset (a refusal is recorded once); key is
+// admissionKey(sub, ev).
+func (b *FeedBatch) admit(ctx context.Context, sub FeedSubscriber, ev FeedEvent, key deliveryKey) (*Exchange, *Refusal) {
 	b.mu.Lock()
 	a, ok := b.admitted[key]
 	b.mu.Unlock()
@@ -287,10 +292,17 @@ func (b *FeedBatch) admit(ctx context.Context, sub FeedSubscriber, ev FeedEvent)
 	return &x, nil
 }
 
-// admissionKey names a subscriber's deliveries of one dataset in a batch.
-func admissionKey(sub FeedSubscriber, ev FeedEvent) string {
-	return sub.Consumer + "\x00" + sub.Purpose + "\x00" + ev.Provider + "/" + ev.Dataset
+// deliveryKey names a subscriber's deliveries of one dataset in a batch.
+type deliveryKey struct{ consumer, purpose, provider, dataset string }
+
+// admissionKey is the deliveryKey of sub's deliveries of ev's dataset (a
+// struct, not a joined string: it is worked out for every delivery).
+func admissionKey(sub FeedSubscriber, ev FeedEvent) deliveryKey {
+	return deliveryKey{sub.Consumer, sub.Purpose, ev.Provider, ev.Dataset}
 }
+
+// planKey names a consumer's plan of a dataset in a batch.
+type planKey struct{ consumer, provider, dataset string }
 
 // applied is a decision's plan and row filter, kept for the batch.
 type applied struct {
@@ -309,7 +321,7 @@ type applied struct {
 // unless an agency module reads the time.
 func (b *FeedBatch) projector(x *Exchange) (*projection.Plan, func(any) bool, error) {
 	d := x.decision
-	key := x.rec.Consumer + "\x00" + x.rec.Provider + "/" + x.rec.Dataset
+	key := planKey{x.rec.Consumer, x.rec.Provider, x.rec.Dataset}
 	b.mu.Lock()
 	a, ok := b.plans[key]
 	b.mu.Unlock()
@@ -359,8 +371,13 @@ func (r FeedRecords) Wait(ctx context.Context) error {
 // consumer: the same on every attempt, so a redone batch is recognisably
 // the same exchange.
 func FeedExchangeID(provider, eventID, consumer string) string {
-	h := sha256.Sum256([]byte(provider + "\x00" + eventID + "\x00" + consumer))
-	return "fx-" + hex.EncodeToString(h[:16])
+	// Worked out for every delivery: one allocation, the string.
+	var in [256]byte
+	h := sha256.Sum256(append(append(append(append(append(in[:0], provider...), 0), eventID...), 0), consumer...))
+	var id [3 + 32]byte
+	copy(id[:], "fx-")
+	hex.Encode(id[3:], h[:16])
+	return string(id[:])
 }
 
 // FeedEventHash binds a delivery's audit record to its event (the request

@@ -46,10 +46,14 @@ type Router struct {
 	log      *slog.Logger
 	maxBatch int
 	workers  int
+	lanes    int
 	backoff  time.Duration
 	// txnTimeout bounds how long a transaction may stay open on the broker
 	// after the router dies in it (a restart aborts it sooner).
 	txnTimeout time.Duration
+
+	// topics caches deliverTopic.
+	topics sync.Map
 
 	events, deliveries, deadLetters, batches atomic.Int64
 	// lagMu guards lag: per provider partition, the events not yet routed
@@ -115,7 +119,23 @@ type RouterConfig struct {
 	MaxBatch int
 	// TransactionTimeout (default 30s).
 	TransactionTimeout time.Duration
+	// Lanes is how many transactional sessions route side by side (default
+	// DefaultLanes), each a member of the router's consumer group owning
+	// its share of the provider partitions, with its own transactional id:
+	// while one lane waits for its audit records to be durable and its
+	// transaction to commit, another routes. Keep it the same across
+	// restarts: a lane's id fences that lane's dead predecessor, and the
+	// open transaction of a lane no longer started is only aborted by the
+	// broker after TransactionTimeout (nothing is lost or repeated; its
+	// partitions wait).
+	Lanes int
 }
+
+// DefaultLanes is the default number of transactional sessions. One: on
+// two cores the router is bound by CPU, and more lanes measured slower
+// (docs/feeds.md, Throughput); a machine with cores to spare can give each
+// provider partition its own lane.
+const DefaultLanes = 1
 
 // NewRouter prepares a router; Run starts it.
 func NewRouter(cfg RouterConfig) (*Router, error) {
@@ -140,6 +160,10 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if r.txnTimeout <= 0 {
 		r.txnTimeout = 30 * time.Second
 	}
+	r.lanes = cfg.Lanes
+	if r.lanes <= 0 {
+		r.lanes = DefaultLanes
+	}
 	for _, d := range cfg.Datasets {
 		r.byTopic[broker.PublishTopic(d.Provider, d.Code)] = d
 	}
@@ -149,36 +173,56 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	return r, nil
 }
 
-// Run routes until ctx ends. A broker outage pauses it: a session that
-// fails is closed (its transaction aborted, so nothing half-done is ever
-// read) and a new one resumes from the committed offsets.
+// Run routes until ctx ends, in Lanes sessions side by side. A broker
+// outage pauses it: a session that fails is closed (its transaction
+// aborted, so nothing half-done is ever read) and a new one resumes from
+// the committed offsets.
 func (r *Router) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for lane := range r.lanes {
+		wg.Go(func() { r.runLane(ctx, lane) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// laneID is the transactional id and static member id of a lane. Lane 0
+// keeps the router's own id, which a router of one session used.
+func (r *Router) laneID(lane int) string {
+	if lane == 0 {
+		return r.id
+	}
+	return fmt.Sprintf("%s-lane%d", r.id, lane)
+}
+
+// runLane runs one lane's sessions until ctx ends.
+func (r *Router) runLane(ctx context.Context, lane int) {
 	for ctx.Err() == nil {
-		err := r.session(ctx)
+		err := r.session(ctx, r.laneID(lane))
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
-		r.log.Warn("feed router paused; retrying", "error", err.Error(), "retry_in", r.backoff)
+		r.log.Warn("feed router paused; retrying", "lane", lane, "error", err.Error(), "retry_in", r.backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(r.backoff):
 		}
 	}
-	return nil
 }
 
-// session runs one transactional session until it fails or ctx ends.
-func (r *Router) session(ctx context.Context) error {
+// session runs one transactional session of the lane with id until it
+// fails or ctx ends.
+func (r *Router) session(ctx context.Context, id string) error {
 	topics := make([]string, 0, len(r.byTopic))
 	for t := range r.byTopic {
 		topics = append(topics, t)
 	}
 	opts := append(append([]kgo.Opt{}, r.kafka...), broker.ProducerOptions()...)
 	opts = append(opts,
-		kgo.TransactionalID(r.id),
+		kgo.TransactionalID(id),
 		kgo.TransactionTimeout(r.txnTimeout),
 		kgo.ConsumerGroup("lienthong-feed-router."+r.id),
-		kgo.InstanceID(r.id),
+		kgo.InstanceID(id),
 		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(topics...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -331,7 +375,12 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		commit = kgo.TryAbort
 	}
 	auditedAt := time.Now()
-	committed, err := sess.End(ctx, commit)
+	// The transaction is ended even when ctx has ended (the router
+	// stopping): left open, its offsets pending, it would hold back the
+	// next session's start until the broker times it out.
+	ectx, cancelEnd := context.WithTimeout(context.WithoutCancel(ctx), r.txnTimeout)
+	committed, err := sess.End(ectx, commit)
+	cancelEnd()
 	r.log.Debug("feed batch", "events", len(recs), "deliveries", len(deliveries), "route_ms", routed.Sub(began).Milliseconds(),
 		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())
 	switch {
@@ -413,22 +462,52 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 		return r.deadLetter(ds, rec, "the delivered event cannot be written")
 	}
 	envelope := b[:len(b)-3]
-	out := make([]*kgo.Record, 0, len(deliveries))
+	// One allocation each for the records, their headers and their
+	// values; the key (the keyed subject) is the same for every consumer.
+	size := 0
 	for _, d := range deliveries {
-		value := make([]byte, 0, len(envelope)+len(d.Data)+1)
-		value = append(append(append(value, envelope...), d.Data...), '}')
-		out = append(out, &kgo.Record{
-			Topic: broker.DeliverTopic(d.Consumer, ds.Provider, ds.Code),
-			Key:   []byte(d.Subject),
-			Value: value,
-			Headers: []kgo.RecordHeader{
-				{Key: HeaderExchangeID, Value: []byte(d.ExchangeID)},
-				{Key: HeaderRevision, Value: []byte(d.Revision)},
-				{Key: HeaderGrant, Value: []byte(d.GrantID)},
-			},
-		})
+		size += len(envelope) + len(d.Data) + 1
+	}
+	values := make([]byte, 0, size)
+	recs := make([]kgo.Record, len(deliveries))
+	headers := make([]kgo.RecordHeader, 0, 3*len(deliveries))
+	key := []byte(deliveries[0].Subject)
+	out := make([]*kgo.Record, len(deliveries))
+	for i, d := range deliveries {
+		from := len(values)
+		values = append(append(append(values, envelope...), d.Data...), '}')
+		from3 := len(headers)
+		headers = append(headers,
+			kgo.RecordHeader{Key: HeaderExchangeID, Value: []byte(d.ExchangeID)},
+			kgo.RecordHeader{Key: HeaderRevision, Value: []byte(d.Revision)},
+			kgo.RecordHeader{Key: HeaderGrant, Value: []byte(d.GrantID)})
+		recs[i] = kgo.Record{
+			Topic:   r.deliverTopic(d.Consumer, ds),
+			Key:     key,
+			Value:   values[from:len(values):len(values)],
+			Headers: headers[from3:len(headers):len(headers)],
+		}
+		out[i] = &recs[i]
 	}
 	return routed{out: out, deliveries: deliveries}
+}
+
+// deliverTopic is broker.DeliverTopic, worked out once per consumer and
+// dataset.
+func (r *Router) deliverTopic(consumer string, ds *Dataset) string {
+	key := topicKey{consumer, ds}
+	if t, ok := r.topics.Load(key); ok {
+		return t.(string)
+	}
+	t := broker.DeliverTopic(consumer, ds.Provider, ds.Code)
+	r.topics.Store(key, t)
+	return t
+}
+
+// topicKey names a consumer's topic of a dataset.
+type topicKey struct {
+	consumer string
+	ds       *Dataset
 }
 
 // deadLetter keeps an event the router could not route, with the reason,
