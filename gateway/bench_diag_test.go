@@ -1,0 +1,114 @@
+package gateway_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lienthong/lienthong/gateway/metrics"
+)
+
+// diagnose64 is the gateway bench's diagnostic mode, for finding what limits
+// the 64-caller figure (LIENTHONG_BENCH_GATEWAY_DIAG=<target>, one of
+// direct, proxy, gateway, gateway_nodisk): it runs only that target's
+// 64-caller closed loop, long enough to profile (-cpuprofile,
+// -mutexprofile, -blockprofile cover little else), and prints DIAG lines,
+// not BENCH figures: the rate, and for a durable gateway target each
+// gateway's group commits (records per commit, time per commit).
+// LIENTHONG_BENCH_GATEWAY_DIAG_N sets the number of requests (20,000).
+func diagnose64(t *testing.T, name string, all []target) {
+	n := 20000
+	if s := os.Getenv("LIENTHONG_BENCH_GATEWAY_DIAG_N"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 100 {
+			t.Fatalf("LIENTHONG_BENCH_GATEWAY_DIAG_N=%q: want a number >= 100", s)
+		}
+	}
+	for _, tg := range all {
+		if tg.name != name {
+			continue
+		}
+		tg.closedLoopN(t, 640, 64) // open the 64 callers' connections
+		before, cpu0, idle0 := commitStats(t, tg), processCPU(), machineIdle()
+		r := tg.closedLoopN(t, n, 64)
+		cpu, idle := processCPU()-cpu0, machineIdle()-idle0
+		wall := float64(n) / r.rps
+		fmt.Printf("DIAG gateway %s_rps_64callers %.0f req/s p50 %.3f ms p99 %.3f ms\n", name, r.rps, r.p50, r.p99)
+		fmt.Printf("DIAG gateway %s cpu_us_per_request %.0f process_cores %.2f machine_idle_cores %.2f\n",
+			name, 1e6*cpu/float64(n), cpu/wall, idle/wall)
+		for i, after := range commitStats(t, tg) {
+			d := after.minus(before[i])
+			if d.commits == 0 {
+				continue
+			}
+			fmt.Printf("DIAG gateway %s %s commits %d records %.0f records_per_commit %.1f commit_ms %.3f commits_per_s %.0f\n",
+				name, []string{"consumer", "provider"}[i], d.commits, d.records, d.records/float64(d.commits),
+				1000*d.seconds/float64(d.commits), float64(d.commits)/(float64(n)/r.rps))
+		}
+		return
+	}
+	t.Fatalf("LIENTHONG_BENCH_GATEWAY_DIAG=%q: no such target", name)
+}
+
+// processCPU is the seconds of CPU (user and system) this process used.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// machineIdle is the seconds all CPUs of the machine spent idle since boot
+// (Linux /proc/stat; 0 elsewhere), to tell a saturated machine from a
+// waiting gateway.
+func machineIdle() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0
+	}
+	idle, _ := strconv.ParseFloat(f[4], 64)
+	return idle / 100 // USER_HZ is 100 on Linux
+}
+
+// commits are a gateway's group-commit totals as its metrics count them.
+type commits struct {
+	commits          uint64
+	records, seconds float64
+}
+
+func (c commits) minus(o commits) commits {
+	return commits{c.commits - o.commits, c.records - o.records, c.seconds - o.seconds}
+}
+
+// commitStats reads each of the target's gateways' group-commit totals.
+func commitStats(t *testing.T, tg target) []commits {
+	out := make([]commits, len(tg.gateways))
+	for i, g := range tg.gateways {
+		mfs, err := g.Metrics().Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				switch mf.GetName() {
+				case metrics.AuditCommitBatch:
+					out[i].commits, out[i].records = h.GetSampleCount(), h.GetSampleSum()
+				case metrics.AuditCommitDuration:
+					out[i].seconds = h.GetSampleSum()
+				}
+			}
+		}
+	}
+	return out
+}
