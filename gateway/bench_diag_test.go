@@ -33,13 +33,16 @@ func diagnose64(t *testing.T, name string, all []target) {
 			continue
 		}
 		tg.closedLoopN(t, 640, 64) // open the 64 callers' connections
-		before, cpu0, idle0 := commitStats(t, tg), processCPU(), machineIdle()
+		before, idle0 := commitStats(t, tg), machineIdle()
+		user0, sys0 := processCPU()
 		r := tg.closedLoopN(t, n, 64)
-		cpu, idle := processCPU()-cpu0, machineIdle()-idle0
+		user, sys := processCPU()
+		user, sys = user-user0, sys-sys0
+		cpu, idle := user+sys, machineIdle()-idle0
 		wall := float64(n) / r.rps
 		fmt.Printf("DIAG gateway %s_rps_64callers %.0f req/s p50 %.3f ms p99 %.3f ms\n", name, r.rps, r.p50, r.p99)
-		fmt.Printf("DIAG gateway %s cpu_us_per_request %.0f process_cores %.2f machine_idle_cores %.2f\n",
-			name, 1e6*cpu/float64(n), cpu/wall, idle/wall)
+		fmt.Printf("DIAG gateway %s cpu_us_per_request %.0f (user %.0f, system %.0f) process_cores %.2f machine_idle_cores %.2f\n",
+			name, 1e6*cpu/float64(n), 1e6*user/float64(n), 1e6*sys/float64(n), cpu/wall, idle/wall)
 		for i, after := range commitStats(t, tg) {
 			d := after.minus(before[i])
 			if d.commits == 0 {
@@ -54,13 +57,13 @@ func diagnose64(t *testing.T, name string, all []target) {
 	t.Fatalf("LIENTHONG_BENCH_GATEWAY_DIAG=%q: no such target", name)
 }
 
-// processCPU is the seconds of CPU (user and system) this process used.
-func processCPU() float64 {
+// processCPU is the seconds of user and of system CPU this process used.
+func processCPU() (user, sys float64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds()
 }
 
 // machineIdle is the seconds all CPUs of the machine spent idle since boot
