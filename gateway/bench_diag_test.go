@@ -3,11 +3,15 @@ package gateway_test
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lienthong/lienthong/gateway/metrics"
 )
@@ -20,6 +24,8 @@ import (
 // not BENCH figures: the rate, and for a durable gateway target each
 // gateway's group commits (records per commit, time per commit).
 // LIENTHONG_BENCH_GATEWAY_DIAG_N sets the number of requests (20,000).
+// With the suffix _500 (gateway_500) it runs the target at 500 req/s
+// instead and shows where the gateway's p99 comes from.
 func diagnose64(t *testing.T, name string, all []target) {
 	n := 20000
 	if s := os.Getenv("LIENTHONG_BENCH_GATEWAY_DIAG_N"); s != "" {
@@ -28,9 +34,14 @@ func diagnose64(t *testing.T, name string, all []target) {
 			t.Fatalf("LIENTHONG_BENCH_GATEWAY_DIAG_N=%q: want a number >= 100", s)
 		}
 	}
+	base, at500 := strings.CutSuffix(name, "_500")
 	for _, tg := range all {
-		if tg.name != name {
+		if tg.name != base {
 			continue
+		}
+		if at500 {
+			diagnose500(t, tg, n)
+			return
 		}
 		tg.closedLoopN(t, 640, 64) // open the 64 callers' connections
 		before, idle0 := commitStats(t, tg), machineIdle()
@@ -55,6 +66,80 @@ func diagnose64(t *testing.T, name string, all []target) {
 		return
 	}
 	t.Fatalf("LIENTHONG_BENCH_GATEWAY_DIAG=%q: no such target", name)
+}
+
+// diagnose500 runs n requests of tg at 500 req/s and prints its p50, p99
+// and p99.9, then, per gateway, how many group commits and how many
+// exchanges' audit waits fell past each latency bound (the metrics'
+// histogram buckets), to show where the tail comes from.
+func diagnose500(t *testing.T, tg target, n int) {
+	tg.closedLoop(t, 200)
+	before := histograms(t, tg)
+	lat := make([]time.Duration, 0, n)
+	var mu sync.Mutex
+	fixedRateFunc(500, n, func() time.Duration {
+		d := tg.once(t)
+		mu.Lock()
+		lat = append(lat, d)
+		mu.Unlock()
+		return d
+	})
+	slices.Sort(lat)
+	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))]) / float64(time.Millisecond) }
+	fmt.Printf("DIAG gateway %s_500 p50 %.3f ms p99 %.3f ms p99.9 %.3f ms max %.3f ms\n", tg.name, q(0.5), q(0.99), q(0.999), q(1))
+	for i, after := range histograms(t, tg) {
+		for key, h := range after {
+			var line strings.Builder
+			prev := before[i][key]
+			for j, b := range h.GetBucket() {
+				c := b.GetCumulativeCount()
+				if prev != nil {
+					c -= prev.GetBucket()[j].GetCumulativeCount()
+				}
+				fmt.Fprintf(&line, " le%gms:%d", 1000*b.GetUpperBound(), c)
+			}
+			total := h.GetSampleCount()
+			if prev != nil {
+				total -= prev.GetSampleCount()
+			}
+			fmt.Printf("DIAG gateway %s_500 %s %s count %d%s\n", tg.name, []string{"consumer", "provider"}[i], key, total, line.String())
+		}
+	}
+}
+
+// histograms reads each of the target's gateways' commit-duration and
+// audit-wait histograms, by name (and side for the stage).
+func histograms(t *testing.T, tg target) []map[string]*dto.Histogram {
+	out := make([]map[string]*dto.Histogram, len(tg.gateways))
+	for i, g := range tg.gateways {
+		out[i] = map[string]*dto.Histogram{}
+		mfs, err := g.Metrics().Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case metrics.AuditCommitDuration:
+					out[i]["commit"] = m.GetHistogram()
+				case metrics.StageDuration:
+					var side, stage string
+					for _, l := range m.GetLabel() {
+						switch l.GetName() {
+						case "side":
+							side = l.GetValue()
+						case "stage":
+							stage = l.GetValue()
+						}
+					}
+					if stage == "audit_wait" || stage == "backend" {
+						out[i][side+"_"+stage] = m.GetHistogram()
+					}
+				}
+			}
+		}
+	}
+	return out
 }
 
 // processCPU is the seconds of user and of system CPU this process used.
