@@ -25,7 +25,7 @@ import (
 // gateway's group commits (records per commit, time per commit).
 // LIENTHONG_BENCH_GATEWAY_DIAG_N sets the number of requests (20,000).
 // With the suffix _500 (gateway_500) it runs the target at 500 req/s
-// instead and shows where the gateway's p99 comes from.
+// instead, with _8 from 8 callers, and shows where the time goes.
 func diagnose64(t *testing.T, name string, all []target) {
 	n := 20000
 	if s := os.Getenv("LIENTHONG_BENCH_GATEWAY_DIAG_N"); s != "" {
@@ -35,12 +35,13 @@ func diagnose64(t *testing.T, name string, all []target) {
 		}
 	}
 	base, at500 := strings.CutSuffix(name, "_500")
+	base, at8 := strings.CutSuffix(base, "_8")
 	for _, tg := range all {
 		if tg.name != base {
 			continue
 		}
-		if at500 {
-			diagnose500(t, tg, n)
+		if at500 || at8 {
+			diagnoseTail(t, tg, n, at8)
 			return
 		}
 		tg.closedLoopN(t, 640, 64) // open the 64 callers' connections
@@ -68,25 +69,33 @@ func diagnose64(t *testing.T, name string, all []target) {
 	t.Fatalf("LIENTHONG_BENCH_GATEWAY_DIAG=%q: no such target", name)
 }
 
-// diagnose500 runs n requests of tg at 500 req/s and prints its p50, p99
-// and p99.9, then, per gateway, how many group commits and how many
-// exchanges' audit waits fell past each latency bound (the metrics'
-// histogram buckets), to show where the tail comes from.
-func diagnose500(t *testing.T, tg target, n int) {
+// diagnoseTail runs n requests of tg at 500 req/s (or, with closed, from 8
+// callers as fast as they are answered) and prints its p50, p99 and p99.9,
+// then, per gateway, how many group commits and how many exchanges' stages
+// fell past each latency bound (the metrics' histogram buckets), to show
+// where the time goes.
+func diagnoseTail(t *testing.T, tg target, n int, closed bool) {
 	tg.closedLoop(t, 200)
 	before := histograms(t, tg)
-	lat := make([]time.Duration, 0, n)
-	var mu sync.Mutex
-	fixedRateFunc(500, n, func() time.Duration {
-		d := tg.once(t)
-		mu.Lock()
-		lat = append(lat, d)
-		mu.Unlock()
-		return d
-	})
-	slices.Sort(lat)
-	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))]) / float64(time.Millisecond) }
-	fmt.Printf("DIAG gateway %s_500 p50 %.3f ms p99 %.3f ms p99.9 %.3f ms max %.3f ms\n", tg.name, q(0.5), q(0.99), q(0.999), q(1))
+	name := tg.name + "_500"
+	if closed {
+		name = tg.name + "_8"
+		r := tg.closedLoopN(t, n, 8)
+		fmt.Printf("DIAG gateway %s rps %.0f p50 %.3f ms p99 %.3f ms\n", name, r.rps, r.p50, r.p99)
+	} else {
+		lat := make([]time.Duration, 0, n)
+		var mu sync.Mutex
+		fixedRateFunc(500, n, func() time.Duration {
+			d := tg.once(t)
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
+			return d
+		})
+		slices.Sort(lat)
+		q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))]) / float64(time.Millisecond) }
+		fmt.Printf("DIAG gateway %s p50 %.3f ms p99 %.3f ms p99.9 %.3f ms max %.3f ms\n", name, q(0.5), q(0.99), q(0.999), q(1))
+	}
 	for i, after := range histograms(t, tg) {
 		for key, h := range after {
 			var line strings.Builder
@@ -102,7 +111,7 @@ func diagnose500(t *testing.T, tg target, n int) {
 			if prev != nil {
 				total -= prev.GetSampleCount()
 			}
-			fmt.Printf("DIAG gateway %s_500 %s %s count %d%s\n", tg.name, []string{"consumer", "provider"}[i], key, total, line.String())
+			fmt.Printf("DIAG gateway %s %s %s count %d%s\n", name, []string{"consumer", "provider"}[i], key, total, line.String())
 		}
 	}
 }
