@@ -140,6 +140,17 @@ func (r *Receipt) Wait(ctx context.Context) error {
 	}
 }
 
+// Settled reports whether the record's fate is known (durable, refused or
+// lost), so a caller can skip arming a timeout for a wait that cannot block.
+func (r *Receipt) Settled() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Failed returns the error if the record is already known to be refused or
 // lost, and nil while its write is pending or once it is durable: a caller
 // that does not wait can still tell a sink that turned it away.

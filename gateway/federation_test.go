@@ -87,8 +87,9 @@ type federation struct {
 	// backendTraceparent is the traceparent header of the backend's last
 	// request.
 	backendTraceparent atomic.Value
-	// logs holds what both gateways logged.
-	logs lockedBuffer
+	// logs holds what both gateways logged, at logLevel and above.
+	logs     lockedBuffer
+	logLevel slog.Level
 }
 
 // lockedBuffer collects log lines from concurrent writers.
@@ -137,9 +138,16 @@ func newFederationTTL(t *testing.T, certTTL time.Duration, tweakProvider func(*g
 // newFederationFull also takes options for the consumer gateway.
 func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*gateway.Config), providerOpts, consumerOpts []gateway.Option) *federation {
 	t.Helper()
+	return newFederationLogging(t, slog.LevelDebug, certTTL, tweakProvider, providerOpts, consumerOpts)
+}
+
+// newFederationLogging is newFederationFull with the gateways logging at
+// level (the bench logs as a production gateway does, at info).
+func newFederationLogging(t *testing.T, level slog.Level, certTTL time.Duration, tweakProvider func(*gateway.Config), providerOpts, consumerOpts []gateway.Option) *federation {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	f := &federation{t: t, dir: dir, auditFile: map[string]string{}}
+	f := &federation{t: t, dir: dir, auditFile: map[string]string{}, logLevel: level}
 	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +323,7 @@ func (f *federation) startGateway(member, system, cpCA, cpURL string, backends m
 	f.auditFile[member] = cfg.AuditFile
 
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewJSONHandler(&f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
+	gw, err := gateway.New(ctx, cfg, slog.New(slog.NewJSONHandler(&f.logs, &slog.HandlerOptions{Level: f.logLevel})), opts...)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -71,10 +71,6 @@ func (c *Core) refuse(ctx context.Context, x *Exchange, r *Refusal) *Refusal {
 // intent's write overlapped the work and the outcome's costs no wait);
 // without one, the outcome itself must be durable.
 func (c *Core) writeOutcome(ctx context.Context, x *Exchange) bool {
-	// The caller going away does not stop the record; a log that hangs
-	// fails the exchange after the timeout.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
-	defer cancel()
 	if x.rec.Time.IsZero() {
 		x.rec.Time = time.Now().UTC()
 	}
@@ -90,15 +86,28 @@ func (c *Core) writeOutcome(ctx context.Context, x *Exchange) bool {
 	defer func() { x.stages.auditWait += time.Since(began) }()
 	var err error
 	if x.intent != nil {
-		if err = x.intent.Wait(ctx); err == nil {
+		if err = c.wait(ctx, x.intent); err == nil {
 			err = c.cfg.Sink.Submit(&x.rec, audit.CommitSoon).Failed()
 		}
 	} else {
-		err = audit.Write(ctx, c.cfg.Sink, &x.rec)
+		err = c.wait(ctx, c.cfg.Sink.Submit(&x.rec, audit.CommitNow))
 	}
 	if err != nil {
 		c.cfg.Log.Error("audit record refused", "exchange", x.rec.ExchangeID, "error", err.Error())
 		return false
 	}
 	return true
+}
+
+// wait waits for a record to be durable. The caller going away does not
+// stop the record; a log that hangs fails the exchange after the timeout.
+// A receipt already settled (an intent whose sync finished while the
+// exchange worked, the common case) is read without arming a timer.
+func (c *Core) wait(ctx context.Context, r *audit.Receipt) error {
+	if r.Settled() {
+		return r.Wait(ctx)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+	defer cancel()
+	return r.Wait(ctx)
 }
