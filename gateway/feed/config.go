@@ -45,6 +45,10 @@ type Config struct {
 	AuditFile string `json:"auditFile"`
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int `json:"maxBatch,omitempty"`
+	// StallAfter is how long events may wait on the broker while the
+	// router commits nothing before /readyz reports it stuck (default
+	// "1m", DefaultStallAfter).
+	StallAfter string `json:"stallAfter,omitempty"`
 	// Outbox, when set, relays the provider's PostgreSQL outbox
 	// (adapters/postgres.OutboxSchema) to its provider topics.
 	Outbox *OutboxConfig `json:"outbox,omitempty"`
@@ -202,15 +206,47 @@ func unknownKeys(tree any, t reflect.Type, at string) error {
 }
 
 // Run starts a standalone router from its configuration and routes until
-// ctx ends, reporting no lag (RunReporting does).
+// ctx ends, reporting no lag and no readiness (RunWith does).
 func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	return RunReporting(ctx, cfg, log, nil)
+	return RunWith(ctx, cfg, log, RunOptions{})
 }
 
 // RunReporting is Run that also sets each subscriber's lag on lag every
-// second (nil: not reported), as a gateway running the router does:
-// `lienthong feed-router` gives it the metrics of its --metrics-listen.
+// second (nil: not reported), as a gateway running the router does.
 func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGauge) error {
+	return RunWith(ctx, cfg, log, RunOptions{Lag: lag})
+}
+
+// RunOptions are what the process running a router alone watches it by:
+// `lienthong feed-router` gives both to its --metrics-listen.
+type RunOptions struct {
+	// Lag, when set, is given each subscriber's lag every second.
+	Lag LagGauge
+	// Ready, when set, reports the router's readiness checks while it runs
+	// (ready.go), and why it is not ready before and after.
+	Ready *Ready
+}
+
+// RunWith is Run reporting to opts.
+func RunWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
+	err := runWith(ctx, cfg, log, opts)
+	why := errors.New("stopped")
+	if err != nil {
+		why = fmt.Errorf("stopped: %w", err)
+	}
+	opts.Ready.set(nil, why)
+	return err
+}
+
+func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
+	stallAfter := time.Duration(0)
+	if cfg.StallAfter != "" {
+		d, err := time.ParseDuration(cfg.StallAfter)
+		if err != nil || d <= 0 {
+			return errors.New("feed router config: stallAfter must be a duration such as \"1m\"")
+		}
+		stallAfter = d
+	}
 	keyRaw, err := os.ReadFile(cfg.Policy.VerificationKeyFile)
 	if err != nil {
 		return fmt.Errorf("feed router: verification key: %w", err)
@@ -267,7 +303,7 @@ func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGau
 		return err
 	}
 	router, err := NewProviderRouter(ProviderRouterConfig{ID: cfg.ID, Provider: cfg.Provider, Core: core, Kafka: cfg.Kafka,
-		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch, Lag: lag})
+		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch, Lag: opts.Lag, StallAfter: stallAfter})
 	if err != nil {
 		return err
 	}
@@ -300,6 +336,7 @@ func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGau
 		}
 		defer stopRelay()
 	}
+	opts.Ready.set(standaloneChecks(router, core, cfg.AuditFile), nil)
 	log.Info("feed router started", "id", cfg.ID, "provider", cfg.Provider, "datasets", len(datasets))
 	return router.Run(ctx)
 }
