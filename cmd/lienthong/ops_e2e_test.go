@@ -189,6 +189,11 @@ func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
 		checks["configuration"] != "ok" || checks["audit-log"] != "ok" {
 		t.Errorf("/readyz of a routing router: %d %s, want 200 and kafka, routing, configuration, audit-log ok", status, body)
 	}
+	// It follows its gateway's configuration (beside the bundle) for
+	// freshness, rather than trusting the bundle file.
+	if strings.Contains(router.errText(), "cannot tell whether its policy is stale") {
+		t.Errorf("the router did not find its gateway's configuration beside the bundle: %s", router.errText())
+	}
 	// Its audit log removed, the process is not ready and says why.
 	if err := os.Remove(filepath.Join(work, "feed-audit.jsonl")); err != nil {
 		t.Fatal(err)

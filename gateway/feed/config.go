@@ -77,6 +77,16 @@ type PolicyConfig struct {
 	VerificationKeyFile string `json:"verificationKeyFile"`
 	// ReloadInterval between checks of the bundle file (default "1s").
 	ReloadInterval string `json:"reloadInterval,omitempty"`
+	// ConfigFile is the gateway's signed configuration
+	// (<stateDir>/gateway-config.json; its signature and freshness
+	// statement are read beside it). The router is as fresh as it and
+	// refuses to route once it is older than MaxStaleness. Default:
+	// gateway-config.json beside bundleFile, if there is one; without it
+	// the router cannot tell staleness and trusts the bundle file.
+	ConfigFile string `json:"configFile,omitempty"`
+	// MaxStaleness past which the router refuses to route (default "10m",
+	// the gateway's default; keep the gateway's value).
+	MaxStaleness string `json:"maxStaleness,omitempty"`
 }
 
 // LoadConfig reads a configuration file strictly: an unknown key is refused
@@ -101,6 +111,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	rel(&cfg.Policy.BundleFile)
 	rel(&cfg.Policy.VerificationKeyFile)
+	rel(&cfg.Policy.ConfigFile)
 	rel(&cfg.MaskingKeyFile)
 	rel(&cfg.AuditFile)
 	rel(&cfg.SubjectKeyFile)
@@ -239,13 +250,19 @@ func RunWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions
 }
 
 func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
-	stallAfter := time.Duration(0)
-	if cfg.StallAfter != "" {
-		d, err := time.ParseDuration(cfg.StallAfter)
-		if err != nil || d <= 0 {
-			return errors.New("feed router config: stallAfter must be a duration such as \"1m\"")
+	stallAfter, maxStaleness := time.Duration(0), DefaultMaxStaleness
+	for _, d := range []struct {
+		name, value string
+		to          *time.Duration
+	}{{"stallAfter", cfg.StallAfter, &stallAfter}, {"policy.maxStaleness", cfg.Policy.MaxStaleness, &maxStaleness}} {
+		if d.value == "" {
+			continue
 		}
-		stallAfter = d
+		v, err := time.ParseDuration(d.value)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("feed router config: %s must be a duration such as \"1m\"", d.name)
+		}
+		*d.to = v
 	}
 	keyRaw, err := os.ReadFile(cfg.Policy.VerificationKeyFile)
 	if err != nil {
@@ -298,7 +315,15 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions
 	if err != nil {
 		return err
 	}
-	core, err := NewCore(cfg.Provider, bundle, masker, subjects, sink, log)
+	var src exchange.Source = bundle
+	fresh, err := followGateway(cfg, key, log)
+	if err != nil {
+		return err
+	}
+	if fresh != nil {
+		src = gatewaySource{bundle: bundle, fresh: fresh}
+	}
+	core, err := newCore(cfg.Provider, src, masker, subjects, sink, log, maxStaleness)
 	if err != nil {
 		return err
 	}
@@ -326,6 +351,11 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions
 				} else if changed {
 					log.Info("policy revision in force", "revision", bundle.Revision())
 				}
+				if fresh != nil {
+					if _, err := fresh.Reload(); err != nil {
+						log.Warn("gateway configuration not read; keeping the freshness in force", "error", err.Error())
+					}
+				}
 			}
 		}
 	}()
@@ -347,11 +377,32 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions
 // asks for bound what a feed door uses of it: one event's size, a policy
 // evaluation's time.
 func NewCore(provider string, src exchange.Source, masker *projection.Masker, subjects audit.SubjectKey, sink audit.Sink, log *slog.Logger) (*exchange.Core, error) {
+	return newCore(provider, src, masker, subjects, sink, log, DefaultMaxStaleness)
+}
+
+// newCore is NewCore refusing a configuration older than maxStaleness.
+func newCore(provider string, src exchange.Source, masker *projection.Masker, subjects audit.SubjectKey, sink audit.Sink, log *slog.Logger, maxStaleness time.Duration) (*exchange.Core, error) {
 	return exchange.New(exchange.Config{
 		Member: exchange.MemberOf(provider), Source: src, Sink: sink, Masker: masker, Subjects: subjects, Log: log,
-		MaxStaleness: time.Hour, Timeout: 30 * time.Second, MaxResponseBytes: event.MaxSize,
+		MaxStaleness: maxStaleness, Timeout: 30 * time.Second, MaxResponseBytes: event.MaxSize,
 		RatePerSecond: 1, RateBurst: 1,
 	})
+}
+
+// followGateway opens the freshness of the gateway's configuration named
+// by policy.configFile, or found beside the bundle file; nil (and a
+// warning) when there is none to follow.
+func followGateway(cfg *Config, key policies.VerificationKey, log *slog.Logger) (*gatewayFreshness, error) {
+	path := cfg.Policy.ConfigFile
+	if path == "" {
+		path = filepath.Join(filepath.Dir(cfg.Policy.BundleFile), "gateway-config.json")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			log.Warn("no gateway configuration beside the policy bundle (policy.configFile): the router cannot tell whether its policy is stale and trusts the bundle file",
+				"bundle", cfg.Policy.BundleFile)
+			return nil, nil
+		}
+	}
+	return openGatewayFreshness(path, key, exchange.MemberOf(cfg.Provider))
 }
 
 // startOutbox relays the outbox in the background, pausing and retrying on

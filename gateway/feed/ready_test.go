@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -88,6 +89,7 @@ func (s *agedSource) Current() (*exchange.Snapshot, time.Time) {
 // it only as its consequence.
 func TestReadyzNamesEachFailingCondition(t *testing.T) {
 	every := []string{CheckKafka, CheckRouting, CheckConfiguration, CheckAuditLog}
+	var w *world // of the subtest running
 	for _, tc := range []struct {
 		check, why string
 		brk        func(t *testing.T, b *broker.Embedded, cfg *Config)
@@ -98,6 +100,12 @@ func TestReadyzNamesEachFailingCondition(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		// The gateway's configuration, which the router follows, issued
+		// past the router's maxStaleness (1h) and never renewed since.
+		{CheckConfiguration, "stale", func(t *testing.T, _ *broker.Embedded, cfg *Config) {
+			writeGatewayConfig(t, filepath.Dir(cfg.Policy.ConfigFile), w.signing, w.signing, exchange.MemberOf(provider),
+				time.Now().Add(-2*time.Hour), time.Time{})
+		}},
 	} {
 		t.Run(tc.check, func(t *testing.T) {
 			b, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Partitions: 2})
@@ -105,11 +113,14 @@ func TestReadyzNamesEachFailingCondition(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			w := newWorld(t, []string{b.Addr()})
+			w = newWorld(t, []string{b.Addr()})
 			cfg, err := LoadConfig(w.config)
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The router follows its gateway's configuration, fresh now.
+			cfg.Policy.ConfigFile = writeGatewayConfig(t, w.dir, w.signing, w.signing, exchange.MemberOf(provider), time.Now(), time.Time{})
+			cfg.Policy.MaxStaleness = "1h"
 			ready := NewReady()
 			ops := httptest.NewServer(opsmux.Handler(nil, ready.Checks))
 			defer ops.Close()
