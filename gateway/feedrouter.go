@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/gateway/exchange"
@@ -32,6 +33,10 @@ type FeedRouterConfig struct {
 	Datasets []string `json:"datasets,omitempty"`
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int `json:"maxBatch,omitempty"`
+	// StallAfter is how long events may wait on the broker while the
+	// router commits nothing before /readyz reports feed-router.routing
+	// failing (default 1m, feed.DefaultStallAfter).
+	StallAfter Duration `json:"stallAfter,omitempty"`
 }
 
 // newFeedRouter prepares the configured feed router (nil when none); Run
@@ -85,7 +90,8 @@ func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.ProviderRouter, erro
 		lag = g.metrics
 	}
 	router, err := feed.NewProviderRouter(feed.ProviderRouterConfig{ID: id, Provider: rc.Provider, Core: g.core, Kafka: g.cfg.Feeds.Kafka,
-		Datasets: datasets, Log: g.log.With("component", "feed-router"), MaxBatch: rc.MaxBatch, Lag: lag})
+		Datasets: datasets, Log: g.log.With("component", "feed-router"), MaxBatch: rc.MaxBatch, Lag: lag,
+		StallAfter: rc.StallAfter.Duration})
 	if err != nil {
 		return nil, fmt.Errorf("feeds.router: %w", err)
 	}
@@ -101,3 +107,31 @@ func (g *Gateway) FeedRouterStats() (feed.RouterStats, bool) {
 	}
 	return g.feedRouter.Stats(), true
 }
+
+// feedRouterCheckPrefix names, in the gateway's readiness, the checks of
+// the feed router it runs.
+const feedRouterCheckPrefix = "feed-router."
+
+// feedRouterChecks are the readiness checks of the feed router the gateway
+// runs (none when it runs none): feed-router.kafka, the cluster answers,
+// and feed-router.routing, the router is not stuck (feed.ProviderRouter
+// Readiness). The router decides with the gateway's exchange core and
+// writes the gateway's audit log, so the gateway's configuration and
+// audit-log checks are the router's too: they are not repeated.
+func (g *Gateway) feedRouterChecks() []Check {
+	if g.feedRouter == nil {
+		return nil
+	}
+	checks := g.feedRouter.Readiness()
+	out := make([]Check, len(checks))
+	for i, c := range checks {
+		out[i] = Check{Name: feedRouterCheckPrefix + c.Name, Err: c.Err}
+	}
+	return out
+}
+
+// isFeedRouterCheck: the feed router's checks do not hold back the
+// gateway's start. The router only starts with the gateway, and a broker
+// outage pauses feeds, not queries: the gateway serves, not ready, until
+// the cluster answers.
+func isFeedRouterCheck(c Check) bool { return strings.HasPrefix(c.Name, feedRouterCheckPrefix) }

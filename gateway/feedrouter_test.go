@@ -186,3 +186,63 @@ func TestFeedRouterConfigurationIsChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestReadyzNamesTheFeedRouterChecks: a gateway running the feed router
+// reports the router's checks in its own /readyz, and a broker outage,
+// which pauses the router, turns it 503 naming feed-router.kafka while
+// every other check still passes; the consumer gateway, which runs no
+// router, stays ready.
+func TestReadyzNamesTheFeedRouterChecks(t *testing.T) {
+	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	health := freeAddr(t)
+	f := newFederationWith(t, func(c *gateway.Config) {
+		c.Health.Listen = health
+		c.Feeds = &gateway.FeedsConfig{Kafka: broker.Config{Brokers: []string{b.Addr()}},
+			Router: &gateway.FeedRouterConfig{Provider: population, MaxBatch: 50}}
+	})
+	want := []string{"certificate", "audit-log", "configuration", "policy-bundle", "feed-router.kafka", "feed-router.routing"}
+	wait := func(ok func(int, map[string]string) bool) map[string]string {
+		t.Helper()
+		var status int
+		var body map[string]string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if status, body = readyz(t, health); ok(status, body) {
+				return body
+			}
+		}
+		t.Fatalf("/readyz never showed what was wanted; last %d %v", status, body)
+		return nil
+	}
+	wait(func(status int, body map[string]string) bool {
+		for _, name := range want {
+			if body[name] != "ok" {
+				return false
+			}
+		}
+		return status == http.StatusOK && len(body) == len(want)
+	})
+	if got := f.provider.Readiness(); len(got) != len(want) {
+		t.Errorf("%d checks, want %v", len(got), want)
+	}
+	b.Close()
+	body := wait(func(status int, body map[string]string) bool {
+		return status == http.StatusServiceUnavailable && strings.Contains(body["feed-router.kafka"], "does not answer")
+	})
+	for name, v := range body {
+		if name != "feed-router.kafka" && v != "ok" {
+			t.Errorf("the broker is down, but %s fails too: %s", name, v)
+		}
+	}
+	if _, ok := f.consumer.FeedRouterStats(); ok {
+		t.Error("the consumer gateway runs no router, yet reports one")
+	}
+	for _, c := range f.consumer.Readiness() {
+		if c.Err != nil {
+			t.Errorf("the consumer gateway, which runs no router, fails %s: %v", c.Name, c.Err)
+		}
+	}
+}

@@ -236,7 +236,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	for _, c := range g.Readiness() {
 		// A stale configuration is served as denials until a pull renews
 		// it; the rest cannot heal by waiting.
-		if c.Err != nil && c.Name != "configuration" {
+		if c.Err != nil && c.Name != "configuration" && !isFeedRouterCheck(c) {
 			return fmt.Errorf("gateway of %s is not ready: %s: %w", g.cfg.Member, c.Name, c.Err)
 		}
 	}

@@ -28,14 +28,16 @@ type Check struct {
 //   - audit-log: the audit file can be opened for writing (a sink given
 //     with WithSink is not checked);
 //   - configuration: a verified configuration is in force and not stale;
-//   - policy-bundle: a policy bundle whose signature verified is in force.
+//   - policy-bundle: a policy bundle whose signature verified is in force;
+//   - feed-router.kafka and feed-router.routing, when the gateway runs the
+//     feed router (feeds.router; see feedRouterChecks).
 func (g *Gateway) Readiness() []Check {
-	return []Check{
+	return append([]Check{
 		{"certificate", g.checkCertificate()},
 		{"audit-log", g.checkAuditLog()},
 		{"configuration", g.checkConfiguration()},
 		{"policy-bundle", g.checkBundle()},
-	}
+	}, g.feedRouterChecks()...)
 }
 
 // checkBundle: the engine in force was loaded from a bundle whose signature

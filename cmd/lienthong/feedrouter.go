@@ -23,7 +23,8 @@ func newFeedRouterCommand() *cobra.Command {
 each dataset's provider topic and writes every consumer holding an active feed grant
 its own projection of each event, in one Kafka transaction with the consumed offsets.
 --kafka-brokers overrides kafka.brokers of the file (comma-separated host:port).
-See docs/feeds.md.`,
+--metrics-listen serves the subscribers' lag on /metrics and /readyz: 503 naming each
+failing check (kafka, routing, configuration, audit-log). See docs/feeds.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -39,19 +40,20 @@ See docs/feeds.md.`,
 				cfg.Kafka.Brokers = strings.Split(brokers, ",")
 			}
 			// Each subscriber's lag, as a gateway running the router
-			// (feeds.router) reports it.
-			var lag feed.LagGauge
+			// (feeds.router) reports it, and the router's readiness
+			// checks (gateway/feed/ready.go).
+			var opts feed.RunOptions
 			if metricsListen != "" {
 				m := metrics.NewFeedRouter()
-				ops, err := opsmux.Listen(metricsListen, opsmux.Handler(m.Handler(), nil), log)
+				opts.Lag, opts.Ready = m, feed.NewReady()
+				ops, err := opsmux.Listen(metricsListen, opsmux.Handler(m.Handler(), opts.Ready.Checks), log)
 				if err != nil {
 					return err
 				}
 				defer func() { _ = ops.Close(context.Background()) }()
-				lag = m
 				fmt.Fprintf(cmd.OutOrStdout(), "  metrics and health at http://%s/metrics, /healthz, /readyz\n", ops.Addr())
 			}
-			return feed.RunReporting(cmd.Context(), cfg, log, lag)
+			return feed.RunWith(cmd.Context(), cfg, log, opts)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "feed router configuration file (JSON)")

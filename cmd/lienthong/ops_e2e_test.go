@@ -142,7 +142,9 @@ var routerMetricsAt = regexp.MustCompile(`metrics and health at http://(\S+)/met
 // whose trickle publishes a birth and a death registration in turn), with
 // the files its gateway keeps, and scrapes its --metrics-listen: each
 // consumer subscribed to each dataset has its lag, as in a gateway that
-// runs the router, and nobody else has one.
+// runs the router, and nobody else has one; /readyz names the router's
+// four checks, ready, and turns 503 naming audit-log once the router's
+// audit log is removed.
 func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
 	dir, work := filepath.Join(t.TempDir(), "data"), t.TempDir()
 	ready := filepath.Join(work, "ready.json")
@@ -178,8 +180,29 @@ func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
 		t.Fatalf("no metrics address in %q", lines[len(lines)-1])
 	}
 	waitForLag(t, m[1], routedFeeds, 30*time.Second)
-	if status, body := opsGet(t, m[1], "/readyz"); status != http.StatusOK {
-		t.Errorf("/readyz: %d %s", status, body)
+	status, body := opsGet(t, m[1], "/readyz")
+	var checks map[string]string
+	if err := json.Unmarshal([]byte(body), &checks); err != nil {
+		t.Fatalf("/readyz: %d %s: %v", status, body, err)
+	}
+	if status != http.StatusOK || len(checks) != 4 || checks["kafka"] != "ok" || checks["routing"] != "ok" ||
+		checks["configuration"] != "ok" || checks["audit-log"] != "ok" {
+		t.Errorf("/readyz of a routing router: %d %s, want 200 and kafka, routing, configuration, audit-log ok", status, body)
+	}
+	// It follows its gateway's configuration (beside the bundle) for
+	// freshness, rather than trusting the bundle file.
+	if strings.Contains(router.errText(), "cannot tell whether its policy is stale") {
+		t.Errorf("the router did not find its gateway's configuration beside the bundle: %s", router.errText())
+	}
+	// Its audit log removed, the process is not ready and says why.
+	if err := os.Remove(filepath.Join(work, "feed-audit.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	status, body = opsGet(t, m[1], "/readyz")
+	checks = nil
+	_ = json.Unmarshal([]byte(body), &checks)
+	if status != http.StatusServiceUnavailable || !strings.Contains(checks["audit-log"], "not writable") || checks["kafka"] != "ok" {
+		t.Errorf("/readyz with the audit log gone: %d %s, want 503 naming audit-log", status, body)
 	}
 	if err := router.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Errorf("feed-router after SIGTERM: %v, want status 0", err)

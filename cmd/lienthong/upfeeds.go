@@ -77,8 +77,8 @@ func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile s
 			cfg.Datasets = append(cfg.Datasets, feed.DatasetConfig{Document: file})
 		}
 		rlog := log.With("component", "feed-router", "provider", r.member)
-		m := metrics.NewFeedRouter()
-		listener, err := opsmux.Listen(upMetricsListen, opsmux.Handler(m.Handler(), nil), rlog)
+		m, ready := metrics.NewFeedRouter(), feed.NewReady()
+		listener, err := opsmux.Listen(upMetricsListen, opsmux.Handler(m.Handler(), ready.Checks), rlog)
 		if err != nil {
 			return fmt.Errorf("feed router of %s: %w", r.member, err)
 		}
@@ -88,7 +88,7 @@ func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile s
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := feed.RunReporting(rctx, cfg, rlog, m); err != nil && rctx.Err() == nil {
+			if err := feed.RunWith(rctx, cfg, rlog, feed.RunOptions{Lag: m, Ready: ready}); err != nil && rctx.Err() == nil {
 				errc <- fmt.Errorf("feed router of %s: %w", r.member, err)
 			}
 		}()

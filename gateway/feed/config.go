@@ -45,6 +45,10 @@ type Config struct {
 	AuditFile string `json:"auditFile"`
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int `json:"maxBatch,omitempty"`
+	// StallAfter is how long events may wait on the broker while the
+	// router commits nothing before /readyz reports it stuck (default
+	// "1m", DefaultStallAfter).
+	StallAfter string `json:"stallAfter,omitempty"`
 	// Outbox, when set, relays the provider's PostgreSQL outbox
 	// (adapters/postgres.OutboxSchema) to its provider topics.
 	Outbox *OutboxConfig `json:"outbox,omitempty"`
@@ -73,6 +77,16 @@ type PolicyConfig struct {
 	VerificationKeyFile string `json:"verificationKeyFile"`
 	// ReloadInterval between checks of the bundle file (default "1s").
 	ReloadInterval string `json:"reloadInterval,omitempty"`
+	// ConfigFile is the gateway's signed configuration
+	// (<stateDir>/gateway-config.json; its signature and freshness
+	// statement are read beside it). The router is as fresh as it and
+	// refuses to route once it is older than MaxStaleness. Default:
+	// gateway-config.json beside bundleFile, if there is one; without it
+	// the router cannot tell staleness and trusts the bundle file.
+	ConfigFile string `json:"configFile,omitempty"`
+	// MaxStaleness past which the router refuses to route (default "10m",
+	// the gateway's default; keep the gateway's value).
+	MaxStaleness string `json:"maxStaleness,omitempty"`
 }
 
 // LoadConfig reads a configuration file strictly: an unknown key is refused
@@ -97,6 +111,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	rel(&cfg.Policy.BundleFile)
 	rel(&cfg.Policy.VerificationKeyFile)
+	rel(&cfg.Policy.ConfigFile)
 	rel(&cfg.MaskingKeyFile)
 	rel(&cfg.AuditFile)
 	rel(&cfg.SubjectKeyFile)
@@ -202,15 +217,53 @@ func unknownKeys(tree any, t reflect.Type, at string) error {
 }
 
 // Run starts a standalone router from its configuration and routes until
-// ctx ends, reporting no lag (RunReporting does).
+// ctx ends, reporting no lag and no readiness (RunWith does).
 func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	return RunReporting(ctx, cfg, log, nil)
+	return RunWith(ctx, cfg, log, RunOptions{})
 }
 
 // RunReporting is Run that also sets each subscriber's lag on lag every
-// second (nil: not reported), as a gateway running the router does:
-// `lienthong feed-router` gives it the metrics of its --metrics-listen.
+// second (nil: not reported), as a gateway running the router does.
 func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGauge) error {
+	return RunWith(ctx, cfg, log, RunOptions{Lag: lag})
+}
+
+// RunOptions are what the process running a router alone watches it by:
+// `lienthong feed-router` gives both to its --metrics-listen.
+type RunOptions struct {
+	// Lag, when set, is given each subscriber's lag every second.
+	Lag LagGauge
+	// Ready, when set, reports the router's readiness checks while it runs
+	// (ready.go), and why it is not ready before and after.
+	Ready *Ready
+}
+
+// RunWith is Run reporting to opts.
+func RunWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
+	err := runWith(ctx, cfg, log, opts)
+	why := errors.New("stopped")
+	if err != nil {
+		why = fmt.Errorf("stopped: %w", err)
+	}
+	opts.Ready.set(nil, why)
+	return err
+}
+
+func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
+	stallAfter, maxStaleness := time.Duration(0), DefaultMaxStaleness
+	for _, d := range []struct {
+		name, value string
+		to          *time.Duration
+	}{{"stallAfter", cfg.StallAfter, &stallAfter}, {"policy.maxStaleness", cfg.Policy.MaxStaleness, &maxStaleness}} {
+		if d.value == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.value)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("feed router config: %s must be a duration such as \"1m\"", d.name)
+		}
+		*d.to = v
+	}
 	keyRaw, err := os.ReadFile(cfg.Policy.VerificationKeyFile)
 	if err != nil {
 		return fmt.Errorf("feed router: verification key: %w", err)
@@ -262,12 +315,20 @@ func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGau
 	if err != nil {
 		return err
 	}
-	core, err := NewCore(cfg.Provider, bundle, masker, subjects, sink, log)
+	var src exchange.Source = bundle
+	fresh, err := followGateway(cfg, key, log)
+	if err != nil {
+		return err
+	}
+	if fresh != nil {
+		src = gatewaySource{bundle: bundle, fresh: fresh}
+	}
+	core, err := newCore(cfg.Provider, src, masker, subjects, sink, log, maxStaleness)
 	if err != nil {
 		return err
 	}
 	router, err := NewProviderRouter(ProviderRouterConfig{ID: cfg.ID, Provider: cfg.Provider, Core: core, Kafka: cfg.Kafka,
-		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch, Lag: lag})
+		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch, Lag: opts.Lag, StallAfter: stallAfter})
 	if err != nil {
 		return err
 	}
@@ -290,6 +351,11 @@ func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGau
 				} else if changed {
 					log.Info("policy revision in force", "revision", bundle.Revision())
 				}
+				if fresh != nil {
+					if _, err := fresh.Reload(); err != nil {
+						log.Warn("gateway configuration not read; keeping the freshness in force", "error", err.Error())
+					}
+				}
 			}
 		}
 	}()
@@ -300,6 +366,7 @@ func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGau
 		}
 		defer stopRelay()
 	}
+	opts.Ready.set(standaloneChecks(router, core, cfg.AuditFile), nil)
 	log.Info("feed router started", "id", cfg.ID, "provider", cfg.Provider, "datasets", len(datasets))
 	return router.Run(ctx)
 }
@@ -310,11 +377,32 @@ func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGau
 // asks for bound what a feed door uses of it: one event's size, a policy
 // evaluation's time.
 func NewCore(provider string, src exchange.Source, masker *projection.Masker, subjects audit.SubjectKey, sink audit.Sink, log *slog.Logger) (*exchange.Core, error) {
+	return newCore(provider, src, masker, subjects, sink, log, DefaultMaxStaleness)
+}
+
+// newCore is NewCore refusing a configuration older than maxStaleness.
+func newCore(provider string, src exchange.Source, masker *projection.Masker, subjects audit.SubjectKey, sink audit.Sink, log *slog.Logger, maxStaleness time.Duration) (*exchange.Core, error) {
 	return exchange.New(exchange.Config{
 		Member: exchange.MemberOf(provider), Source: src, Sink: sink, Masker: masker, Subjects: subjects, Log: log,
-		MaxStaleness: time.Hour, Timeout: 30 * time.Second, MaxResponseBytes: event.MaxSize,
+		MaxStaleness: maxStaleness, Timeout: 30 * time.Second, MaxResponseBytes: event.MaxSize,
 		RatePerSecond: 1, RateBurst: 1,
 	})
+}
+
+// followGateway opens the freshness of the gateway's configuration named
+// by policy.configFile, or found beside the bundle file; nil (and a
+// warning) when there is none to follow.
+func followGateway(cfg *Config, key policies.VerificationKey, log *slog.Logger) (*gatewayFreshness, error) {
+	path := cfg.Policy.ConfigFile
+	if path == "" {
+		path = filepath.Join(filepath.Dir(cfg.Policy.BundleFile), "gateway-config.json")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			log.Warn("no gateway configuration beside the policy bundle (policy.configFile): the router cannot tell whether its policy is stale and trusts the bundle file",
+				"bundle", cfg.Policy.BundleFile)
+			return nil, nil
+		}
+	}
+	return openGatewayFreshness(path, key, exchange.MemberOf(cfg.Provider))
 }
 
 // startOutbox relays the outbox in the background, pausing and retrying on

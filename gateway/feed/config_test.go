@@ -1,10 +1,12 @@
 package feed
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadConfigRefusesUnknownKeysByPath(t *testing.T) {
@@ -35,6 +37,37 @@ func TestLoadConfigRefusesUnknownKeysByPath(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestRunRefusesWhatItCannotWatchBy: a readiness or staleness setting that
+// is no duration, or a gateway configuration that is not the provider's
+// member's, stops the router at start, naming the setting.
+func TestRunRefusesWhatItCannotWatchBy(t *testing.T) {
+	w := newWorld(t, []string{"127.0.0.1:1"})
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"stallAfter", func(c *Config) { c.StallAfter = "soon" }, "stallAfter must be a duration"},
+		{"maxStaleness", func(c *Config) { c.Policy.MaxStaleness = "-1m" }, "policy.maxStaleness must be a duration"},
+		{"another member's configuration", func(c *Config) {
+			c.Policy.ConfigFile = writeGatewayConfig(t, t.TempDir(), w.signing, w.signing, "000.00.00.G01", time.Now(), time.Time{})
+		}, "not of 000.00.00.G05"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig(w.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.set(cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := Run(ctx, cfg, benchLog()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/lienthong/lienthong/gateway/exchange"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 )
@@ -37,6 +39,10 @@ type ProviderRouterConfig struct {
 	// Lag, when set, is given each subscriber's lag every second while the
 	// router runs (nil: not reported).
 	Lag LagGauge
+	// StallAfter is how long events may wait while the router commits
+	// nothing before Readiness reports it stuck (default
+	// DefaultStallAfter).
+	StallAfter time.Duration
 }
 
 // ProviderRouter is the feed router of one provider system together with
@@ -49,6 +55,15 @@ type ProviderRouter struct {
 	core     *exchange.Core
 	lag      LagGauge
 	every    time.Duration
+
+	// What the readiness monitor (ready.go) needs: the router's Kafka
+	// settings, its provider topics, and what it last saw.
+	kafka      []kgo.Opt
+	brokers    []string
+	topics     []string
+	stallAfter time.Duration
+	now        func() time.Time
+	w          watch
 }
 
 // lagEvery is how often a ProviderRouter sets its subscribers' lag.
@@ -67,17 +82,31 @@ func NewProviderRouter(cfg ProviderRouterConfig) (*ProviderRouter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ProviderRouter{Router: r, provider: cfg.Provider, core: cfg.Core, lag: cfg.Lag, every: lagEvery}, nil
+	opts, err := cfg.Kafka.Options()
+	if err != nil {
+		return nil, err
+	}
+	p := &ProviderRouter{Router: r, provider: cfg.Provider, core: cfg.Core, lag: cfg.Lag, every: lagEvery,
+		kafka: opts, brokers: cfg.Kafka.Brokers, stallAfter: cfg.StallAfter, now: time.Now}
+	if p.stallAfter <= 0 {
+		p.stallAfter = DefaultStallAfter
+	}
+	for _, d := range cfg.Datasets {
+		p.topics = append(p.topics, broker.PublishTopic(d.Provider, d.Code))
+	}
+	return p, nil
 }
 
-// Run routes, and reports the lag, until ctx ends.
+// Run routes, reports the lag and watches the router's readiness
+// (Readiness) until ctx ends.
 func (p *ProviderRouter) Run(ctx context.Context) error {
-	if p.lag == nil {
-		return p.Router.Run(ctx)
-	}
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() { p.monitor(ctx) })
 	wg.Go(func() {
+		if p.lag == nil {
+			return
+		}
 		t := time.NewTicker(p.every)
 		defer t.Stop()
 		for {

@@ -186,6 +186,10 @@ func (r *Router) Run(ctx context.Context) error {
 	return nil
 }
 
+// Group is the Kafka consumer group every lane of the router joins: its
+// committed offsets are how far the router has routed.
+func (r *Router) Group() string { return "lienthong-feed-router." + r.id }
+
 // laneID is the transactional id and static member id of a lane. Lane 0
 // keeps the router's own id, which a router of one session used.
 func (r *Router) laneID(lane int) string {
@@ -221,7 +225,7 @@ func (r *Router) session(ctx context.Context, id string) error {
 	opts = append(opts,
 		kgo.TransactionalID(id),
 		kgo.TransactionTimeout(r.txnTimeout),
-		kgo.ConsumerGroup("lienthong-feed-router."+r.id),
+		kgo.ConsumerGroup(r.Group()),
 		kgo.InstanceID(id),
 		kgo.SessionTimeout(10*time.Second),
 		kgo.ConsumeTopics(topics...),

@@ -22,10 +22,11 @@ import (
 // kept.
 //
 // The gateway rewrites the bundle only when its revision changes, so the
-// file's age says nothing about staleness: a router alone trusts its
-// gateway to keep the file current (Current reports it fresh). A router run
-// inside the gateway (gateway feeds.router) shares the gateway's snapshot
-// and with it the gateway's staleness rule.
+// file's age says nothing about staleness: Current reports it fresh, and a
+// router alone takes its freshness from the gateway's signed configuration
+// instead (gatewaySource, freshness.go). A router run inside the gateway
+// (gateway feeds.router) shares the gateway's snapshot and with it the
+// gateway's staleness rule.
 type BundleSource struct {
 	path     string
 	key      policies.VerificationKey
