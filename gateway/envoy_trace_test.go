@@ -207,11 +207,11 @@ func TestEnvoyExchangeIsOneConnectedTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := tracing.NewProvider(sdktrace.NewSimpleSpanProcessor(exp), 1, "envoy-trace-test")
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	addr := freeAddr(t)
-	f := newFederationFull(t, 0, func(c *gateway.Config) { c.Envoy.Listen = addr },
-		[]gateway.Option{gateway.WithSink(&memSink{}), gateway.WithTracerProvider(tp)},
+	envoyLn := liveListener(t)
+	f := newFederationFull(t, 0, nil,
+		[]gateway.Option{gateway.WithSink(&memSink{}), gateway.WithTracerProvider(tp), gateway.WithEnvoyListener(envoyLn)},
 		[]gateway.Option{gateway.WithSink(&memSink{}), gateway.WithTracerProvider(tp)})
-	ef := &envoyFederation{federation: f, envoyAddr: addr}
+	ef := &envoyFederation{federation: f, envoyAddr: envoyLn.Addr().String()}
 	envoyPair, _ := f.enrolledPair(mpsGW)
 	ef.auth, ef.proc = ef.dial(envoyPair)
 	peerPair, _ := f.enrolledPair(vssGW)

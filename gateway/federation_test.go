@@ -87,6 +87,8 @@ type federation struct {
 	// backendTraceparent is the traceparent header of the backend's last
 	// request.
 	backendTraceparent atomic.Value
+	// backendHeader is the header of the backend's last request.
+	backendHeader atomic.Value
 	// logs holds what both gateways logged.
 	logs lockedBuffer
 }
@@ -205,6 +207,7 @@ func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.backendCalls.Add(1)
 		f.backendTraceparent.Store(r.Header.Get("traceparent"))
+		f.backendHeader.Store(r.Header.Clone())
 		id := strings.TrimPrefix(r.URL.Path, "/citizens/")
 		if id == badContentTypeID {
 			// A backend that answers with a content type made to be quoted.

@@ -12,17 +12,25 @@ import (
 	"github.com/lienthong/lienthong/gateway"
 )
 
+// liveListener is a loopback port bound for a gateway's door and handed
+// in live: no other process can take it between its choosing and its
+// serving, as it could with a port bound, closed and named again.
+func liveListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
 // handedListeners binds the three doors a caller can hand a gateway.
 func handedListeners(t *testing.T) (outbound, inbound, envoy net.Listener, opts []gateway.Option) {
 	t.Helper()
 	var lns [3]net.Listener
 	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = ln.Close() })
-		lns[i] = ln
+		lns[i] = liveListener(t)
 	}
 	return lns[0], lns[1], lns[2], []gateway.Option{gateway.WithListeners(lns[0], lns[1]), gateway.WithEnvoyListener(lns[2])}
 }
