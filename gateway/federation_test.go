@@ -226,17 +226,23 @@ func newFederationFull(t *testing.T, certTTL time.Duration, tweakProvider func(*
 	t.Cleanup(backend.Close)
 	f.backendURL = backend.URL
 
-	inbound := freeAddr(t)
+	// The doors' ports are bound here and handed in live, so the addresses
+	// registered are the ones that listen.
+	inboundLn, outboundLn := liveListener(t), liveListener(t)
+	inbound := inboundLn.Addr().String()
 	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: mps, System: mpsGW, Address: inbound}))
+	// The consumer's gateway serves no inbound door: its address is only
+	// registered, never dialled.
 	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: vss, System: vssGW, Address: freeAddr(t)}))
 
 	f.provider = f.startGateway(mps, mpsGW, cpCA, cp.URL, map[string]gateway.Backend{
 		population + "/population": restBackend(backend.URL, "citizens/{id}"),
-	}, "", inbound, providerOpts, tweakProvider)
+	}, "", inbound, append([]gateway.Option{gateway.WithListeners(nil, inboundLn)}, providerOpts...), tweakProvider)
 	f.inbound = inbound
-	f.outbound = freeAddr(t)
+	f.outbound = outboundLn.Addr().String()
 	f.consumer = f.startGateway(vss, vssGW, cpCA, cp.URL, nil, f.outbound, "", append([]gateway.Option{
 		gateway.WithClock(func() time.Time { return time.Now().Add(time.Duration(f.clock.Load())) }),
+		gateway.WithListeners(outboundLn, nil),
 	}, consumerOpts...), nil)
 	trust, err := f.svc.Trust(ctx)
 	if err != nil {

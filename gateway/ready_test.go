@@ -75,10 +75,10 @@ func TestTruncatedCertificateChainIsNotReady(t *testing.T) {
 	c := *cfg
 	c.Identity.KeyFile, c.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
 	c.StateDir, c.AuditFile, c.MaskingKeyFile = filepath.Join(dir, "state"), filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "masking.key")
-	c.Inbound.Listen, c.Outbound.Listen = freeAddr(t), ""
+	c.Inbound.Listen, c.Outbound.Listen = "", ""
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gw, err := gateway.New(ctx, &c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	gw, err := gateway.New(ctx, &c, slog.New(slog.NewTextHandler(io.Discard, nil)), gateway.WithListeners(nil, liveListener(t)))
 	if err != nil {
 		// The control plane knows a gateway by its certificate: it refuses
 		// a chain that does not verify before the gateway gets any
