@@ -23,6 +23,12 @@ func WithEnvoyListener(ln net.Listener) Option {
 	return func(g *Gateway) { g.hand("envoy", ln) }
 }
 
+// WithHealthListener serves /readyz on a listener the caller has already
+// bound, instead of health.listen, owned as WithListeners says.
+func WithHealthListener(ln net.Listener) Option {
+	return func(g *Gateway) { g.hand("health", ln) }
+}
+
 // hand records a listener handed in for a door; nil leaves the door to
 // its configured address.
 func (g *Gateway) hand(door string, ln net.Listener) {

@@ -42,7 +42,7 @@ func requireFree(t *testing.T, lns ...net.Listener) {
 	for _, ln := range lns {
 		again, err := net.Listen("tcp", ln.Addr().String())
 		if err != nil {
-			t.Errorf("%s still held after the gateway failed: %v", ln.Addr(), err)
+			t.Errorf("%s still held after the gateway returned: %v", ln.Addr(), err)
 			continue
 		}
 		_ = again.Close()
@@ -127,4 +127,32 @@ func TestHandedListenersClosedWhenRunFailsEarly(t *testing.T) {
 			requireFree(t, out, in, envoy)
 		})
 	}
+}
+
+// TestHandedListenersClosedWhenRunStops: a gateway that served on the
+// listeners handed to it, the Envoy doors' and /readyz's included, leaves
+// every port free once Run returns.
+func TestHandedListenersClosedWhenRunStops(t *testing.T) {
+	var cfg *gateway.Config
+	newFederationWith(t, func(c *gateway.Config) { cfg = c })
+	c := freshCopy(t, cfg)
+	out, in, envoy, opts := handedListeners(t)
+	health := liveListener(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gw, err := gateway.New(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)), append(opts, gateway.WithHealthListener(health))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served gateway.Addrs
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx, func(a gateway.Addrs) { served = a; cancel() }) }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := gateway.Addrs{Outbound: out.Addr().String(), Inbound: in.Addr().String(), Envoy: envoy.Addr().String(), Health: health.Addr().String()}
+	if served != want {
+		t.Errorf("served on %+v, want the listeners handed in %+v", served, want)
+	}
+	requireFree(t, out, in, envoy, health)
 }

@@ -31,9 +31,10 @@ func readyz(t *testing.T, addr string) (int, map[string]string) {
 // TestReadyzNamesEachCheck: ready with every check passing, and not ready,
 // naming the check, once the audit log cannot be written.
 func TestReadyzNamesEachCheck(t *testing.T) {
-	health := freeAddr(t)
+	healthLn := liveListener(t)
+	health := healthLn.Addr().String()
 	var cfg *gateway.Config
-	f := newFederationWith(t, func(c *gateway.Config) { c.Health.Listen = health; cfg = c })
+	f := newFederationWith(t, func(c *gateway.Config) { cfg = c }, gateway.WithHealthListener(healthLn))
 	status, body := readyz(t, health)
 	if status != http.StatusOK || body["certificate"] != "ok" || body["audit-log"] != "ok" || body["configuration"] != "ok" {
 		t.Fatalf("healthy gateway: %d %v", status, body)
