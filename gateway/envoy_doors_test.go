@@ -97,18 +97,26 @@ type envoyFederation struct {
 
 func newEnvoyFederation(t *testing.T, streamed bool, wait time.Duration, tweaks ...func(*gateway.Config)) *envoyFederation {
 	t.Helper()
+	return newEnvoyFederationWith(t, nil, nil, streamed, wait, tweaks...)
+}
+
+// newEnvoyFederationWith also gives the provider gateway popts and the
+// consumer gateway copts.
+func newEnvoyFederationWith(t *testing.T, popts, copts []gateway.Option, streamed bool, wait time.Duration, tweaks ...func(*gateway.Config)) *envoyFederation {
+	t.Helper()
 	sink, csink := &memSink{}, &memSink{}
-	addr := freeAddr(t)
+	envoyLn := liveListener(t)
 	f := newFederationFull(t, 0, func(c *gateway.Config) {
-		c.Envoy.Listen, c.Envoy.Streamed = addr, streamed
+		c.Envoy.Streamed = streamed
 		if wait > 0 {
 			c.Timeout = gateway.Duration{Duration: wait}
 		}
 		for _, tw := range tweaks {
 			tw(c)
 		}
-	}, []gateway.Option{gateway.WithSink(sink)}, []gateway.Option{gateway.WithSink(csink)})
-	ef := &envoyFederation{federation: f, sink: sink, csink: csink, envoyAddr: addr}
+	}, append([]gateway.Option{gateway.WithSink(sink), gateway.WithEnvoyListener(envoyLn)}, popts...),
+		append([]gateway.Option{gateway.WithSink(csink)}, copts...))
+	ef := &envoyFederation{federation: f, sink: sink, csink: csink, envoyAddr: envoyLn.Addr().String()}
 	// The second consumer: a grant of two fields, province 79 only.
 	ctx := context.Background()
 	if _, err := f.svc.AddSystem(ctx, f.admin, catalog.System{ID: rowScoped, Name: rowScoped, SecurityLevel: 3}); err != nil {

@@ -87,6 +87,8 @@ type federation struct {
 	// backendTraceparent is the traceparent header of the backend's last
 	// request.
 	backendTraceparent atomic.Value
+	// backendHeader is the header of the backend's last request.
+	backendHeader atomic.Value
 	// logs holds what both gateways logged, at logLevel and above.
 	logs     lockedBuffer
 	logLevel slog.Level
@@ -213,6 +215,7 @@ func newFederationLogging(t *testing.T, level slog.Level, certTTL time.Duration,
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.backendCalls.Add(1)
 		f.backendTraceparent.Store(r.Header.Get("traceparent"))
+		f.backendHeader.Store(r.Header.Clone())
 		id := strings.TrimPrefix(r.URL.Path, "/citizens/")
 		if id == badContentTypeID {
 			// A backend that answers with a content type made to be quoted.
@@ -231,17 +234,23 @@ func newFederationLogging(t *testing.T, level slog.Level, certTTL time.Duration,
 	t.Cleanup(backend.Close)
 	f.backendURL = backend.URL
 
-	inbound := freeAddr(t)
+	// The doors' ports are bound here and handed in live, so the addresses
+	// registered are the ones that listen.
+	inboundLn, outboundLn := liveListener(t), liveListener(t)
+	inbound := inboundLn.Addr().String()
 	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: mps, System: mpsGW, Address: inbound}))
+	// The consumer's gateway serves no inbound door: its address is only
+	// registered, never dialled.
 	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: vss, System: vssGW, Address: freeAddr(t)}))
 
 	f.provider = f.startGateway(mps, mpsGW, cpCA, cp.URL, map[string]gateway.Backend{
 		population + "/population": restBackend(backend.URL, "citizens/{id}"),
-	}, "", inbound, providerOpts, tweakProvider)
+	}, "", inbound, append([]gateway.Option{gateway.WithListeners(nil, inboundLn)}, providerOpts...), tweakProvider)
 	f.inbound = inbound
-	f.outbound = freeAddr(t)
+	f.outbound = outboundLn.Addr().String()
 	f.consumer = f.startGateway(vss, vssGW, cpCA, cp.URL, nil, f.outbound, "", append([]gateway.Option{
 		gateway.WithClock(func() time.Time { return time.Now().Add(time.Duration(f.clock.Load())) }),
+		gateway.WithListeners(outboundLn, nil),
 	}, consumerOpts...), nil)
 	trust, err := f.svc.Trust(ctx)
 	if err != nil {

@@ -37,12 +37,12 @@ func TestGatewayRunsTheFeedRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	outbound := freeAddr(t)
+	outboundLn := liveListener(t) // the provider gateway's outbound door, handed in live
+	outbound := outboundLn.Addr().String()
 	f := newFederationWith(t, func(c *gateway.Config) {
-		c.Outbound.Listen = outbound
 		c.Feeds = &gateway.FeedsConfig{Kafka: broker.Config{Brokers: []string{b.Addr()}},
 			Router: &gateway.FeedRouterConfig{Provider: population, MaxBatch: 50}}
-	})
+	}, gateway.WithListeners(outboundLn, nil))
 	f.outbound = outbound
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -35,11 +35,11 @@ func TestPublishRefusesAndAcknowledgesOnlyWhatKafkaHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	outbound := freeAddr(t)
+	outboundLn := liveListener(t) // the provider gateway's outbound door, handed in live
+	outbound := outboundLn.Addr().String()
 	f := newFederationWith(t, func(c *gateway.Config) {
-		c.Outbound.Listen = outbound
 		c.Feeds = &gateway.FeedsConfig{Kafka: broker.Config{Brokers: []string{b.Addr()}}, DeliveryTimeout: gateway.Duration{Duration: 2 * time.Second}}
-	})
+	}, gateway.WithListeners(outboundLn, nil))
 	f.outbound = outbound // calls below go to the provider gateway's outbound door
 	publisher := f.systemClient(population)
 	post := func(c *http.Client, body string) answer {
@@ -117,11 +117,11 @@ func TestFeedStreamResumesWithLastEventID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	outbound := freeAddr(t)
+	outboundLn := liveListener(t) // the provider gateway's outbound door, handed in live
+	outbound := outboundLn.Addr().String()
 	f := newFederationWith(t, func(c *gateway.Config) {
-		c.Outbound.Listen = outbound
 		c.Feeds = &gateway.FeedsConfig{Kafka: broker.Config{Brokers: []string{b.Addr()}}}
-	})
+	}, gateway.WithListeners(outboundLn, nil))
 	f.outbound = outbound
 	reader := f.systemClient(population)
 	topic := broker.DeliverTopic(population, insurance, "insured-persons")

@@ -90,8 +90,19 @@ func auditKeyFile(cfg *Config) string {
 // New prepares a gateway: it reads its identity, pulls (or restores) its
 // configuration, and opens its backends. It refuses to start without a
 // verified configuration, since it could not check anyone.
-func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*Gateway, error) {
+func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (_ *Gateway, err error) {
 	cfg = cfg.withDefaults()
+	g := &Gateway{cfg: cfg, log: log, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{},
+		sync: &syncer{cfg: cfg, log: log, now: time.Now}, tracer: tracing.Provider(nil).Tracer(tracerName)}
+	for _, o := range opts {
+		o(g)
+	}
+	// From here the gateway owns the listeners handed to it (WithListeners).
+	defer func() {
+		if err != nil {
+			g.closeListeners()
+		}
+	}()
 	subjects, err := audit.LoadSubjectKey(cfg.AuditSubjectKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -100,7 +111,6 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: log, adapters: map[string]adapters.Adapter{}, peers: map[string]*http.Client{}}
 	// The certificate first: it is the gateway's only credential, towards
 	// peers and towards the control plane alike (it holds no token).
 	g.rotator, err = certs.NewRotator(ctx, certs.RotatorConfig{
@@ -124,12 +134,8 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (*G
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("gateway: state dir: %w", err)
 	}
-	g.sync = &syncer{cfg: cfg, cp: g.cp, log: log, now: time.Now}
+	g.sync.cp = g.cp
 	g.metrics = g.newMetrics()
-	g.tracer = tracing.Provider(nil).Tracer(tracerName)
-	for _, o := range opts {
-		o(g)
-	}
 	key, err := loadMaskingKey(cfg.MaskingKeyFile)
 	if err != nil {
 		return nil, err
@@ -233,6 +239,7 @@ type Addrs struct{ Outbound, Inbound, Envoy, Health, Metrics string }
 // it stops accepting, lets exchanges in flight finish, waits for the
 // background work, and syncs and closes the audit log before returning.
 func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
+	defer g.closeListeners() // on every return: the gateway owns them
 	for _, c := range g.Readiness() {
 		// A stale configuration is served as denials until a pull renews
 		// it; the rest cannot heal by waiting.
@@ -243,8 +250,16 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var servers []*http.Server
+	started := false
+	defer func() {
+		if !started { // failed while starting: stop the doors already serving
+			for _, s := range servers {
+				_ = s.Close()
+			}
+		}
+	}()
 	var addrs Addrs
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	serve := func(listen string, h http.Handler, name string, plain bool) (string, error) {
 		ln := g.bound[name]
 		if ln == nil {
@@ -291,10 +306,12 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	var doors *envoydoor.Server
 	var grpcServer *grpc.Server
-	if g.cfg.Envoy.Listen != "" {
-		ln, err := net.Listen("tcp", g.cfg.Envoy.Listen)
-		if err != nil {
-			return fmt.Errorf("envoy listener: %w", err)
+	if g.cfg.Envoy.Listen != "" || g.bound["envoy"] != nil {
+		ln := g.bound["envoy"]
+		if ln == nil {
+			if ln, err = net.Listen("tcp", g.cfg.Envoy.Listen); err != nil {
+				return fmt.Errorf("envoy listener: %w", err)
+			}
 		}
 		if doors, err = g.EnvoyDoors(); err != nil {
 			_ = ln.Close()
@@ -316,6 +333,7 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 		background.Add(1)
 		go func() { defer background.Done(); _ = g.feedRouter.Run(ctx) }() // and reports its lag
 	}
+	started = true
 	g.log.Info("gateway listening", "member", g.cfg.Member, "outbound", addrs.Outbound, "inbound", addrs.Inbound, "envoy", addrs.Envoy, "health", addrs.Health, "metrics", addrs.Metrics)
 	if ready != nil {
 		ready(addrs)

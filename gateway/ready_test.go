@@ -31,9 +31,10 @@ func readyz(t *testing.T, addr string) (int, map[string]string) {
 // TestReadyzNamesEachCheck: ready with every check passing, and not ready,
 // naming the check, once the audit log cannot be written.
 func TestReadyzNamesEachCheck(t *testing.T) {
-	health := freeAddr(t)
+	healthLn := liveListener(t)
+	health := healthLn.Addr().String()
 	var cfg *gateway.Config
-	f := newFederationWith(t, func(c *gateway.Config) { c.Health.Listen = health; cfg = c })
+	f := newFederationWith(t, func(c *gateway.Config) { cfg = c }, gateway.WithHealthListener(healthLn))
 	status, body := readyz(t, health)
 	if status != http.StatusOK || body["certificate"] != "ok" || body["audit-log"] != "ok" || body["configuration"] != "ok" {
 		t.Fatalf("healthy gateway: %d %v", status, body)
@@ -75,10 +76,10 @@ func TestTruncatedCertificateChainIsNotReady(t *testing.T) {
 	c := *cfg
 	c.Identity.KeyFile, c.Identity.CertFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
 	c.StateDir, c.AuditFile, c.MaskingKeyFile = filepath.Join(dir, "state"), filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "masking.key")
-	c.Inbound.Listen, c.Outbound.Listen = freeAddr(t), ""
+	c.Inbound.Listen, c.Outbound.Listen = "", ""
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gw, err := gateway.New(ctx, &c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	gw, err := gateway.New(ctx, &c, slog.New(slog.NewTextHandler(io.Discard, nil)), gateway.WithListeners(nil, liveListener(t)))
 	if err != nil {
 		// The control plane knows a gateway by its certificate: it refuses
 		// a chain that does not verify before the gateway gets any

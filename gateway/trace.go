@@ -24,7 +24,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // startSpan continues the caller's trace (its traceparent, if any) with a
 // server span for one door.
 func (g *Gateway) startSpan(r *http.Request, name, side string, mode string) (context.Context, trace.Span) {
-	ctx := tracing.Extract(r.Context(), r.Header)
+	ctx := withoutTraceState(tracing.Extract(r.Context(), r.Header))
 	return g.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(tracing.KeySide.String(side), tracing.KeyMode.String(mode)))
 }
@@ -65,4 +65,17 @@ func (a tracedAdapter) Fetch(ctx context.Context, req adapters.Request) (*adapte
 		span.SetAttributes(tracing.KeyOutcome.String(exchange.OutcomeBackendError))
 	}
 	return resp, err
+}
+
+// withoutTraceState keeps only the ids and flags of the caller's trace
+// context. A tracestate is free text a caller could fill with anything (a
+// personal id): kept, it would be in the gateway's spans and, tracing on
+// or off, injected with the traceparent into the request to the provider
+// gateway and to the backend. The Envoy doors remove it too.
+func withoutTraceState(ctx context.Context) context.Context {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() || sc.TraceState().Len() == 0 {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc.WithTraceState(trace.TraceState{}))
 }

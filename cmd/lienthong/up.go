@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -218,8 +220,8 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	}
 	ops := upOps{controlPlane: cp.MetricsAddress, gateways: map[string]string{}}
 	for _, a := range upAgencies {
-		doors := gateway.WithListeners(listeners.take(a.outbound(o)), listeners.take(a.inbound(o)))
-		addrs, err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack, doors, gateway.WithMetricsListen(upMetricsListen))
+		outbound, inbound := listeners.take(a.outbound(o)), listeners.take(a.inbound(o))
+		addrs, err := startGateway(ctx, dir, a.member, kafka, log, errc, &stack, outbound, inbound, gateway.WithMetricsListen(upMetricsListen))
 		ops.gateways[a.member] = addrs.Metrics
 		if err != nil {
 			if ctx.Err() != nil {
@@ -281,14 +283,22 @@ func (s *stopStack) stopAll() {
 }
 
 // startGateway runs one agency's gateway from the configuration
-// applyAddresses wrote, and returns once it listens, with the addresses it
-// serves.
-func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack, opts ...gateway.Option) (gateway.Addrs, error) {
+// applyAddresses wrote, on the outbound and inbound listeners given (nil:
+// the configured address), and returns once it listens, with the addresses
+// it serves. It owns the listeners until it hands them to gateway.New,
+// which owns them from then on, whether it fails or not.
+func startGateway(ctx context.Context, dir, member string, kafka *broker.Config, log *slog.Logger, errc chan<- error, stack *stopStack, outbound, inbound net.Listener, opts ...gateway.Option) (gateway.Addrs, error) {
 	cfg, err := gateway.LoadConfig(filepath.Join(dir, member, "gateway.json"))
 	if err != nil {
+		for _, ln := range []net.Listener{outbound, inbound} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
 		return gateway.Addrs{}, err
 	}
 	withFeeds(cfg, kafka)
+	opts = append(slices.Clip(opts), gateway.WithListeners(outbound, inbound))
 	gw, err := gateway.New(ctx, cfg, log.With("gateway", member), opts...)
 	if err != nil {
 		return gateway.Addrs{}, fmt.Errorf("gateway of %s: %w", member, err)

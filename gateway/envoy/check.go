@@ -28,10 +28,15 @@ import (
 // table removes them too). The caller is its TLS peer certificate.
 var identityHeaders = []string{"x-lt-consumer", "x-road-client", "x-road-userid", "x-forwarded-client-cert"}
 
+// callerTraceText are the W3C trace headers that are free text a caller
+// could fill with anything (a personal id): baggage and tracestate. Both
+// doors remove them on every side, tracing on or off; only traceparent
+// (ids and flags) goes on, as the native doors pass only it.
+var callerTraceText = []string{"baggage", headerTracestate}
+
 // inboundRemoved are the headers an allowed inbound Check removes: the
-// identity headers, and W3C baggage, which could carry anything a caller
-// put in it (only the trace context is propagated, as natively).
-var inboundRemoved = append(slices.Clip(identityHeaders), "baggage")
+// identity headers and the caller's trace text.
+var inboundRemoved = append(slices.Clip(identityHeaders), callerTraceText...)
 
 // partialBodyHeader is the header Envoy's ext_authz adds when it sent only
 // the first max_request_bytes of a longer body.
@@ -121,7 +126,7 @@ func (s *Server) check(ctx context.Context, in *authv3.CheckRequest) *authv3.Che
 	if ref != nil {
 		return refused(ctx, ref)
 	}
-	up, set, remove := s.startUpstream(ctx, x)
+	up, set := s.startUpstream(ctx, x)
 	handle, ok := s.hold(x, trace.SpanContextFromContext(ctx), up)
 	if !ok {
 		endUpstream(up, "the gateway is closing")
@@ -136,7 +141,6 @@ func (s *Server) check(ctx context.Context, in *authv3.CheckRequest) *authv3.Che
 	if len(set) > 0 {
 		// The backend continues the trace from the gateway's span.
 		answer.Headers = authzHeaders(set)
-		answer.HeadersToRemove = append(slices.Clip(inboundRemoved), remove...)
 	}
 	return allowed(answer, meta)
 }
@@ -164,9 +168,10 @@ func (s *Server) tooLarge(ctx context.Context, req exchange.Request, outbound bo
 	return s.cfg.Core.Refuse(ctx, x, http.StatusRequestEntityTooLarge, "too-large", "the request body exceeds the limit")
 }
 
-// relayRemoved are the caller's identity headers an outbound Check removes;
-// the exchange headers are set (overwritten) instead.
-var relayRemoved = []string{"x-road-client", "x-road-userid", "x-forwarded-client-cert", "baggage"}
+// relayRemoved are the caller's identity headers and trace text an
+// outbound Check removes; the exchange headers are set (overwritten)
+// instead.
+var relayRemoved = append([]string{"x-road-client", "x-road-userid", "x-forwarded-client-cert"}, callerTraceText...)
 
 // checkOutbound is the consumer side's ext_authz door, on the edge's
 // outbound listener: the member's own system calling is admitted as the
@@ -188,7 +193,7 @@ func (s *Server) checkOutbound(ctx context.Context, req exchange.Request) *authv
 	if ref := s.cfg.Core.WriteIntent(ctx, x, nil); ref != nil {
 		return refused(ctx, ref)
 	}
-	up, traceSet, traceRemove := s.startUpstream(ctx, x)
+	up, traceSet := s.startUpstream(ctx, x)
 	handle, ok := s.hold(x, trace.SpanContextFromContext(ctx), up)
 	if !ok {
 		endUpstream(up, "the gateway is closing")
@@ -207,7 +212,7 @@ func (s *Server) checkOutbound(ctx context.Context, req exchange.Request) *authv
 		{Name: exchange.HeaderExchangeID, Value: x.ID()},
 	}
 	set = append(set, traceSet...)
-	remove := append(slices.Clone(relayRemoved), traceRemove...)
+	remove := slices.Clone(relayRemoved)
 	if req.Case != "" {
 		set = append(set, exchange.Field{Name: exchange.HeaderCase, Value: req.Case})
 	} else {

@@ -132,22 +132,22 @@ func noteOutcome(span trace.Span, exchangeID string, status int, kind string) {
 }
 
 // startUpstream starts, under Check's span, the span of the request Envoy
-// sends on for an allowed exchange, and returns the trace context headers
-// Check has Envoy set on that request (set) or remove from it, so that the
+// sends on for an allowed exchange, and returns the trace context header
+// Check has Envoy set on that request (set), so that the
 // next hop continues this trace: the provider's edge (and so its gateway's
 // Check) on the consumer side, the backend on the provider side. A
 // verification on the provider side goes nowhere (the gateway answers it
 // at ext_proc): no span, no header.
-func (s *Server) startUpstream(ctx context.Context, x *exchange.Exchange) (span trace.Span, set []exchange.Field, remove []string) {
+func (s *Server) startUpstream(ctx context.Context, x *exchange.Exchange) (span trace.Span, set []exchange.Field) {
 	if !s.traced {
-		return nil, nil, nil
+		return nil, nil
 	}
 	rec := x.Record()
 	trace.SpanFromContext(ctx).SetAttributes(tracing.KeyExchangeID.String(x.ID()), tracing.KeyOutcome.String(exchange.OutcomeAllowed))
 	name := spanForward
 	if rec.Side == "provider" {
 		if rec.Mode == "verify" {
-			return nil, nil, nil
+			return nil, nil
 		}
 		name = spanUpstream
 	}
@@ -160,10 +160,11 @@ func (s *Server) startUpstream(ctx context.Context, x *exchange.Exchange) (span 
 	if tp == "" {
 		// A span that names no trace (cannot happen with the SDK's
 		// tracer): the request goes on as the caller sent it.
-		return span, nil, nil
+		return span, nil
 	}
-	// The caller's tracestate does not go on (see parentContext).
-	return span, []exchange.Field{{Name: headerTraceparent, Value: tp}}, []string{headerTracestate}
+	// The caller's tracestate is removed whatever this returns (see
+	// callerTraceText).
+	return span, []exchange.Field{{Name: headerTraceparent, Value: tp}}
 }
 
 // endUpstream ends an upstream span: the answer came back to Process, or
