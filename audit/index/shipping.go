@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -56,38 +57,49 @@ func (s Shipping) Stalled(now time.Time) bool {
 func (s Shipping) Behind(now time.Time) bool { return s.Growing(now) || s.Stalled(now) }
 
 // ReportHead records the last seq of the gateway's log, as its shipper
-// reports it, and follows the lag: growing since the first report that
-// found it larger than the one before, until a report finds it smaller or
-// nil. A head below what the index holds (a report that raced a shipment)
-// is a lag of zero.
+// reports it in a heartbeat, and follows the lag (shippingState.report). A
+// head below what the index holds (a report that raced a shipment) is a lag
+// of zero; one past math.MaxInt64 wraps ErrInvalid.
 func (s *SQLStore) ReportHead(ctx context.Context, gateway string, head uint64) error {
-	now := micros(s.now())
+	if err := checkHead(head); err != nil {
+		return err
+	}
 	return s.update(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_gateways (gateway, next_seq, head, verified_seq)
-			VALUES ($1, 1, '', 0) ON CONFLICT (gateway) DO NOTHING`, gateway); err != nil {
-			return fmt.Errorf("audit index: gateway %s: %w", gateway, err)
+		st, err := s.lockGateway(ctx, tx, gateway)
+		if err != nil {
+			return err
 		}
-		q := `SELECT next_seq, lag, growing_since FROM audit_gateways WHERE gateway = $1`
-		if s.pg {
-			q += " FOR UPDATE"
-		}
-		var next, prev, since int64
-		if err := tx.QueryRowContext(ctx, q, gateway).Scan(&next, &prev, &since); err != nil {
-			return fmt.Errorf("audit index: shipping of %s: %w", gateway, err)
-		}
-		lag := lagOf(head, uint64(next-1))
-		switch {
-		case lag == 0 || lag < uint64(prev):
-			since = 0
-		case lag > uint64(prev) && since == 0:
-			since = now
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET log_head = $2, head_at = $3, lag = $4, growing_since = $5
-			WHERE gateway = $1`, gateway, int64(head), now, int64(lag), since); err != nil {
-			return fmt.Errorf("audit index: shipping of %s: %w", gateway, err)
-		}
-		return nil
+		st.shipping.report(head, st.next-1, micros(s.now()))
+		return s.saveGateway(ctx, tx, st)
 	})
+}
+
+// checkHead refuses a head the store cannot hold (a signed 64-bit column).
+func checkHead(head uint64) error {
+	if head > math.MaxInt64 {
+		return fmt.Errorf("%w: log head %d is past the largest seq a log can reach (%d)", ErrInvalid, head, int64(math.MaxInt64))
+	}
+	return nil
+}
+
+// shippingState is the shipping columns of a gateway's row: times in Unix
+// microseconds (0: never), seqs as stored.
+type shippingState struct {
+	logHead, headAt, lag, growingSince, shippedAt int64
+}
+
+// report records a reported head against the last seq held (shipped), at
+// now, and follows the lag: growing since the first report that found it
+// larger than the one before, until a report finds it smaller or nil.
+func (sh *shippingState) report(head, shipped uint64, now int64) {
+	lag := int64(lagOf(head, shipped))
+	switch {
+	case lag == 0 || lag < sh.lag:
+		sh.growingSince = 0
+	case lag > sh.lag && sh.growingSince == 0:
+		sh.growingSince = now
+	}
+	sh.logHead, sh.headAt, sh.lag = int64(head), now, lag
 }
 
 func lagOf(head, shipped uint64) uint64 {
@@ -129,12 +141,4 @@ func orZero(v int64) time.Time {
 		return time.Time{}
 	}
 	return fromMicros(v)
-}
-
-// markShipped notes that the index accepted new entries of the gateway now.
-func (s *SQLStore) markShipped(ctx context.Context, tx *sql.Tx, gateway string) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET shipped_at = $2 WHERE gateway = $1`, gateway, micros(s.now())); err != nil {
-		return fmt.Errorf("audit index: gateway %s: %w", gateway, err)
-	}
-	return nil
 }

@@ -166,15 +166,9 @@ func (h *Handlers) entries(w http.ResponseWriter, r *http.Request, p auth.Princi
 	for i, e := range in.Entries {
 		lines[i] = []byte(e)
 	}
-	pos, err := h.ix.Ingest(r.Context(), gw, lines)
-	var se *index.ShipError
-	if head != 0 && (err == nil || errors.As(err, &se)) {
-		// A refused shipment reports its head too: a gateway stuck on a
-		// fork shows a lag that grows.
-		if rerr := h.ix.ReportHead(r.Context(), gw, head); rerr != nil {
-			err = rerr
-		}
-	}
+	// The head and lag are recorded in the shipment's own transaction, a
+	// refused one's too: a gateway stuck on a fork shows a lag that grows.
+	pos, err := h.ix.IngestShipment(r.Context(), gw, lines, head)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
