@@ -21,6 +21,7 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auditapi"
 	"github.com/lienthong/lienthong/controlplane/client"
+	"github.com/lienthong/lienthong/internal/problem"
 )
 
 // The gateway's real log writer and shipper (package audit, audit/ship)
@@ -165,23 +166,32 @@ func TestLogHeadAndShippingStatus(t *testing.T) {
 
 	// Past the document (which says minimum 1), as a broken gateway would send it.
 	raw := client.NewWithHTTP(f.srv.URL, gwToken.Token, f.srv.Client())
-	if err := raw.Do(ctx, "PUT", "/v1/audit/gateways/"+gwMPS+"/head", map[string]uint64{"head": 0}, nil); err == nil {
-		t.Fatal("a head of 0 was taken")
-	} else if p := wantProblem(t, err, 400, "invalid-input"); !strings.Contains(p.Detail+fmt.Sprint(p.Errors), "/head") {
-		t.Fatalf("the problem does not name /head: %+v", p)
+	// Heads no log can have: 0, and past math.MaxInt64 (the index stores
+	// seqs signed; such a head would read back negative or wrapped).
+	for _, head := range []uint64{0, 1 << 63, 1<<64 - 1} {
+		if err := raw.Do(ctx, "PUT", "/v1/audit/gateways/"+gwMPS+"/head", map[string]uint64{"head": head}, nil); err == nil {
+			t.Fatalf("a head of %d was taken", head)
+		} else if p := wantProblem(t, err, 400, "invalid-input"); !strings.Contains(p.Detail+fmt.Sprint(p.Errors), "/head") {
+			t.Fatalf("the problem does not name /head: %+v", p)
+		}
 	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", f.srv.URL+"/v1/audit/gateways/"+gwMPS+"/entries", strings.NewReader(`{"entries":[]}`))
-	req.Header.Set("Authorization", "Bearer "+gwToken.Token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(ship.HeadHeader, "seven")
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"seven", "0", "-1", "9223372036854775808", "18446744073709551615", "18446744073709551616"} {
+		req, _ := http.NewRequestWithContext(ctx, "POST", f.srv.URL+"/v1/audit/gateways/"+gwMPS+"/entries", strings.NewReader(`{"entries":[]}`))
+		req.Header.Set("Authorization", "Bearer "+gwToken.Token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(ship.HeadHeader, v)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), ship.HeadHeader) || !strings.Contains(string(body), problem.TypePrefix+"invalid-input") {
+			t.Fatalf("a shipment with head %q: %d %s", v, resp.StatusCode, body)
+		}
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 400 || !strings.Contains(string(body), ship.HeadHeader) {
-		t.Fatalf("a shipment with head %q: %d %s", "seven", resp.StatusCode, body)
+	if got := rows(auditor); got[0].Head != 7 {
+		t.Fatalf("a refused head was stored: %+v", got)
 	}
 	if err := gw.PutHead(ctx, 9); err != nil {
 		t.Fatal(err)
