@@ -26,8 +26,10 @@ type Shipping struct {
 	// Lag is Head minus Shipped, in entries (0 when the index holds the
 	// head or more: the log may have grown since it reported).
 	Lag uint64 `json:"lag"`
-	// GrowingSince is when the lag began to grow without shrinking since,
-	// report after report (zero while it shrinks or is nil).
+	// GrowingSince is when the lag began to grow (zero when it is not):
+	// it rose and kept rising report after report, or rose and has
+	// neither come back down nor seen a shipment since (growingSince has
+	// the exact rule).
 	GrowingSince time.Time `json:"growingSince,omitzero"`
 }
 
@@ -40,7 +42,7 @@ const (
 	ShippingStalledAfter = time.Minute
 )
 
-// Growing reports whether the lag has grown, report after report, for
+// Growing reports whether the lag has been growing (see GrowingSince) for
 // ShippingGrowingAfter or more at now.
 func (s Shipping) Growing(now time.Time) bool {
 	return !s.GrowingSince.IsZero() && now.Sub(s.GrowingSince) >= ShippingGrowingAfter
@@ -89,17 +91,39 @@ type shippingState struct {
 }
 
 // report records a reported head against the last seq held (shipped), at
-// now, and follows the lag: growing since the first report that found it
-// larger than the one before, until a report finds it smaller or nil.
+// now, and follows whether the lag is growing (growingSince).
 func (sh *shippingState) report(head, shipped uint64, now int64) {
 	lag := int64(lagOf(head, shipped))
-	switch {
-	case lag == 0 || lag < sh.lag:
-		sh.growingSince = 0
-	case lag > sh.lag && sh.growingSince == 0:
-		sh.growingSince = now
-	}
+	sh.growingSince = growingSince(sh.lag, lag, sh.growingSince, sh.shippedAt, now)
 	sh.logHead, sh.headAt, sh.lag = int64(head), now, lag
+}
+
+// growingSince is when the lag began to grow, as of a report at now that
+// finds lag where the report before found prev; since is the answer before
+// this report and shippedAt the index's last accepted entries (Unix
+// microseconds, 0: never). The lag is growing while either
+//
+//   - it rose and kept rising, report after report (shipments or not:
+//     shipping does not keep up), or
+//   - it rose and has neither come back down nor seen a shipment since;
+//
+// so a report that finds it lower or nil, or the same while entries were
+// shipped after it began to grow (shipping keeps pace with the log), ends
+// it. The first rise of a run starts it.
+func growingSince(prev, lag, since, shippedAt, now int64) int64 {
+	switch {
+	case lag == 0 || lag < prev:
+		return 0
+	case lag > prev:
+		if since == 0 {
+			return now
+		}
+		return since
+	case since != 0 && shippedAt > since:
+		return 0 // steady, with shipments since it rose
+	default:
+		return since
+	}
 }
 
 func lagOf(head, shipped uint64) uint64 {
