@@ -30,6 +30,20 @@ import (
 // Each refusal is stored as an alert and logged at error level. A line that
 // is not an entry at all wraps ErrInvalid.
 func (s *SQLStore) Ingest(ctx context.Context, gateway string, lines [][]byte) (Position, error) {
+	return s.IngestShipment(ctx, gateway, lines, 0)
+}
+
+// IngestShipment is Ingest of a shipment that carries its log's head (the
+// last seq of the gateway's log; 0: none), recorded with the lag in the
+// same transaction as the entries, refused or not (a gateway stuck on a
+// fork shows a lag that grows): one write per shipment, and never a
+// shipment whose entries are committed but answered with an error, nor a
+// refusal answered with anything but its ShipError. A head past
+// math.MaxInt64 wraps ErrInvalid.
+func (s *SQLStore) IngestShipment(ctx context.Context, gateway string, lines [][]byte, head uint64) (Position, error) {
+	if err := checkHead(head); err != nil {
+		return Position{}, err
+	}
 	entries := make([]*audit.Entry, len(lines))
 	for i, line := range lines {
 		e, err := audit.ParseEntry(line)
@@ -68,10 +82,12 @@ func (s *SQLStore) Ingest(ctx context.Context, gateway string, lines [][]byte) (
 			}
 		}
 		pos = Position{Next: st.next, Head: st.head}
+		now := micros(s.now())
 		if st.next > before {
-			if err := s.markShipped(ctx, tx, gateway); err != nil {
-				return err
-			}
+			st.shipping.shippedAt = now
+		}
+		if head != 0 {
+			st.shipping.report(head, st.next-1, now)
 		}
 		return s.saveGateway(ctx, tx, st)
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -25,8 +26,10 @@ type Shipping struct {
 	// Lag is Head minus Shipped, in entries (0 when the index holds the
 	// head or more: the log may have grown since it reported).
 	Lag uint64 `json:"lag"`
-	// GrowingSince is when the lag began to grow without shrinking since,
-	// report after report (zero while it shrinks or is nil).
+	// GrowingSince is when the lag began to grow (zero when it is not):
+	// it rose and kept rising report after report, or rose and has
+	// neither come back down nor seen a shipment since (growingSince has
+	// the exact rule).
 	GrowingSince time.Time `json:"growingSince,omitzero"`
 }
 
@@ -39,7 +42,7 @@ const (
 	ShippingStalledAfter = time.Minute
 )
 
-// Growing reports whether the lag has grown, report after report, for
+// Growing reports whether the lag has been growing (see GrowingSince) for
 // ShippingGrowingAfter or more at now.
 func (s Shipping) Growing(now time.Time) bool {
 	return !s.GrowingSince.IsZero() && now.Sub(s.GrowingSince) >= ShippingGrowingAfter
@@ -56,38 +59,71 @@ func (s Shipping) Stalled(now time.Time) bool {
 func (s Shipping) Behind(now time.Time) bool { return s.Growing(now) || s.Stalled(now) }
 
 // ReportHead records the last seq of the gateway's log, as its shipper
-// reports it, and follows the lag: growing since the first report that
-// found it larger than the one before, until a report finds it smaller or
-// nil. A head below what the index holds (a report that raced a shipment)
-// is a lag of zero.
+// reports it in a heartbeat, and follows the lag (shippingState.report). A
+// head below what the index holds (a report that raced a shipment) is a lag
+// of zero; one past math.MaxInt64 wraps ErrInvalid.
 func (s *SQLStore) ReportHead(ctx context.Context, gateway string, head uint64) error {
-	now := micros(s.now())
+	if err := checkHead(head); err != nil {
+		return err
+	}
 	return s.update(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_gateways (gateway, next_seq, head, verified_seq)
-			VALUES ($1, 1, '', 0) ON CONFLICT (gateway) DO NOTHING`, gateway); err != nil {
-			return fmt.Errorf("audit index: gateway %s: %w", gateway, err)
+		st, err := s.lockGateway(ctx, tx, gateway)
+		if err != nil {
+			return err
 		}
-		q := `SELECT next_seq, lag, growing_since FROM audit_gateways WHERE gateway = $1`
-		if s.pg {
-			q += " FOR UPDATE"
-		}
-		var next, prev, since int64
-		if err := tx.QueryRowContext(ctx, q, gateway).Scan(&next, &prev, &since); err != nil {
-			return fmt.Errorf("audit index: shipping of %s: %w", gateway, err)
-		}
-		lag := lagOf(head, uint64(next-1))
-		switch {
-		case lag == 0 || lag < uint64(prev):
-			since = 0
-		case lag > uint64(prev) && since == 0:
-			since = now
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET log_head = $2, head_at = $3, lag = $4, growing_since = $5
-			WHERE gateway = $1`, gateway, int64(head), now, int64(lag), since); err != nil {
-			return fmt.Errorf("audit index: shipping of %s: %w", gateway, err)
-		}
-		return nil
+		st.shipping.report(head, st.next-1, micros(s.now()))
+		return s.saveGateway(ctx, tx, st)
 	})
+}
+
+// checkHead refuses a head the store cannot hold (a signed 64-bit column).
+func checkHead(head uint64) error {
+	if head > math.MaxInt64 {
+		return fmt.Errorf("%w: log head %d is past the largest seq a log can reach (%d)", ErrInvalid, head, int64(math.MaxInt64))
+	}
+	return nil
+}
+
+// shippingState is the shipping columns of a gateway's row: times in Unix
+// microseconds (0: never), seqs as stored.
+type shippingState struct {
+	logHead, headAt, lag, growingSince, shippedAt int64
+}
+
+// report records a reported head against the last seq held (shipped), at
+// now, and follows whether the lag is growing (growingSince).
+func (sh *shippingState) report(head, shipped uint64, now int64) {
+	lag := int64(lagOf(head, shipped))
+	sh.growingSince = growingSince(sh.lag, lag, sh.growingSince, sh.shippedAt, now)
+	sh.logHead, sh.headAt, sh.lag = int64(head), now, lag
+}
+
+// growingSince is when the lag began to grow, as of a report at now that
+// finds lag where the report before found prev; since is the answer before
+// this report and shippedAt the index's last accepted entries (Unix
+// microseconds, 0: never). The lag is growing while either
+//
+//   - it rose and kept rising, report after report (shipments or not:
+//     shipping does not keep up), or
+//   - it rose and has neither come back down nor seen a shipment since;
+//
+// so a report that finds it lower or nil, or the same while entries were
+// shipped after it began to grow (shipping keeps pace with the log), ends
+// it. The first rise of a run starts it.
+func growingSince(prev, lag, since, shippedAt, now int64) int64 {
+	switch {
+	case lag == 0 || lag < prev:
+		return 0
+	case lag > prev:
+		if since == 0 {
+			return now
+		}
+		return since
+	case since != 0 && shippedAt > since:
+		return 0 // steady, with shipments since it rose
+	default:
+		return since
+	}
 }
 
 func lagOf(head, shipped uint64) uint64 {
@@ -129,12 +165,4 @@ func orZero(v int64) time.Time {
 		return time.Time{}
 	}
 	return fromMicros(v)
-}
-
-// markShipped notes that the index accepted new entries of the gateway now.
-func (s *SQLStore) markShipped(ctx context.Context, tx *sql.Tx, gateway string) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET shipped_at = $2 WHERE gateway = $1`, gateway, micros(s.now())); err != nil {
-		return fmt.Errorf("audit index: gateway %s: %w", gateway, err)
-	}
-	return nil
 }

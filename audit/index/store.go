@@ -40,6 +40,9 @@ type Store interface {
 	Flows(ctx context.Context, scope string, from, until time.Time) ([]Flow, error)
 	// Disclosures lists what was disclosed about one subject, newest first.
 	Disclosures(ctx context.Context, subject string, limit int, cursor string) (Page[Disclosure], error)
+	// IngestShipment is Ingest with the log head the shipment carried
+	// (0: none), recorded in the same transaction.
+	IngestShipment(ctx context.Context, gateway string, lines [][]byte, head uint64) (Position, error)
 	// ReportHead records the last seq of the gateway's log, as its
 	// shipper reports it, so the lag of shipping is known.
 	ReportHead(ctx context.Context, gateway string, head uint64) error
@@ -153,6 +156,8 @@ type gatewayState struct {
 	next        uint64
 	head        string
 	verifiedSeq uint64
+	// shipping is how far the gateway's log is ahead (shipping.go).
+	shipping shippingState
 }
 
 // lockGateway reads (creating it if needed) the gateway's row; on
@@ -163,14 +168,17 @@ func (s *SQLStore) lockGateway(ctx context.Context, tx *sql.Tx, gateway string) 
 		VALUES ($1, 1, '', 0) ON CONFLICT (gateway) DO NOTHING`, gateway); err != nil {
 		return nil, fmt.Errorf("audit index: gateway %s: %w", gateway, err)
 	}
-	q := `SELECT public_key, next_seq, head, verified_seq FROM audit_gateways WHERE gateway = $1`
+	q := `SELECT public_key, next_seq, head, verified_seq, log_head, head_at, lag, growing_since, shipped_at
+		FROM audit_gateways WHERE gateway = $1`
 	if s.pg {
 		q += " FOR UPDATE"
 	}
 	st := &gatewayState{gateway: gateway}
 	var key []byte
 	var next, verified int64
-	if err := tx.QueryRowContext(ctx, q, gateway).Scan(&key, &next, &st.head, &verified); err != nil {
+	sh := &st.shipping
+	if err := tx.QueryRowContext(ctx, q, gateway).Scan(&key, &next, &st.head, &verified,
+		&sh.logHead, &sh.headAt, &sh.lag, &sh.growingSince, &sh.shippedAt); err != nil {
 		return nil, fmt.Errorf("audit index: gateway %s: %w", gateway, err)
 	}
 	if len(key) > 0 {
@@ -205,8 +213,11 @@ func (s *SQLStore) saveGateway(ctx context.Context, tx *sql.Tx, st *gatewayState
 	if st.key != nil {
 		key = []byte(st.key)
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET public_key = $2, next_seq = $3, head = $4, verified_seq = $5
-		WHERE gateway = $1`, st.gateway, key, int64(st.next), st.head, int64(st.verifiedSeq))
+	sh := st.shipping
+	_, err := tx.ExecContext(ctx, `UPDATE audit_gateways SET public_key = $2, next_seq = $3, head = $4, verified_seq = $5,
+		log_head = $6, head_at = $7, lag = $8, growing_since = $9, shipped_at = $10
+		WHERE gateway = $1`, st.gateway, key, int64(st.next), st.head, int64(st.verifiedSeq),
+		sh.logHead, sh.headAt, sh.lag, sh.growingSince, sh.shippedAt)
 	if err != nil {
 		return fmt.Errorf("audit index: gateway %s: %w", st.gateway, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lienthong/lienthong/audit"
+	"github.com/lienthong/lienthong/internal/problem"
 )
 
 // Options tune a Shipper.
@@ -46,11 +47,20 @@ type Shipper struct {
 	active string
 	opts   Options
 	wake   chan struct{}
-	// reported is when the head was last reported; noHeartbeat is set
-	// when the control plane does not know heartbeats (an older one).
-	reported    time.Time
-	noHeartbeat bool
+	// now is the clock (time.Now; a test sets its own).
+	now func() time.Time
+	// reported is when the head was last reported; beatsFrom, when the
+	// next heartbeat may be tried after the control plane said it has no
+	// heartbeat route (an older one, mid-upgrade).
+	reported  time.Time
+	beatsFrom time.Time
 }
+
+// HeartbeatRetryAfter is how many Heartbeat periods the shipper waits
+// before it asks again a control plane that said it takes no heartbeats:
+// the control plane may be upgraded under a running gateway, so the
+// shipper never gives up for good.
+const HeartbeatRetryAfter = 10
 
 // New returns a shipper of the log whose active segment is active.
 func New(c *Client, active string, opts Options) *Shipper {
@@ -69,7 +79,7 @@ func New(c *Client, active string, opts Options) *Shipper {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Shipper{c: c, active: active, opts: opts, wake: make(chan struct{}, 1)}
+	return &Shipper{c: c, active: active, opts: opts, wake: make(chan struct{}, 1), now: time.Now}
 }
 
 // Nudge asks for a round now; it never blocks, so it serves as the sink's
@@ -178,7 +188,7 @@ func (s *Shipper) session(ctx context.Context) (shipped bool, err error) {
 		}
 		shipped = true
 		if head != 0 {
-			s.reported = time.Now()
+			s.reported = s.now()
 		}
 	}
 }
@@ -191,23 +201,30 @@ func (s *Shipper) head() uint64 {
 	return s.opts.Durable()
 }
 
-// heartbeat reports the head when the last report is Heartbeat old. A
-// control plane that answers 404 or 405 predates heartbeats: the shipper
-// stops sending them (its shipments still carry the head).
+// heartbeat reports the head when the last report is Heartbeat old. When
+// the control plane itself answers that it has no such route (404
+// urn:lienthong:problem:not-found: one older than heartbeats, as during a
+// rolling upgrade that moved the gateways first), heartbeats pause for
+// HeartbeatRetryAfter periods and are tried again; shipments still carry
+// the head meanwhile. Any other failure, a 404 from a proxy in between
+// included, is an error like any other: the session ends and is retried
+// with backoff.
 func (s *Shipper) heartbeat(ctx context.Context, head uint64) error {
-	if head == 0 || s.noHeartbeat || time.Since(s.reported) < s.opts.Heartbeat {
+	now := s.now()
+	if head == 0 || now.Before(s.beatsFrom) || now.Sub(s.reported) < s.opts.Heartbeat {
 		return nil
 	}
 	err := s.c.PutHead(ctx, head)
 	var ae *Error
-	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) {
-		s.opts.Log.Info("audit shipping: the control plane takes no heartbeats; the log head goes with shipments only")
-		s.noHeartbeat = true
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Type == problem.TypePrefix+"not-found" {
+		retry := HeartbeatRetryAfter * s.opts.Heartbeat
+		s.opts.Log.Info("audit shipping: the control plane takes no heartbeats yet; the log head goes with shipments only", "retry_in", retry)
+		s.beatsFrom = now.Add(retry)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	s.reported = time.Now()
+	s.reported = now
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,8 +32,10 @@ type controlPlane struct {
 	checkpoints map[uint64]*audit.Checkpoint
 	posted      int // entries received, duplicates included
 	// beats, when set, takes heartbeats (PUT .../head) as the control
-	// plane does; unset, they are 404, as from one that predates them.
-	beats bool
+	// plane does; unset, they are 404 not-found problems, as from one that
+	// predates them, or, with proxy404, a bare 404 from a proxy in between.
+	beats    bool
+	proxy404 bool
 	// heads are the log heads reported, in order: with shipments
 	// (shipHeads, each with the last seq of its shipment) and heartbeats.
 	shipHeads  [][2]uint64
@@ -66,8 +69,15 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"next": len(cp.lines) + 1, "head": head})
 	case "PUT " + base + "head":
 		cp.beatTries++
-		if !cp.beats {
+		switch {
+		case cp.proxy404:
+			http.Error(w, "404 page not found", http.StatusNotFound)
+			return
+		case !cp.beats: // what the control plane's API answers a route it lacks
+			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]any{"type": "urn:lienthong:problem:not-found", "title": "Not Found", "status": 404,
+				"detail": "no endpoint " + r.Method + " " + r.URL.Path + "; see /openapi.json"})
 			return
 		}
 		var body struct{ Head uint64 }
@@ -240,8 +250,9 @@ func TestShipperResumesAndDeliversEachEntryOnce(t *testing.T) {
 
 // The shipper reports where its log ends: with each shipment (never below
 // the last entry it carries) and, while idle, in heartbeats that carry the
-// durable head exactly. A control plane that predates heartbeats (404) is
-// asked once per shipper, and shipping goes on regardless.
+// durable head exactly. A control plane that predates heartbeats (404) does
+// not stop shipping (TestHeartbeatsPauseOnNotFoundAndRetry follows the
+// heartbeats themselves).
 func TestShipperReportsItsLogHead(t *testing.T) {
 	for _, beats := range []bool{true, false} {
 		t.Run(fmt.Sprintf("heartbeats=%v", beats), func(t *testing.T) {
@@ -284,7 +295,6 @@ func TestShipperReportsItsLogHead(t *testing.T) {
 				}
 				time.Sleep(2 * time.Millisecond)
 			}
-			time.Sleep(50 * time.Millisecond) // idle for ten heartbeat periods: a 404 is not asked again
 			cp.mu.Lock()
 			defer cp.mu.Unlock()
 			if len(cp.shipHeads) == 0 {
@@ -295,9 +305,71 @@ func TestShipperReportsItsLogHead(t *testing.T) {
 					t.Fatalf("a shipment ending at %d reported head %d (the log ends at %d)", h[1], h[0], head)
 				}
 			}
-			if !beats && (cp.beatTries != 1 || len(cp.heartbeats) != 0) {
-				t.Fatalf("a control plane without heartbeats was asked %d times", cp.beatTries)
-			}
 		})
+	}
+}
+
+// A control plane that says it has no heartbeat route (one older than
+// heartbeats, in a rolling upgrade that moved the gateways first) pauses
+// heartbeats for HeartbeatRetryAfter periods, never for good: once it is
+// upgraded, an idle gateway reports its head again. A 404 from anything
+// else (a proxy during a deploy) pauses nothing: it is an error, and the
+// session retries it with backoff. The clock is the test's, and each call
+// of heartbeat is one idle poll, so the tries are counted, not timed.
+func TestHeartbeatsPauseOnNotFoundAndRetry(t *testing.T) {
+	cp := &controlPlane{checkpoints: map[uint64]*audit.Checkpoint{}}
+	srv := httptest.NewTLSServer(cp)
+	defer srv.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const beat = 10 * time.Second
+	s := New(NewClient(srv.Client(), srv.URL, "VN:GOV:000.00.00.G01:GW", "gw-token"), "", Options{Heartbeat: beat, Log: quiet})
+	clock := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return clock }
+	ctx := context.Background()
+	const head = 42
+	state := func() (tries, beats int) {
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		return cp.beatTries, len(cp.heartbeats)
+	}
+	set := func(beats, proxy bool) {
+		cp.mu.Lock()
+		cp.beats, cp.proxy404 = beats, proxy
+		cp.mu.Unlock()
+	}
+	// poll runs n idle polls, the clock moving by step before each, and
+	// checks the heartbeats tried and taken by then.
+	poll := func(what string, n int, step time.Duration, wantTries, wantBeats int) {
+		t.Helper()
+		for range n {
+			clock = clock.Add(step)
+			if err := s.heartbeat(ctx, head); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		if tries, beats := state(); tries != wantTries || beats != wantBeats {
+			t.Fatalf("%s: %d heartbeats tried, %d taken; want %d, %d", what, tries, beats, wantTries, wantBeats)
+		}
+	}
+
+	poll("first idle poll, old control plane", 1, 0, 1, 0)
+	poll("nine heartbeat periods of idle polls", 9*4, beat/4, 1, 0)
+	poll("the tenth period", 4, beat/4, 2, 0)
+	set(true, false) // the control plane is upgraded
+	poll("still paused after the second 404", 9, beat, 2, 0)
+	poll("ten periods after it", 1, beat, 3, 1)
+	poll("under a heartbeat period", 1, beat/2, 3, 1)
+	poll("a heartbeat period", 1, beat/2, 4, 2)
+
+	set(false, true) // a proxy answers 404 during a deploy
+	clock = clock.Add(beat)
+	for i := range 2 {
+		var ae *Error
+		if err := s.heartbeat(ctx, head); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+			t.Fatalf("a proxy's 404 (try %d): %v; want it as an error", i+1, err)
+		}
+	}
+	if tries, _ := state(); tries != 6 {
+		t.Fatalf("%d heartbeats tried; a proxy's 404 must not pause them (want 6)", tries)
 	}
 }

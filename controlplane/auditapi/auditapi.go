@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -166,15 +167,9 @@ func (h *Handlers) entries(w http.ResponseWriter, r *http.Request, p auth.Princi
 	for i, e := range in.Entries {
 		lines[i] = []byte(e)
 	}
-	pos, err := h.ix.Ingest(r.Context(), gw, lines)
-	var se *index.ShipError
-	if head != 0 && (err == nil || errors.As(err, &se)) {
-		// A refused shipment reports its head too: a gateway stuck on a
-		// fork shows a lag that grows.
-		if rerr := h.ix.ReportHead(r.Context(), gw, head); rerr != nil {
-			err = rerr
-		}
-	}
+	// The head and lag are recorded in the shipment's own transaction, a
+	// refused one's too: a gateway stuck on a fork shows a lag that grows.
+	pos, err := h.ix.IngestShipment(r.Context(), gw, lines, head)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -185,16 +180,25 @@ func (h *Handlers) entries(w http.ResponseWriter, r *http.Request, p auth.Princi
 // logHead reads the log head a shipment carries (ship.HeadHeader; 0 when
 // absent).
 func logHead(r *http.Request) (uint64, error) {
-	v := r.Header.Get(ship.HeadHeader)
+	return parseLogHead(r.Header.Get(ship.HeadHeader))
+}
+
+// parseLogHead reads a log head header value: empty is none (0), else a
+// decimal seq in 1..math.MaxInt64 (the index stores seqs as signed 64-bit
+// numbers, and no log reaches past that).
+func parseLogHead(v string) (uint64, error) {
 	if v == "" {
 		return 0, nil
 	}
 	head, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || head == 0 {
-		return 0, catalog.Invalid("header", "/"+ship.HeadHeader, "%q is not the positive seq of the log's last entry", v)
+	if err != nil || !validHead(head) {
+		return 0, catalog.Invalid("header", "/"+ship.HeadHeader, "%.40q is not the seq of the log's last entry (1 to %d)", v, int64(math.MaxInt64))
 	}
 	return head, nil
 }
+
+// validHead reports whether head can be the last seq of a log.
+func validHead(head uint64) bool { return head >= 1 && head <= math.MaxInt64 }
 
 // LogHead is the body of PUT .../head: the last seq of the gateway's log,
 // reported while it has nothing to ship.
@@ -213,8 +217,8 @@ func (h *Handlers) head(w http.ResponseWriter, r *http.Request, p auth.Principal
 		h.writeError(w, r, err)
 		return
 	}
-	if in.Head == 0 {
-		h.writeError(w, r, catalog.Invalid("request body", "/head", "head must be the positive seq of the log's last entry"))
+	if !validHead(in.Head) {
+		h.writeError(w, r, catalog.Invalid("request body", "/head", "head must be the seq of the log's last entry (1 to %d)", int64(math.MaxInt64)))
 		return
 	}
 	if err := h.ix.ReportHead(r.Context(), gw, in.Head); err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/auditapi"
 	"github.com/lienthong/lienthong/controlplane/client"
+	"github.com/lienthong/lienthong/internal/problem"
 )
 
 // The gateway's real log writer and shipper (package audit, audit/ship)
@@ -163,23 +166,32 @@ func TestLogHeadAndShippingStatus(t *testing.T) {
 
 	// Past the document (which says minimum 1), as a broken gateway would send it.
 	raw := client.NewWithHTTP(f.srv.URL, gwToken.Token, f.srv.Client())
-	if err := raw.Do(ctx, "PUT", "/v1/audit/gateways/"+gwMPS+"/head", map[string]uint64{"head": 0}, nil); err == nil {
-		t.Fatal("a head of 0 was taken")
-	} else if p := wantProblem(t, err, 400, "invalid-input"); !strings.Contains(p.Detail+fmt.Sprint(p.Errors), "/head") {
-		t.Fatalf("the problem does not name /head: %+v", p)
+	// Heads no log can have: 0, and past math.MaxInt64 (the index stores
+	// seqs signed; such a head would read back negative or wrapped).
+	for _, head := range []uint64{0, 1 << 63, 1<<64 - 1} {
+		if err := raw.Do(ctx, "PUT", "/v1/audit/gateways/"+gwMPS+"/head", map[string]uint64{"head": head}, nil); err == nil {
+			t.Fatalf("a head of %d was taken", head)
+		} else if p := wantProblem(t, err, 400, "invalid-input"); !strings.Contains(p.Detail+fmt.Sprint(p.Errors), "/head") {
+			t.Fatalf("the problem does not name /head: %+v", p)
+		}
 	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", f.srv.URL+"/v1/audit/gateways/"+gwMPS+"/entries", strings.NewReader(`{"entries":[]}`))
-	req.Header.Set("Authorization", "Bearer "+gwToken.Token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(ship.HeadHeader, "seven")
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"seven", "0", "-1", "9223372036854775808", "18446744073709551615", "18446744073709551616"} {
+		req, _ := http.NewRequestWithContext(ctx, "POST", f.srv.URL+"/v1/audit/gateways/"+gwMPS+"/entries", strings.NewReader(`{"entries":[]}`))
+		req.Header.Set("Authorization", "Bearer "+gwToken.Token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(ship.HeadHeader, v)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), ship.HeadHeader) || !strings.Contains(string(body), problem.TypePrefix+"invalid-input") {
+			t.Fatalf("a shipment with head %q: %d %s", v, resp.StatusCode, body)
+		}
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 400 || !strings.Contains(string(body), ship.HeadHeader) {
-		t.Fatalf("a shipment with head %q: %d %s", "seven", resp.StatusCode, body)
+	if got := rows(auditor); got[0].Head != 7 {
+		t.Fatalf("a refused head was stored: %+v", got)
 	}
 	if err := gw.PutHead(ctx, 9); err != nil {
 		t.Fatal(err)
@@ -192,5 +204,50 @@ func TestLogHeadAndShippingStatus(t *testing.T) {
 	wantProblem(t, err, 403, "")
 	if got := rows(auditor); got[0].Head != 9 {
 		t.Fatalf("another member's token moved the head: %+v", got)
+	}
+}
+
+// A shipment and the head it carries are stored in one transaction: when
+// the head cannot be stored (a fault the database injects here), the
+// gateway gets an error and none of the entries were kept, so its resend
+// is the whole shipment; a refused shipment is answered with its own
+// problem (409 audit-fork), its head stored all the same.
+func TestShipmentAndHeadCommitTogether(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	gwToken, err := f.admin.CreateToken(ctx, client.NewToken{Name: "mps gateway", Role: catalog.RoleMemberAdmin, Member: mps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := ship.NewClient(f.srv.Client(), f.srv.URL, gwMPS, gwToken.Token)
+	l := indextest.New(t, gwMPS)
+	for i := 0; i < 6; i++ {
+		l.Record(indextest.Outcome(fmt.Sprintf("x-%d", i), insurance, population, f.key.Subject(alice), time.Now().UTC()))
+	}
+	if err := gw.PutKey(ctx, l.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.PostEntries(ctx, l.Lines[:3], 6); err != nil {
+		t.Fatal(err)
+	}
+	alt := append(append([]byte(nil), l.Lines[1]...), ' ')
+	var ae *ship.Error
+	if _, err := gw.PostEntries(ctx, [][]byte{alt}, 8); !errors.As(err, &ae) || ae.Status != http.StatusConflict || !ae.Problem("audit-fork") {
+		t.Fatalf("a forked shipment with its head: %v; want 409 audit-fork", err)
+	}
+	if st, err := f.store.(interface{ DB() *sql.DB }).DB().Exec(`CREATE TRIGGER refuse_head BEFORE UPDATE ON audit_gateways
+		WHEN NEW.log_head = 4242 BEGIN SELECT RAISE(ABORT, 'injected: the head cannot be stored'); END`); err != nil {
+		t.Fatal(st, err)
+	}
+	if _, err := gw.PostEntries(ctx, l.Lines[3:], 4242); !errors.As(err, &ae) || ae.Status != http.StatusInternalServerError {
+		t.Fatalf("a shipment whose head could not be stored: %v; want 500", err)
+	}
+	pos, err := gw.Position(ctx)
+	if err != nil || pos.Next != 4 {
+		t.Fatalf("entries committed under an error answer: position %+v %v", pos, err)
+	}
+	var out struct{ Items []auditapi.ShippingRow }
+	if err := f.admin.Do(ctx, "GET", "/v1/audit/shipping", nil, &out); err != nil || len(out.Items) != 1 || out.Items[0].Head != 8 {
+		t.Fatalf("shipping after a refused shipment with head 8: %+v %v", out.Items, err)
 	}
 }
