@@ -1,18 +1,15 @@
 package catalog
 
 import (
-	"regexp"
 	"strings"
 	"time"
 )
 
-// memberCodePattern is the electronic agency code of Vietnam's state bodies:
-// dot-separated groups of digits, then the level-1 unit as a letter and two
-// digits, e.g. 000.00.00.G01 (Ministry of Public Security) or 000.00.18.G12.
-var memberCodePattern = regexp.MustCompile(`^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$`)
-
-// ValidMemberCode reports whether code has the agency-code form.
-func ValidMemberCode(code string) bool { return memberCodePattern.MatchString(code) }
+// ValidMemberCode reports whether code has the agency-code form of Vietnam's
+// state bodies: dot-separated groups of digits, then the level-1 unit as a
+// letter and two digits, e.g. 000.00.00.G01 (Ministry of Public Security) or
+// 000.00.18.G12.
+func ValidMemberCode(code string) bool { return validMemberCode(code) }
 
 // Member is an agency taking part in the federation.
 type Member struct {

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -12,12 +11,6 @@ import (
 const (
 	DefaultInstance = "VN"
 	DefaultClass    = "GOV"
-)
-
-var (
-	instancePattern   = regexp.MustCompile(`^[A-Z]{2,8}$`)
-	classPattern      = regexp.MustCompile(`^[A-Z]{2,8}$`)
-	systemCodePattern = regexp.MustCompile(`^[A-Z0-9][A-Z0-9_-]{0,63}$`)
 )
 
 // SystemID names one information system: instance:class:member:system, e.g.
@@ -38,13 +31,13 @@ func ParseSystemID(s string) (SystemID, error) {
 	}
 	id := SystemID{Instance: parts[0], Class: parts[1], Member: parts[2], Code: parts[3]}
 	switch {
-	case !instancePattern.MatchString(id.Instance):
+	case !validUpperName(id.Instance):
 		return SystemID{}, fmt.Errorf("system id %q: instance %q must be 2-8 capital letters", s, id.Instance)
-	case !classPattern.MatchString(id.Class):
+	case !validUpperName(id.Class):
 		return SystemID{}, fmt.Errorf("system id %q: member class %q must be 2-8 capital letters", s, id.Class)
 	case !ValidMemberCode(id.Member):
 		return SystemID{}, fmt.Errorf("system id %q: member %q is not an agency code like 000.00.00.G01", s, id.Member)
-	case !systemCodePattern.MatchString(id.Code):
+	case !validSystemCode(id.Code):
 		return SystemID{}, fmt.Errorf("system id %q: system code %q must be capital letters, digits, '-' or '_' (at most 64)", s, id.Code)
 	}
 	return id, nil
