@@ -189,13 +189,22 @@ func (x *Exchange) bind(r *Refusal) *Refusal {
 // on the way, the body of a verify request included, is detected.
 func RequestHash(method, path string, query url.Values, consumer, purpose, caseRef, exchangeID string, body []byte) string {
 	bodySum := sha256.Sum256(body)
-	h := sha256.New()
-	for _, part := range []string{method, path, query.Encode(), consumer, purpose, caseRef, exchangeID, hex.EncodeToString(bodySum[:])} {
-		h.Write([]byte(strconv.Itoa(len(part))))
-		h.Write([]byte{':'})
-		h.Write([]byte(part))
+	var bodyHex [2 * sha256.Size]byte
+	hex.Encode(bodyHex[:], bodySum[:])
+	// One buffer hashed at once: this runs on both gateways for every
+	// exchange, and writing each part to a digest allocated per part.
+	var stack [512]byte
+	form := stack[:0]
+	for _, part := range [...]string{method, path, query.Encode(), consumer, purpose, caseRef, exchangeID} {
+		form = strconv.AppendInt(form, int64(len(part)), 10)
+		form = append(form, ':')
+		form = append(form, part...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	form = strconv.AppendInt(form, int64(len(bodyHex)), 10)
+	form = append(form, ':')
+	form = append(form, bodyHex[:]...)
+	sum := sha256.Sum256(form)
+	return hex.EncodeToString(sum[:])
 }
 
 // The HTTP statuses refusals carry (RFC 9110 numbers; the core itself does
