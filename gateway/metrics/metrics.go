@@ -115,6 +115,7 @@ type Gateway struct {
 	feedLag   *prometheus.GaugeVec
 	overflow  *prometheus.CounterVec
 	labels    *labelGuard
+	hot       hotSeries
 }
 
 // New registers the gateway's metrics.
@@ -167,18 +168,22 @@ func (m *Gateway) Finished(o exchange.Observation) {
 	provider := m.bound("provider", o.Provider)
 	dataset := m.bound("dataset", o.Dataset)
 	mode := m.bound("mode", o.Mode)
-	m.exchanges.WithLabelValues(o.Side, consumer, provider, dataset, mode, o.Outcome, o.Kind).Inc()
-	m.duration.WithLabelValues(o.Side, mode, o.Outcome).Observe(o.Total.Seconds())
+	ex := [7]string{o.Side, consumer, provider, dataset, mode, o.Outcome, o.Kind}
+	m.hot.exchanges.get(ex, func() prometheus.Counter { return m.exchanges.WithLabelValues(ex[:]...) }).Inc()
+	du := [3]string{o.Side, mode, o.Outcome}
+	m.hot.duration.get(du, func() prometheus.Observer { return m.duration.WithLabelValues(du[:]...) }).Observe(o.Total.Seconds())
 	for _, s := range []struct {
 		name string
 		d    time.Duration
 	}{{stageDecision, o.Decision}, {stageBackend, o.Backend}, {stageProjection, o.Projection}, {stageAuditWait, o.AuditWait}} {
 		if s.d > 0 {
-			m.stage.WithLabelValues(o.Side, s.name).Observe(s.d.Seconds())
+			st := [2]string{o.Side, s.name}
+			m.hot.stage.get(st, func() prometheus.Observer { return m.stage.WithLabelValues(st[:]...) }).Observe(s.d.Seconds())
 		}
 	}
 	if o.Outcome == exchange.OutcomeAllowed && o.Bytes > 0 {
-		m.bytes.WithLabelValues(o.Side, consumer, provider, dataset, mode).Add(float64(o.Bytes))
+		by := [5]string{o.Side, consumer, provider, dataset, mode}
+		m.hot.bytes.get(by, func() prometheus.Counter { return m.bytes.WithLabelValues(by[:]...) }).Add(float64(o.Bytes))
 	}
 	if o.Kind == exchange.KindRateLimited {
 		m.limited.WithLabelValues(consumer).Inc()
