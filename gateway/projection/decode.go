@@ -78,6 +78,9 @@ type decoder struct {
 	// keys, and the decoder outlives a call in workPool, so most keys cost
 	// a map lookup instead of an allocation.
 	keys map[string]string
+	// sets holds, per depth, the key set of the large object being parsed
+	// there, reused from object to object (see keySet).
+	sets []map[string]struct{}
 }
 
 // Bounds of decoder.keys, so that hostile keys cannot grow it for ever.
@@ -525,7 +528,7 @@ func (d *decoder) object(depth int) (value, error) {
 		if err != nil {
 			return value{}, err
 		}
-		if d.duplicate(a.mstack[base:], &seen, key) {
+		if d.duplicate(a.mstack[base:], &seen, key, depth) {
 			return value{}, fmt.Errorf("%w: an object at depth %d repeats a key (input offset %d)", ErrDuplicateKey, depth, d.offset(0))
 		}
 		if c, ok = d.skip(); !ok {
@@ -555,8 +558,34 @@ func (d *decoder) object(depth int) (value, error) {
 			return value{}, d.truncated()
 		}
 	}
+	if len(seen) > maxReusedSet {
+		d.sets[depth] = nil // not kept for the next object at this depth
+	}
 	v.members = a.closeObject(base)
 	return v, nil
+}
+
+// maxReusedSet bounds the key sets the decoder keeps for reuse, so that one
+// hostile object with a million keys is not cleared and rehashed by every
+// later object at its depth.
+const maxReusedSet = 256
+
+// keySet returns an empty set for the keys of an object at depth, the one
+// the previous object at that depth used when there was one: a record's
+// large objects then cost no map allocation. Only one object per depth is
+// being parsed at any time, so one set per depth suffices.
+func (d *decoder) keySet(depth int) map[string]struct{} {
+	for len(d.sets) <= depth {
+		d.sets = append(d.sets, nil)
+	}
+	m := d.sets[depth]
+	if m == nil {
+		m = make(map[string]struct{}, 4*smallObject)
+		d.sets[depth] = m
+		return m
+	}
+	clear(m)
+	return m
 }
 
 func containsDot(s string) bool {
@@ -577,7 +606,7 @@ func containsDot(s string) bool {
 // backend answer ("Ethnicity") is an undeclared key, dropped and counted,
 // and the output never holds two keys a case-insensitive consumer would
 // merge. Refusing the answer instead would turn that drop into a 502.
-func (d *decoder) duplicate(members []member, seen *map[string]struct{}, key string) bool {
+func (d *decoder) duplicate(members []member, seen *map[string]struct{}, key string, depth int) bool {
 	if *seen == nil && len(members) < smallObject {
 		for i := range members {
 			if members[i].key == key {
@@ -587,7 +616,7 @@ func (d *decoder) duplicate(members []member, seen *map[string]struct{}, key str
 		return false
 	}
 	if *seen == nil {
-		*seen = make(map[string]struct{}, 4*smallObject)
+		*seen = d.keySet(depth)
 		for i := range members {
 			(*seen)[members[i].key] = struct{}{}
 		}
