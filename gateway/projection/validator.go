@@ -37,15 +37,40 @@ func NewValidator(doc []byte, recordSchema string) (*Validator, error) {
 		return nil, fmt.Errorf("projection: the dataset document has no schema %q in components.schemas", recordSchema)
 	}
 	schema := t.Components.Schemas[recordSchema].Value
-	opts := append(t.GetSchemaValidationOptions(), openapi3.MultiErrors(), openapi3.VisitAsResponse())
+	opts := append(t.GetSchemaValidationOptions(), openapi3.MultiErrors())
+	jsonSchema := t.IsOpenAPI31OrLater() && uses2020Keywords(schema)
+	if jsonSchema || declaresWriteOnly(schema) {
+		opts = append(opts, openapi3.VisitAsResponse())
+	}
 	if t.IsOpenAPI31OrLater() {
-		if uses2020Keywords(schema) {
+		if jsonSchema {
 			opts = append(opts, openapi3.EnableJSONSchema2020())
 		} else {
 			ignoreNullable(schema)
 		}
 	}
 	return &Validator{name: recordSchema, schema: schema, opts: opts}, nil
+}
+
+// declaresWriteOnly reports whether schema, or a schema reachable from it,
+// marks a property writeOnly.
+//
+// A backend record is a response, which kin-openapi's VisitAsResponse
+// expresses; in its built-in validator that option changes exactly two
+// things: a writeOnly property present is refused, and a required writeOnly
+// property may be absent (default values, its third use, are only injected
+// with an option never given here). Without a writeOnly property anywhere
+// the option decides nothing, yet costs a sorted copy of every object
+// schema's property names on each record, so it is then left off.
+func declaresWriteOnly(schema *openapi3.Schema) bool {
+	found := errors.New("found")
+	err := openapi3.NewSchemaRef("", schema).WalkSubtree(func(_ string, ref *openapi3.SchemaRef) error {
+		if ref.Value != nil && ref.Value.WriteOnly {
+			return found
+		}
+		return nil
+	})
+	return err != nil
 }
 
 // uses2020Keywords reports whether schema, or a schema reachable from it,
