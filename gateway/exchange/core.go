@@ -125,6 +125,8 @@ type Core struct {
 	verifyAttempts map[string][]time.Time
 
 	invalidResponses atomic.Int64
+
+	peers peerIDs
 }
 
 // New checks cfg and returns a Core.
@@ -206,7 +208,7 @@ func (c *Core) identify(chain []*x509.Certificate, snap *Snapshot) (string, erro
 	if c.cfg.Revoked(leaf.SerialNumber) {
 		return "", fmt.Errorf("the client certificate %s has been revoked", certs.SerialHex(leaf.SerialNumber))
 	}
-	uri, err := certs.SPIFFEID(leaf)
+	uri, err := c.peers.spiffeID(leaf)
 	if err != nil {
 		return "", err
 	}
