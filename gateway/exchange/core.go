@@ -126,7 +126,8 @@ type Core struct {
 
 	invalidResponses atomic.Int64
 
-	peers peerIDs
+	peers    peerIDs
+	subjects *audit.SubjectHasher
 }
 
 // New checks cfg and returns a Core.
@@ -162,7 +163,7 @@ func New(cfg Config) (*Core, error) {
 	if cfg.Instance == "" {
 		cfg.Instance = catalog.DefaultInstance
 	}
-	return &Core{cfg: cfg}, nil
+	return &Core{cfg: cfg, subjects: audit.NewSubjectHasher(cfg.Subjects)}, nil
 }
 
 // InvalidResponses counts backend answers refused because they did not
@@ -227,7 +228,7 @@ func (c *Core) subject(id string) string {
 	if id == "" {
 		return ""
 	}
-	return c.cfg.Subjects.Subject(id)
+	return c.subjects.Subject(id)
 }
 
 // MemberOf returns the member of a system id ("" when it is not one).
