@@ -1,7 +1,6 @@
 package projection
 
 import (
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -72,7 +71,7 @@ func (s *Schema) cachedPlans() int {
 // decisionKey writes fields and masks unambiguously: each string is
 // prefixed with its length.
 func decisionKey(fields []string, masks map[string]catalog.Mask) string {
-	var b []byte
+	b := make([]byte, 0, 256)
 	put := func(s string) {
 		b = strconv.AppendInt(b, int64(len(s)), 10)
 		b = append(b, ':')
@@ -82,7 +81,13 @@ func decisionKey(fields []string, masks map[string]catalog.Mask) string {
 		put(f)
 	}
 	b = append(b, '|')
-	for _, p := range slices.Sorted(maps.Keys(masks)) {
+	var stack [16]string
+	paths := stack[:0]
+	for p := range masks {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
 		put(p)
 		put(string(masks[p]))
 	}
