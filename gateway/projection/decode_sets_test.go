@@ -50,3 +50,29 @@ func TestDecoderReusedKeySets(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseEmptiesKeySets checks that a projector returned to workPool
+// keeps its key sets (the point of them) but none of the record's key
+// names, undeclared ones included.
+func TestReleaseEmptiesKeySets(t *testing.T) {
+	pr := new(projector)
+	in := `{"a":{"s1":1,"s2":2,"s3":3,"s4":4,"s5":5,"s6":6,"s7":7,"s8":8,"s9":9,"secretKeyName":0},` +
+		`"b":1,"c":2,"d":3,"e":4,"f":5,"g":6,"h":7,"i":8,"j":9}`
+	pr.dec.init(strings.NewReader(in), 100, -1)
+	if _, err := pr.dec.value(1); err != nil {
+		t.Fatal(err)
+	}
+	sets := pr.dec.sets
+	if len(sets) < 3 || sets[1] == nil || sets[2] == nil {
+		t.Fatalf("the decoder kept no key set per depth: %v", sets)
+	}
+	pr.release()
+	for depth, m := range sets {
+		if len(m) != 0 {
+			t.Errorf("depth %d: a released projector's key set still holds %d names", depth, len(m))
+		}
+	}
+	if len(pr.dec.sets) != len(sets) {
+		t.Errorf("release dropped the key sets (%d of %d kept)", len(pr.dec.sets), len(sets))
+	}
+}

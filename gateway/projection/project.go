@@ -143,11 +143,15 @@ func (pr *projector) release() {
 	clear(pr.out[:cap(pr.out)])
 	clear(pr.scratch[:cap(pr.scratch)])
 	pr.dec.src = limitedReader{}
+	for _, m := range pr.dec.sets {
+		clear(m) // key names of this record, undeclared ones included
+	}
 	if cap(pr.dec.buf) > maxPooled || cap(pr.out) > maxPooled || cap(pr.scratch) > maxPooled ||
 		cap(pr.dec.scratch) > maxPooled || pr.dec.arena.size() > maxPooled/64 || pr.arena.size() > maxPooled/64 {
 		return
 	}
-	*pr = projector{dec: decoder{buf: pr.dec.buf[:0], scratch: pr.dec.scratch[:0], arena: pr.dec.arena, keys: pr.dec.keys},
+	*pr = projector{dec: decoder{buf: pr.dec.buf[:0], scratch: pr.dec.scratch[:0], arena: pr.dec.arena, keys: pr.dec.keys,
+		sets: pr.dec.sets},
 		arena: pr.arena, out: pr.out[:0], scratch: pr.scratch[:0]}
 	workPool.Put(pr)
 }
