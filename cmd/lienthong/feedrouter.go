@@ -53,7 +53,7 @@ failing check (kafka, routing, configuration, audit-log). See docs/feeds.md.`,
 				defer func() { _ = ops.Close(context.Background()) }()
 				fmt.Fprintf(cmd.OutOrStdout(), "  metrics and health at http://%s/metrics, /healthz, /readyz\n", ops.Addr())
 			}
-			return feed.RunWith(cmd.Context(), cfg, log, opts)
+			return feed.Run(cmd.Context(), cfg, log, opts)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "feed router configuration file (JSON)")

@@ -88,7 +88,7 @@ func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile s
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := feed.RunWith(rctx, cfg, rlog, feed.RunOptions{Lag: m, Ready: ready}); err != nil && rctx.Err() == nil {
+			if err := feed.Run(rctx, cfg, rlog, feed.RunOptions{Lag: m, Ready: ready}); err != nil && rctx.Err() == nil {
 				errc <- fmt.Errorf("feed router of %s: %w", r.member, err)
 			}
 		}()

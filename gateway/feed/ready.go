@@ -93,16 +93,8 @@ func (p *ProviderRouter) monitor(ctx context.Context) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	t := time.NewTicker(p.every)
-	defer t.Stop()
-	for {
-		p.look(ctx, adm)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	p.look(ctx, adm)
+	every(ctx, p.every, func() { p.look(ctx, adm) })
 }
 
 // look probes the cluster once and records what it found.
