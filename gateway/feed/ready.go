@@ -266,6 +266,16 @@ func (r *Ready) Checks() []Check {
 	return checks()
 }
 
+// Passing is each check by name and whether it passes, for the
+// lienthong_feed_router_ready gauge (metrics.FeedRouter.WatchReady).
+func (r *Ready) Passing() map[string]bool {
+	out := map[string]bool{}
+	for _, c := range r.Checks() {
+		out[c.Name] = c.Err == nil
+	}
+	return out
+}
+
 // set makes checks the process's readiness (nil: not running, for why).
 func (r *Ready) set(checks func() []Check, why error) {
 	if r == nil {
