@@ -113,10 +113,14 @@ type RouterConfig struct {
 	ID string
 	// Core is the exchange core that decides, projects, masks and audits
 	// every delivery.
-	Core     *exchange.Core
-	Kafka    broker.Config
+	Core *exchange.Core
+	// Kafka is how the router reaches the cluster (brokers, TLS, SASL).
+	Kafka broker.Config
+	// Datasets are the datasets whose provider topics are routed.
 	Datasets []*Dataset
-	Log      *slog.Logger
+	// Log receives pauses and dead letters, never event data (default
+	// slog.Default()).
+	Log *slog.Logger
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int
 	// TransactionTimeout is how long the broker lets a transaction stay
