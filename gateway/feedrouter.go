@@ -33,6 +33,11 @@ type FeedRouterConfig struct {
 	Datasets []string `json:"datasets,omitempty"`
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int `json:"maxBatch,omitempty"`
+	// Lanes is how many transactional sessions route side by side
+	// (feed.RouterConfig.Lanes; default 1, at most feed.MaxLanes). Changing
+	// it re-shares the provider partitions among the lanes at the next
+	// start; delivery stays exactly once.
+	Lanes int `json:"lanes,omitempty"`
 	// StallAfter is how long events may wait on the broker while the
 	// router commits nothing before /readyz reports feed-router.routing
 	// failing (default 1m, feed.DefaultStallAfter).
@@ -52,6 +57,12 @@ func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.ProviderRouter, erro
 	}
 	if exchange.MemberOf(rc.Provider) != g.cfg.Member {
 		return nil, fmt.Errorf("feeds.router.provider: %s is not a system of member %s, which this gateway serves", rc.Provider, g.cfg.Member)
+	}
+	if rc.Lanes < 0 || rc.Lanes > feed.MaxLanes {
+		return nil, fmt.Errorf("feeds.router.lanes: %d is not between 1 and %d", rc.Lanes, feed.MaxLanes)
+	}
+	if strings.Contains(rc.ID, feed.LaneSeparator) {
+		return nil, fmt.Errorf("feeds.router.id: %q may not contain %q, which only the ids of the router's lanes carry", rc.ID, feed.LaneSeparator)
 	}
 	st := g.sync.current.Load()
 	if st == nil {
@@ -90,7 +101,7 @@ func (g *Gateway) newFeedRouter(ctx context.Context) (*feed.ProviderRouter, erro
 		lag = g.metrics
 	}
 	router, err := feed.NewProviderRouter(feed.ProviderRouterConfig{ID: id, Provider: rc.Provider, Core: g.core, Kafka: g.cfg.Feeds.Kafka,
-		Datasets: datasets, Log: g.log.With("component", "feed-router"), MaxBatch: rc.MaxBatch, Lag: lag,
+		Datasets: datasets, Log: g.log.With("component", "feed-router"), MaxBatch: rc.MaxBatch, Lanes: rc.Lanes, Lag: lag,
 		StallAfter: rc.StallAfter.Duration})
 	if err != nil {
 		return nil, fmt.Errorf("feeds.router: %w", err)
@@ -117,7 +128,8 @@ const feedRouterCheckPrefix = "feed-router."
 // and feed-router.routing, the router is not stuck (feed.ProviderRouter
 // Readiness). The router decides with the gateway's exchange core and
 // writes the gateway's audit log, so the gateway's configuration and
-// audit-log checks are the router's too: they are not repeated.
+// audit-log checks are the router's too: they are not repeated. They do
+// not gate the gateway's /readyz (FeedsReadyGroup).
 func (g *Gateway) feedRouterChecks() []Check {
 	if g.feedRouter == nil {
 		return nil
@@ -128,6 +140,23 @@ func (g *Gateway) feedRouterChecks() []Check {
 		out[i] = Check{Name: feedRouterCheckPrefix + c.Name, Err: c.Err}
 	}
 	return out
+}
+
+// FeedsReadyGroup is the group (opsmux.Check.Group) of the feed router's
+// checks on the gateway's operations and health listeners: /readyz lists
+// them marked not gating, /readyz/feeds fails for them. A broker outage
+// pauses feeds, not queries, so a load balancer that probes /readyz keeps
+// sending queries to a gateway whose router waits for Kafka; whoever
+// watches feeds probes /readyz/feeds.
+const FeedsReadyGroup = "feeds"
+
+// opsGroup is the readiness group of a check of the gateway: its feed
+// router's are FeedsReadyGroup, the rest gate /readyz.
+func opsGroup(c Check) string {
+	if isFeedRouterCheck(c) {
+		return FeedsReadyGroup
+	}
+	return ""
 }
 
 // isFeedRouterCheck: the feed router's checks do not hold back the

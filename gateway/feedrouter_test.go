@@ -19,8 +19,10 @@ import (
 	"github.com/lienthong/lienthong/catalog"
 	"github.com/lienthong/lienthong/controlplane/service"
 	"github.com/lienthong/lienthong/gateway"
+	"github.com/lienthong/lienthong/gateway/feed"
 	"github.com/lienthong/lienthong/gateway/feed/broker"
 	"github.com/lienthong/lienthong/gateway/projection"
+	"github.com/lienthong/lienthong/internal/opsmux"
 )
 
 // feedPurpose is the purpose of the feed grant in the router tests.
@@ -164,6 +166,9 @@ func TestFeedRouterConfigurationIsChecked(t *testing.T) {
 		{"no provider", gateway.FeedRouterConfig{}, "feeds.router.provider: required"},
 		{"other member", gateway.FeedRouterConfig{Provider: insurance}, "is not a system of member"},
 		{"unknown dataset", gateway.FeedRouterConfig{Provider: population, Datasets: []string{"nothing"}}, `publishes no dataset "nothing"`},
+		{"too many lanes", gateway.FeedRouterConfig{Provider: population, Lanes: feed.MaxLanes + 1}, "feeds.router.lanes: 65 is not between 1 and 64"},
+		{"negative lanes", gateway.FeedRouterConfig{Provider: population, Lanes: -1}, "feeds.router.lanes: -1"},
+		{"lane-like id", gateway.FeedRouterConfig{ID: "router/lane1", Provider: population}, `feeds.router.id: "router/lane1" may not contain "/"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &gateway.Config{Member: mps, System: mpsGW, StateDir: filepath.Join(mdir, "state"),
@@ -188,11 +193,23 @@ func TestFeedRouterConfigurationIsChecked(t *testing.T) {
 }
 
 // TestReadyzNamesTheFeedRouterChecks: a gateway running the feed router
-// reports the router's checks in its own /readyz, and a broker outage,
-// which pauses the router, turns it 503 naming feed-router.kafka while
-// every other check still passes; the consumer gateway, which runs no
-// router, stays ready.
+// lists the router's checks in its own /readyz, marked not gating, and
+// serves them on /readyz/feeds. A broker outage, which pauses the router
+// but not queries, turns /readyz/feeds 503 naming feed-router.kafka while
+// /readyz stays 200 (showing the failure, not gating); the consumer
+// gateway, which runs no router, stays ready.
 func TestReadyzNamesTheFeedRouterChecks(t *testing.T) {
+	readyzAt := func(t *testing.T, addr, path string) (int, map[string]string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
 	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Partitions: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -204,37 +221,52 @@ func TestReadyzNamesTheFeedRouterChecks(t *testing.T) {
 		c.Feeds = &gateway.FeedsConfig{Kafka: broker.Config{Brokers: []string{b.Addr()}},
 			Router: &gateway.FeedRouterConfig{Provider: population, MaxBatch: 50}}
 	})
-	want := []string{"certificate", "audit-log", "configuration", "policy-bundle", "feed-router.kafka", "feed-router.routing"}
-	wait := func(ok func(int, map[string]string) bool) map[string]string {
+	own := []string{"certificate", "audit-log", "configuration", "policy-bundle"}
+	feeds := []string{"feed-router.kafka", "feed-router.routing"}
+	wait := func(path string, ok func(int, map[string]string) bool) map[string]string {
 		t.Helper()
 		var status int
 		var body map[string]string
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if status, body = readyz(t, health); ok(status, body) {
+			if status, body = readyzAt(t, health, path); ok(status, body) {
 				return body
 			}
 		}
-		t.Fatalf("/readyz never showed what was wanted; last %d %v", status, body)
+		t.Fatalf("%s never showed what was wanted; last %d %v", path, status, body)
 		return nil
 	}
-	wait(func(status int, body map[string]string) bool {
-		for _, name := range want {
+	wait("/readyz", func(status int, body map[string]string) bool {
+		for _, name := range own {
 			if body[name] != "ok" {
 				return false
 			}
 		}
-		return status == http.StatusOK && len(body) == len(want)
+		for _, name := range feeds {
+			if body[name] != opsmux.NotGating+"ok" {
+				return false
+			}
+		}
+		return status == http.StatusOK && len(body) == len(own)+len(feeds)
 	})
-	if got := f.provider.Readiness(); len(got) != len(want) {
-		t.Errorf("%d checks, want %v", len(got), want)
+	if status, body := readyzAt(t, health, "/readyz/feeds"); status != http.StatusOK || len(body) != 2 ||
+		body["feed-router.kafka"] != "ok" || body["feed-router.routing"] != "ok" {
+		t.Errorf("/readyz/feeds of a routing router: %d %v, want 200 and its two checks ok", status, body)
+	}
+	if got := f.provider.Readiness(); len(got) != len(own)+len(feeds) {
+		t.Errorf("%d checks, want %v and %v", len(got), own, feeds)
 	}
 	b.Close()
-	body := wait(func(status int, body map[string]string) bool {
+	wait("/readyz/feeds", func(status int, body map[string]string) bool {
 		return status == http.StatusServiceUnavailable && strings.Contains(body["feed-router.kafka"], "does not answer")
 	})
-	for name, v := range body {
-		if name != "feed-router.kafka" && v != "ok" {
-			t.Errorf("the broker is down, but %s fails too: %s", name, v)
+	status, body := readyzAt(t, health, "/readyz")
+	if status != http.StatusOK || !strings.HasPrefix(body["feed-router.kafka"], opsmux.NotGating) ||
+		!strings.Contains(body["feed-router.kafka"], "does not answer") {
+		t.Errorf("/readyz with the broker down: %d %v, want 200 listing feed-router.kafka failing, not gating", status, body)
+	}
+	for _, name := range own {
+		if body[name] != "ok" {
+			t.Errorf("the broker is down, but %s fails too: %s", name, body[name])
 		}
 	}
 	if _, ok := f.consumer.FeedRouterStats(); ok {

@@ -51,7 +51,7 @@ func (g *Gateway) opsChecks() []opsmux.Check {
 	checks := g.Readiness()
 	out := make([]opsmux.Check, len(checks))
 	for i, c := range checks {
-		out[i] = opsmux.Check{Name: c.Name, Err: c.Err}
+		out[i] = opsmux.Check{Name: c.Name, Err: c.Err, Group: opsGroup(c)}
 	}
 	return out
 }

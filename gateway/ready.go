@@ -30,7 +30,8 @@ type Check struct {
 //   - configuration: a verified configuration is in force and not stale;
 //   - policy-bundle: a policy bundle whose signature verified is in force;
 //   - feed-router.kafka and feed-router.routing, when the gateway runs the
-//     feed router (feeds.router; see feedRouterChecks).
+//     feed router (feeds.router; see feedRouterChecks): listed on /readyz
+//     but not deciding it, they decide /readyz/feeds (FeedsReadyGroup).
 func (g *Gateway) Readiness() []Check {
 	return append([]Check{
 		{"certificate", g.checkCertificate()},
@@ -113,5 +114,6 @@ func readyErr(checks []Check) error {
 }
 
 // readyzHandler serves the health listener: GET /readyz (200 when every
-// check passes, 503 otherwise, each check named) and GET /healthz.
+// check of the gateway's own passes, 503 otherwise, each check named),
+// GET /readyz/feeds (the feed router's checks) and GET /healthz.
 func (g *Gateway) readyzHandler() http.Handler { return opsmux.Handler(nil, g.opsChecks) }

@@ -23,8 +23,9 @@ func newFeedRouterCommand() *cobra.Command {
 each dataset's provider topic and writes every consumer holding an active feed grant
 its own projection of each event, in one Kafka transaction with the consumed offsets.
 --kafka-brokers overrides kafka.brokers of the file (comma-separated host:port).
---metrics-listen serves the subscribers' lag on /metrics and /readyz: 503 naming each
-failing check (kafka, routing, configuration, audit-log). See docs/feeds.md.`,
+--metrics-listen serves the subscribers' lag and the readiness checks on /metrics
+(lienthong_feed_router_ready{check}) and /readyz: 503 naming each failing check
+(kafka, routing, configuration, audit-log). See docs/feeds.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -46,6 +47,7 @@ failing check (kafka, routing, configuration, audit-log). See docs/feeds.md.`,
 			if metricsListen != "" {
 				m := metrics.NewFeedRouter()
 				opts.Lag, opts.Ready = m, feed.NewReady()
+				m.WatchReady(opts.Ready.Passing)
 				ops, err := opsmux.Listen(metricsListen, opsmux.Handler(m.Handler(), opts.Ready.Checks), log)
 				if err != nil {
 					return err
@@ -53,7 +55,7 @@ failing check (kafka, routing, configuration, audit-log). See docs/feeds.md.`,
 				defer func() { _ = ops.Close(context.Background()) }()
 				fmt.Fprintf(cmd.OutOrStdout(), "  metrics and health at http://%s/metrics, /healthz, /readyz\n", ops.Addr())
 			}
-			return feed.RunWith(cmd.Context(), cfg, log, opts)
+			return feed.Run(cmd.Context(), cfg, log, opts)
 		},
 	}
 	cmd.Flags().StringVar(&file, "config", "", "feed router configuration file (JSON)")

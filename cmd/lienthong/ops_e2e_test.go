@@ -144,7 +144,8 @@ var routerMetricsAt = regexp.MustCompile(`metrics and health at http://(\S+)/met
 // consumer subscribed to each dataset has its lag, as in a gateway that
 // runs the router, and nobody else has one; /readyz names the router's
 // four checks, ready, and turns 503 naming audit-log once the router's
-// audit log is removed.
+// audit log is removed, as lienthong_feed_router_ready{check} says on
+// /metrics. The router runs in two lanes, set in its JSON.
 func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
 	dir, work := filepath.Join(t.TempDir(), "data"), t.TempDir()
 	ready := filepath.Join(work, "ready.json")
@@ -160,7 +161,7 @@ func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
 		"policy": map[string]string{"bundleFile": filepath.Join(gdir, "state", "policy-bundle.tar.gz"),
 			"verificationKeyFile": filepath.Join(gdir, "state", "verification-key.json")},
 		"maskingKeyFile": filepath.Join(gdir, "masking.key"), "subjectKeyFile": filepath.Join(dir, auditSubjectKeyFile),
-		"auditFile": filepath.Join(work, "feed-audit.jsonl"),
+		"auditFile": filepath.Join(work, "feed-audit.jsonl"), "lanes": 2,
 	}
 	var datasets []map[string]string
 	for dataset := range routedFeeds {
@@ -189,6 +190,15 @@ func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
 		checks["configuration"] != "ok" || checks["audit-log"] != "ok" {
 		t.Errorf("/readyz of a routing router: %d %s, want 200 and kafka, routing, configuration, audit-log ok", status, body)
 	}
+	readyGauge := func(want string) {
+		t.Helper()
+		if status, body := opsGet(t, m[1], "/metrics"); status != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("/metrics: %d, no %q", status, want)
+		}
+	}
+	for _, check := range []string{"kafka", "routing", "configuration", "audit-log"} {
+		readyGauge(`lienthong_feed_router_ready{check="` + check + `"} 1`)
+	}
 	// It follows its gateway's configuration (beside the bundle) for
 	// freshness, rather than trusting the bundle file.
 	if strings.Contains(router.errText(), "cannot tell whether its policy is stale") {
@@ -204,6 +214,8 @@ func TestFeedRouterReportsLagOnItsMetricsListener(t *testing.T) {
 	if status != http.StatusServiceUnavailable || !strings.Contains(checks["audit-log"], "not writable") || checks["kafka"] != "ok" {
 		t.Errorf("/readyz with the audit log gone: %d %s, want 503 naming audit-log", status, body)
 	}
+	readyGauge(`lienthong_feed_router_ready{check="audit-log"} 0`)
+	readyGauge(`lienthong_feed_router_ready{check="kafka"} 1`)
 	if err := router.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Errorf("feed-router after SIGTERM: %v, want status 0", err)
 	}

@@ -78,6 +78,7 @@ func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile s
 		}
 		rlog := log.With("component", "feed-router", "provider", r.member)
 		m, ready := metrics.NewFeedRouter(), feed.NewReady()
+		m.WatchReady(ready.Passing)
 		listener, err := opsmux.Listen(upMetricsListen, opsmux.Handler(m.Handler(), ready.Checks), rlog)
 		if err != nil {
 			return fmt.Errorf("feed router of %s: %w", r.member, err)
@@ -88,7 +89,7 @@ func startFeeds(ctx context.Context, admin *client.Client, dir, subjectKeyFile s
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := feed.RunWith(rctx, cfg, rlog, feed.RunOptions{Lag: m, Ready: ready}); err != nil && rctx.Err() == nil {
+			if err := feed.Run(rctx, cfg, rlog, feed.RunOptions{Lag: m, Ready: ready}); err != nil && rctx.Err() == nil {
 				errc <- fmt.Errorf("feed router of %s: %w", r.member, err)
 			}
 		}()

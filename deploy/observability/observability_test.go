@@ -47,7 +47,20 @@ func registered(t *testing.T) map[string]bool {
 		}
 	}
 	out := map[string]bool{}
-	for _, name := range append(gwmetrics.Names(), cpmetrics.Names()...) {
+	fr := gwmetrics.NewFeedRouter()
+	fr.WatchReady(func() map[string]bool { return map[string]bool{"kafka": true} })
+	for _, g := range []interface {
+		Gather() ([]*dto.MetricFamily, error)
+	}{fr.Registry()} {
+		mfs, err := g.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			types[mf.GetName()] = mf.GetType()
+		}
+	}
+	for _, name := range allNames() {
 		out[name] = true
 		if types[name] == dto.MetricType_HISTOGRAM {
 			for _, s := range []string{"_bucket", "_sum", "_count"} {
@@ -56,6 +69,12 @@ func registered(t *testing.T) map[string]bool {
 		}
 	}
 	return out
+}
+
+// allNames are the metric families of the gateways, the feed routers run
+// alone and the control plane.
+func allNames() []string {
+	return slices.Concat(gwmetrics.Names(), gwmetrics.FeedRouterNames(), cpmetrics.Names())
 }
 
 // promqlWords are PromQL's keywords, which look like metric names.
@@ -202,7 +221,7 @@ func TestAlertRules(t *testing.T) {
 	}
 	for _, want := range []string{"LienthongGatewayConfigurationStale", "LienthongGatewayCertificateExpiring", "LienthongAssessmentLapsingSoon",
 		"LienthongAuditCommitSlow", "LienthongDenialsSpiking", "LienthongFeedLagGrowing", "LienthongAuditShippingLagGrowing",
-		"LienthongAuditShippingSilent"} {
+		"LienthongAuditShippingSilent", "LienthongGatewayNotReady", "LienthongFeedRouterNotReady"} {
 		if !seen[want] {
 			t.Errorf("alert %s is missing", want)
 		}
@@ -263,7 +282,7 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range append(gwmetrics.Names(), cpmetrics.Names()...) {
+	for _, name := range allNames() {
 		if !used[name] && name != gwmetrics.LabelValuesOverflowed && name != cpmetrics.CatalogScrapeErrorsTotal {
 			t.Errorf("%s is on no panel", name)
 		}
@@ -279,7 +298,7 @@ func TestEveryMetricIsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(raw)
-	for _, name := range append(gwmetrics.Names(), cpmetrics.Names()...) {
+	for _, name := range allNames() {
 		short := strings.TrimPrefix(strings.TrimPrefix(name, "lienthong_gateway_"), "lienthong_controlplane_")
 		if !strings.Contains(doc, "`"+name+"`") && !strings.Contains(doc, "`"+short+"`") && !strings.Contains(doc, "`"+short+"{") {
 			t.Errorf("%s is not in docs/operations.md", name)

@@ -45,6 +45,11 @@ type Config struct {
 	AuditFile string `json:"auditFile"`
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int `json:"maxBatch,omitempty"`
+	// Lanes is how many transactional sessions route side by side
+	// (RouterConfig.Lanes; default 1, at most MaxLanes). Changing it
+	// re-shares the provider partitions among the lanes at the next start;
+	// delivery stays exactly once.
+	Lanes int `json:"lanes,omitempty"`
 	// StallAfter is how long events may wait on the broker while the
 	// router commits nothing before /readyz reports it stuck (default
 	// "1m", DefaultStallAfter).
@@ -134,6 +139,12 @@ func LoadConfig(path string) (*Config, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("feed router config %s: required: %s", path, strings.Join(missing, ", "))
 	}
+	if strings.Contains(cfg.ID, LaneSeparator) {
+		return nil, fmt.Errorf("feed router config %s: id: %q may not contain %q, which only the ids of the router's lanes carry", path, cfg.ID, LaneSeparator)
+	}
+	if cfg.Lanes < 0 || cfg.Lanes > MaxLanes {
+		return nil, fmt.Errorf("feed router config %s: lanes: %d is not between 1 and %d", path, cfg.Lanes, MaxLanes)
+	}
 	return &cfg, nil
 }
 
@@ -216,20 +227,9 @@ func unknownKeys(tree any, t reflect.Type, at string) error {
 	return nil
 }
 
-// Run starts a standalone router from its configuration and routes until
-// ctx ends, reporting no lag and no readiness (RunWith does).
-func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	return RunWith(ctx, cfg, log, RunOptions{})
-}
-
-// RunReporting is Run that also sets each subscriber's lag on lag every
-// second (nil: not reported), as a gateway running the router does.
-func RunReporting(ctx context.Context, cfg *Config, log *slog.Logger, lag LagGauge) error {
-	return RunWith(ctx, cfg, log, RunOptions{Lag: lag})
-}
-
 // RunOptions are what the process running a router alone watches it by:
-// `lienthong feed-router` gives both to its --metrics-listen.
+// `lienthong feed-router` gives both to its --metrics-listen. The zero
+// value reports nothing.
 type RunOptions struct {
 	// Lag, when set, is given each subscriber's lag every second.
 	Lag LagGauge
@@ -238,8 +238,9 @@ type RunOptions struct {
 	Ready *Ready
 }
 
-// RunWith is Run reporting to opts.
-func RunWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
+// Run starts a standalone router from its configuration and routes until
+// ctx ends, reporting its lag and readiness to opts.
+func Run(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
 	err := runWith(ctx, cfg, log, opts)
 	why := errors.New("stopped")
 	if err != nil {
@@ -328,7 +329,7 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions
 		return err
 	}
 	router, err := NewProviderRouter(ProviderRouterConfig{ID: cfg.ID, Provider: cfg.Provider, Core: core, Kafka: cfg.Kafka,
-		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch, Lag: opts.Lag, StallAfter: stallAfter})
+		Datasets: datasets, Log: log, MaxBatch: cfg.MaxBatch, Lanes: cfg.Lanes, Lag: opts.Lag, StallAfter: stallAfter})
 	if err != nil {
 		return err
 	}
@@ -338,27 +339,18 @@ func runWith(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions
 			return errors.New("feed router config: policy.reloadInterval must be a duration such as \"1s\"")
 		}
 	}
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if changed, err := bundle.Reload(ctx); err != nil {
-					log.Warn("policy bundle not loaded; keeping the one in force", "error", err.Error())
-				} else if changed {
-					log.Info("policy revision in force", "revision", bundle.Revision())
-				}
-				if fresh != nil {
-					if _, err := fresh.Reload(); err != nil {
-						log.Warn("gateway configuration not read; keeping the freshness in force", "error", err.Error())
-					}
-				}
+	go every(ctx, interval, func() {
+		if changed, err := bundle.Reload(ctx); err != nil {
+			log.Warn("policy bundle not loaded; keeping the one in force", "error", err.Error())
+		} else if changed {
+			log.Info("policy revision in force", "revision", bundle.Revision())
+		}
+		if fresh != nil {
+			if _, err := fresh.Reload(); err != nil {
+				log.Warn("gateway configuration not read; keeping the freshness in force", "error", err.Error())
 			}
 		}
-	}()
+	})
 	if cfg.Outbox != nil {
 		stopRelay, err := startOutbox(ctx, cfg, datasets, log)
 		if err != nil {

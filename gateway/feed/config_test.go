@@ -21,6 +21,10 @@ func TestLoadConfigRefusesUnknownKeysByPath(t *testing.T) {
 		{"missing", `{"id":"r"}`, "required:"},
 		{"no subject key", strings.Replace(good, `,"subjectKeyFile":"s"`, "", 1), "required: subjectKeyFile"},
 		{"trailing", good + `{}`, "invalid"},
+		{"lanes", strings.Replace(good, `"id":"r"`, `"id":"r","lanes":4`, 1), ""},
+		{"too many lanes", strings.Replace(good, `"id":"r"`, `"id":"r","lanes":65`, 1), "lanes: 65 is not between 1 and 64"},
+		{"negative lanes", strings.Replace(good, `"id":"r"`, `"id":"r","lanes":-2`, 1), "lanes: -2"},
+		{"lane-like id", strings.Replace(good, `"id":"r"`, `"id":"r/lane1"`, 1), `id: "r/lane1" may not contain "/"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -66,7 +70,7 @@ func TestRunRefusesWhatItCannotWatchBy(t *testing.T) {
 			tc.set(cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := Run(ctx, cfg, benchLog()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err := Run(ctx, cfg, benchLog(), RunOptions{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})

@@ -56,7 +56,7 @@ func runRouterProcess(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	if err := Run(ctx, cfg, log); err != nil {
+	if err := Run(ctx, cfg, log, RunOptions{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

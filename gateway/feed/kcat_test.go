@@ -41,7 +41,7 @@ func TestKcatReadsOnlyProjectedEvents(t *testing.T) {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { _ = Run(rctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); close(done) }()
+	go func() { _ = Run(rctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), RunOptions{}); close(done) }()
 	defer func() { stop(); <-done }()
 	prod := newClient(t, b.Addr())
 	defer prod.Close()

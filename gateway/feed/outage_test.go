@@ -39,7 +39,7 @@ func TestBrokerOutagePausesTheRouter(t *testing.T) {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { _ = Run(rctx, rcfg, slog.New(slog.NewTextHandler(io.Discard, nil))); close(done) }()
+	go func() { _ = Run(rctx, rcfg, slog.New(slog.NewTextHandler(io.Discard, nil)), RunOptions{}); close(done) }()
 	defer func() { stop(); <-done }()
 
 	const n = 600

@@ -23,19 +23,32 @@ type LagGauge interface {
 // ProviderRouterConfig is a provider system's feed router: the parts of
 // RouterConfig, the provider, and where its subscribers' lag goes.
 type ProviderRouterConfig struct {
-	// ID names the router (RouterConfig.ID): keep it across restarts.
+	// ID names the router (RouterConfig.ID): keep it across restarts, so
+	// the broker fences a dead instance's sessions and aborts their
+	// transactions.
 	ID string
 	// Provider is the provider system whose datasets are routed; every
 	// dataset must be one of its.
 	Provider string
 	// Core decides, projects, masks and audits every delivery: a gateway's
 	// own core, or NewCore's for a router running alone.
-	Core     *exchange.Core
-	Kafka    broker.Config
+	Core *exchange.Core
+	// Kafka is how the router and its readiness monitor reach the cluster
+	// (brokers, TLS, SASL): the same settings, so the monitor answers for
+	// what the router can reach.
+	Kafka broker.Config
+	// Datasets are the provider's datasets to route, each with its event
+	// types and schema, which the router checks events against.
 	Datasets []*Dataset
-	Log      *slog.Logger
-	// MaxBatch bounds the events of one transaction (default 1000).
+	// Log receives the router's warnings (pauses, dead letters), never an
+	// event's data (default slog.Default()).
+	Log *slog.Logger
+	// MaxBatch bounds the events of one transaction (default 1000): a
+	// larger batch commits less often but redoes more after a crash.
 	MaxBatch int
+	// Lanes is how many transactional sessions route side by side
+	// (RouterConfig.Lanes; default DefaultLanes, at most MaxLanes).
+	Lanes int
 	// Lag, when set, is given each subscriber's lag every second while the
 	// router runs (nil: not reported).
 	Lag LagGauge
@@ -78,7 +91,7 @@ func NewProviderRouter(cfg ProviderRouterConfig) (*ProviderRouter, error) {
 		}
 	}
 	r, err := NewRouter(RouterConfig{ID: cfg.ID, Core: cfg.Core, Kafka: cfg.Kafka, Datasets: cfg.Datasets,
-		Log: cfg.Log, MaxBatch: cfg.MaxBatch})
+		Log: cfg.Log, MaxBatch: cfg.MaxBatch, Lanes: cfg.Lanes})
 	if err != nil {
 		return nil, err
 	}
@@ -103,25 +116,28 @@ func (p *ProviderRouter) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { p.monitor(ctx) })
-	wg.Go(func() {
-		if p.lag == nil {
-			return
-		}
-		t := time.NewTicker(p.every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				p.reportLag()
-			}
-		}
-	})
+	if p.lag != nil {
+		wg.Go(func() { every(ctx, p.every, p.reportLag) })
+	}
 	err := p.Router.Run(ctx)
 	stop()
 	wg.Wait()
 	return err
+}
+
+// every calls fn every interval until ctx ends (the router's periodic
+// work: reporting lag, looking at the cluster, reloading the policy).
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }
 
 // reportLag sets, for each consumer subscribed to a routed dataset at the

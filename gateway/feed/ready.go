@@ -93,16 +93,8 @@ func (p *ProviderRouter) monitor(ctx context.Context) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	t := time.NewTicker(p.every)
-	defer t.Stop()
-	for {
-		p.look(ctx, adm)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	p.look(ctx, adm)
+	every(ctx, p.every, func() { p.look(ctx, adm) })
 }
 
 // look probes the cluster once and records what it found.
@@ -272,6 +264,16 @@ func (r *Ready) Checks() []Check {
 		return []Check{{Name: "router", Err: state}}
 	}
 	return checks()
+}
+
+// Passing is each check by name and whether it passes, for the
+// lienthong_feed_router_ready gauge (metrics.FeedRouter.WatchReady).
+func (r *Ready) Passing() map[string]bool {
+	out := map[string]bool{}
+	for _, c := range r.Checks() {
+		out[c.Name] = c.Err == nil
+	}
+	return out
 }
 
 // set makes checks the process's readiness (nil: not running, for why).

@@ -143,7 +143,7 @@ func TestReadyzNamesEachFailingCondition(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- RunWith(ctx, cfg, benchLog(), RunOptions{Ready: ready}) }()
+			go func() { done <- Run(ctx, cfg, benchLog(), RunOptions{Ready: ready}) }()
 			waitReadyz(t, ops.URL, allOK(every...))
 			tc.brk(t, b, cfg)
 			_, body := waitReadyz(t, ops.URL, func(status int, body map[string]string) bool {

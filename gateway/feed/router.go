@@ -107,29 +107,58 @@ func (r *Router) Backlog() map[string]int64 {
 type RouterConfig struct {
 	// ID names the router: its transactional id and its static group
 	// member id. A restarted router must keep its id, so the broker fences
-	// the dead one and aborts its open transaction.
+	// the dead one and aborts its open transaction. It may not contain
+	// LaneSeparator, which only the ids of its lanes carry, so no router's
+	// id is another router's lane.
 	ID string
 	// Core is the exchange core that decides, projects, masks and audits
 	// every delivery.
-	Core     *exchange.Core
-	Kafka    broker.Config
+	Core *exchange.Core
+	// Kafka is how the router reaches the cluster (brokers, TLS, SASL).
+	Kafka broker.Config
+	// Datasets are the datasets whose provider topics are routed.
 	Datasets []*Dataset
-	Log      *slog.Logger
+	// Log receives pauses and dead letters, never event data (default
+	// slog.Default()).
+	Log *slog.Logger
 	// MaxBatch bounds the events of one transaction (default 1000).
 	MaxBatch int
-	// TransactionTimeout (default 30s).
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open before aborting it (default 30s): what a router that died in
+	// one holds its partitions back for, unless it restarts sooner.
 	TransactionTimeout time.Duration
 	// Lanes is how many transactional sessions route side by side (default
 	// DefaultLanes), each a member of the router's consumer group owning
 	// its share of the provider partitions, with its own transactional id:
 	// while one lane waits for its audit records to be durable and its
-	// transaction to commit, another routes. Keep it the same across
-	// restarts: a lane's id fences that lane's dead predecessor, and the
-	// open transaction of a lane no longer started is only aborted by the
+	// transaction to commit, another routes. At most MaxLanes. Changing it
+	// re-shares the partitions among the lanes; delivery stays exactly
+	// once, since every lane reads from the group's committed offsets.
+	// After a clean stop no transaction is open; after a crash, the open
+	// transaction of a lane no longer started is only aborted by the
 	// broker after TransactionTimeout (nothing is lost or repeated; its
-	// partitions wait).
+	// partitions wait), while a lane started again fences it at once.
 	Lanes int
 }
+
+// MaxLanes bounds RouterConfig.Lanes: more sessions than a provider topic
+// has partitions (the embedded broker makes 3, a real cluster's topics
+// rarely more than a few dozen) would sit idle, each holding a connection
+// and a transactional id.
+const MaxLanes = 64
+
+// LaneSeparator joins a router's id and a lane number into the lane's
+// transactional id (lane 0 keeps the router's id). Router ids may not
+// contain it, so a lane's id can never be another router's.
+const LaneSeparator = "/"
+
+// stopEndTimeout bounds how long a stopping router waits to end its open
+// transaction. Ending it lets a restart resume at once; when the broker
+// does not answer in this time it is unreachable anyway, and giving up is
+// safe: the transaction stays open on the broker, which aborts it when the
+// router's next session with the same id starts (fencing) or after
+// TransactionTimeout, so nothing it holds is ever read or committed.
+const stopEndTimeout = 5 * time.Second
 
 // DefaultLanes is the default number of transactional sessions. One: on
 // two cores the router is bound by CPU, and more lanes measured slower
@@ -141,6 +170,12 @@ const DefaultLanes = 1
 func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("feed: the router needs an id")
+	}
+	if strings.Contains(cfg.ID, LaneSeparator) {
+		return nil, fmt.Errorf("feed: router id %q contains %q, which only the ids of its lanes carry", cfg.ID, LaneSeparator)
+	}
+	if cfg.Lanes < 0 || cfg.Lanes > MaxLanes {
+		return nil, fmt.Errorf("feed: lanes must be between 1 and %d, not %d", MaxLanes, cfg.Lanes)
 	}
 	if cfg.Core == nil {
 		return nil, errors.New("feed: the router needs the exchange core")
@@ -190,13 +225,22 @@ func (r *Router) Run(ctx context.Context) error {
 // committed offsets are how far the router has routed.
 func (r *Router) Group() string { return "lienthong-feed-router." + r.id }
 
-// laneID is the transactional id and static member id of a lane. Lane 0
-// keeps the router's own id, which a router of one session used.
+// LaneIDs are the transactional ids (and static member ids) of the
+// router's lanes: lane 0 keeps the router's own id, which a router of one
+// session used; lane n is the id, LaneSeparator and "lane" n.
+func (r *Router) LaneIDs() []string {
+	ids := make([]string, r.lanes)
+	for lane := range ids {
+		ids[lane] = r.laneID(lane)
+	}
+	return ids
+}
+
 func (r *Router) laneID(lane int) string {
 	if lane == 0 {
 		return r.id
 	}
-	return fmt.Sprintf("%s-lane%d", r.id, lane)
+	return fmt.Sprintf("%s%slane%d", r.id, LaneSeparator, lane)
 }
 
 // runLane runs one lane's sessions until ctx ends.
@@ -381,9 +425,13 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	auditedAt := time.Now()
 	// The transaction is ended even when ctx has ended (the router
 	// stopping): left open, its offsets pending, it would hold back the
-	// next session's start until the broker times it out.
+	// next session's start until the broker times it out. A stopping
+	// router waits for that at most stopEndTimeout (why that is safe: see
+	// there).
 	ectx, cancelEnd := context.WithTimeout(context.WithoutCancel(ctx), r.txnTimeout)
+	stopping := context.AfterFunc(ctx, func() { time.AfterFunc(stopEndTimeout, cancelEnd) })
 	committed, err := sess.End(ectx, commit)
+	stopping()
 	cancelEnd()
 	r.log.Debug("feed batch", "events", len(recs), "deliveries", len(deliveries), "route_ms", routed.Sub(began).Milliseconds(),
 		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())

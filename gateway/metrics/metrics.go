@@ -21,6 +21,7 @@ package metrics
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,21 +34,25 @@ import (
 // Metric names the gateway registers. The alert rules and the dashboard in
 // deploy/observability name only these (a test checks it).
 const (
-	ExchangesTotal        = "lienthong_gateway_exchanges_total"
-	ExchangeDuration      = "lienthong_gateway_exchange_duration_seconds"
-	StageDuration         = "lienthong_gateway_stage_duration_seconds"
-	ResponseBytesTotal    = "lienthong_gateway_response_bytes_total"
-	RateLimitedTotal      = "lienthong_gateway_rate_limited_total"
-	PolicyBundleInfo      = "lienthong_gateway_policy_bundle_info"
-	PolicyBundleAge       = "lienthong_gateway_policy_bundle_age_seconds"
-	ConfigAge             = "lienthong_gateway_config_age_seconds"
-	ConfigMaxStaleness    = "lienthong_gateway_config_max_staleness_seconds"
-	ConfigRevision        = "lienthong_gateway_config_revision"
-	CertificateExpiry     = "lienthong_gateway_certificate_expiry_timestamp_seconds"
-	AuditCommitDuration   = "lienthong_audit_commit_duration_seconds"
-	AuditCommitBatch      = "lienthong_audit_commit_batch_records"
-	FeedConsumerLag       = "lienthong_feed_consumer_lag_events"
-	ReadyCheck            = "lienthong_gateway_ready"
+	ExchangesTotal      = "lienthong_gateway_exchanges_total"
+	ExchangeDuration    = "lienthong_gateway_exchange_duration_seconds"
+	StageDuration       = "lienthong_gateway_stage_duration_seconds"
+	ResponseBytesTotal  = "lienthong_gateway_response_bytes_total"
+	RateLimitedTotal    = "lienthong_gateway_rate_limited_total"
+	PolicyBundleInfo    = "lienthong_gateway_policy_bundle_info"
+	PolicyBundleAge     = "lienthong_gateway_policy_bundle_age_seconds"
+	ConfigAge           = "lienthong_gateway_config_age_seconds"
+	ConfigMaxStaleness  = "lienthong_gateway_config_max_staleness_seconds"
+	ConfigRevision      = "lienthong_gateway_config_revision"
+	CertificateExpiry   = "lienthong_gateway_certificate_expiry_timestamp_seconds"
+	AuditCommitDuration = "lienthong_audit_commit_duration_seconds"
+	AuditCommitBatch    = "lienthong_audit_commit_batch_records"
+	FeedConsumerLag     = "lienthong_feed_consumer_lag_events"
+	ReadyCheck          = "lienthong_gateway_ready"
+	// FeedRouterReady is a router run alone's lienthong_gateway_ready: its
+	// own process, its own checks (kafka, routing, configuration,
+	// audit-log; router while not running).
+	FeedRouterReady       = "lienthong_feed_router_ready"
 	LabelValuesOverflowed = "lienthong_gateway_label_values_overflowed_total"
 )
 
@@ -69,6 +74,12 @@ func Names() []string {
 	return []string{ExchangesTotal, ExchangeDuration, StageDuration, ResponseBytesTotal, RateLimitedTotal,
 		PolicyBundleInfo, PolicyBundleAge, ConfigAge, ConfigMaxStaleness, ConfigRevision, CertificateExpiry,
 		AuditCommitDuration, AuditCommitBatch, FeedConsumerLag, ReadyCheck, LabelValuesOverflowed}
+}
+
+// FeedRouterNames lists every metric family a feed router run alone
+// registers (go_* and process_* aside).
+func FeedRouterNames() []string {
+	return []string{FeedConsumerLag, FeedRouterReady, LabelValuesOverflowed}
 }
 
 // LatencyBuckets span 100 µs to 10 s, about three per decade: a decision
@@ -255,18 +266,46 @@ func newOverflow() *prometheus.CounterVec {
 }
 
 // FeedRouter holds a feed router process's metrics: each subscribed
-// consumer's lag, with the Go runtime's and the process's.
+// consumer's lag and its readiness checks, with the Go runtime's and the
+// process's.
 type FeedRouter struct {
 	reg    *prometheus.Registry
 	lag    *prometheus.GaugeVec
 	labels *labelGuard
+	ready  atomic.Pointer[func() map[string]bool]
+}
+
+var feedRouterReadyDesc = prometheus.NewDesc(FeedRouterReady,
+	"Whether one readiness check of the feed router passes (1) or fails (0), by check.", []string{"check"}, nil)
+
+// WatchReady reports ready's checks (name: passing) as FeedRouterReady at
+// every scrape, so an alert sees a router not ready without probing it.
+func (m *FeedRouter) WatchReady(ready func() map[string]bool) { m.ready.Store(&ready) }
+
+// feedRouterReadyCollector reports the checks given to WatchReady.
+type feedRouterReadyCollector struct{ m *FeedRouter }
+
+func (c feedRouterReadyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- feedRouterReadyDesc }
+
+func (c feedRouterReadyCollector) Collect(ch chan<- prometheus.Metric) {
+	ready := c.m.ready.Load()
+	if ready == nil {
+		return
+	}
+	for name, ok := range (*ready)() {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(feedRouterReadyDesc, prometheus.GaugeValue, v, name)
+	}
 }
 
 // NewFeedRouter registers a feed router's metrics.
 func NewFeedRouter() *FeedRouter {
 	overflow := newOverflow()
 	m := &FeedRouter{reg: prometheus.NewRegistry(), lag: newFeedLag(), labels: &labelGuard{max: defaultMaxLabelValues, overflow: overflow}}
-	m.reg.MustRegister(m.lag, overflow, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.lag, overflow, feedRouterReadyCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

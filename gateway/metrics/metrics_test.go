@@ -100,3 +100,43 @@ func TestFeedRouterLag(t *testing.T) {
 		t.Errorf("lag %v, want 12 + 3", total)
 	}
 }
+
+// TestFeedRouterReady: the router's readiness is a gauge per check, 1 when
+// it passes and 0 when it fails, read at every scrape; nothing before the
+// process watches its checks.
+func TestFeedRouterReady(t *testing.T) {
+	m := metrics.NewFeedRouter()
+	gauge := func() map[string]float64 {
+		t.Helper()
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != metrics.FeedRouterReady {
+				continue
+			}
+			for _, mt := range mf.GetMetric() {
+				for _, l := range mt.GetLabel() {
+					if l.GetName() == "check" {
+						out[l.GetValue()] = mt.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return out
+	}
+	if got := gauge(); len(got) != 0 {
+		t.Errorf("readiness %v before any checks are watched", got)
+	}
+	kafka := true
+	m.WatchReady(func() map[string]bool { return map[string]bool{"kafka": kafka, "audit-log": true} })
+	if got := gauge(); len(got) != 2 || got["kafka"] != 1 || got["audit-log"] != 1 {
+		t.Errorf("ready router: %v", got)
+	}
+	kafka = false
+	if got := gauge(); got["kafka"] != 0 || got["audit-log"] != 1 {
+		t.Errorf("router with kafka failing: %v", got)
+	}
+}

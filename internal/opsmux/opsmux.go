@@ -1,6 +1,8 @@
 // Package opsmux is the operations listener every process serves apart from
 // its API: GET /metrics (Prometheus), GET /healthz (the process is alive)
-// and GET /readyz (each readiness check, named, 503 when one fails). It is
+// and GET /readyz (each readiness check, named, 503 when one fails), and
+// GET /readyz/{group} for the checks of a component that must not gate the
+// process's own readiness (a gateway's feed router, say). It is
 // plain HTTP, so it belongs on loopback or a management network: an address
 // without a host ("" host, as in ":9464") listens on loopback only.
 package opsmux
@@ -20,7 +22,17 @@ import (
 type Check struct {
 	Name string
 	Err  error
+	// Group, when set, makes the check one of a component the process runs
+	// beside its main work: GET /readyz lists it marked NotGating but does
+	// not fail for it, so a probe of the process's readiness (a load
+	// balancer's) is not turned away by that component's outage; GET
+	// /readyz/{Group} serves the group's checks and fails for them.
+	Group string
 }
+
+// NotGating starts the /readyz value of a check that does not decide
+// /readyz (Check.Group), before "ok" or why it fails.
+const NotGating = "not gating: "
 
 // Handler serves /metrics from metrics (nil: 404), /healthz and /readyz
 // from checks (nil: always ready).
@@ -34,24 +46,47 @@ func Handler(metrics http.Handler, checks func() []Check) http.Handler {
 		_, _ = w.Write([]byte("{\"status\":\"ok\"}\n"))
 	})
 	mux.Handle("GET /readyz", ReadyHandler(checks))
+	mux.HandleFunc("GET /readyz/{group}", func(w http.ResponseWriter, r *http.Request) {
+		group := r.PathValue("group")
+		var in []Check
+		if checks != nil {
+			for _, c := range checks() {
+				if c.Group == group {
+					c.Group = ""
+					in = append(in, c)
+				}
+			}
+		}
+		if len(in) == 0 {
+			http.NotFound(w, r)
+			return
+		}
+		ReadyHandler(func() []Check { return in }).ServeHTTP(w, r)
+	})
 	return mux
 }
 
-// ReadyHandler answers GET /readyz: 200 when every check passes, 503
-// otherwise, with each check's result by name as JSON ("ok" or why it
-// failed). A check's error must name files, times and rules, never a
-// secret or a subject.
+// ReadyHandler answers GET /readyz: 200 when every check outside a group
+// passes, 503 otherwise, with each check's result by name as JSON ("ok" or
+// why it failed; a grouped check's prefixed with NotGating). A check's
+// error must name files, times and rules, never a secret or a subject.
 func ReadyHandler(checks func() []Check) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		body := map[string]string{}
 		status := http.StatusOK
 		if checks != nil {
 			for _, c := range checks() {
-				body[c.Name] = "ok"
+				v := "ok"
 				if c.Err != nil {
-					body[c.Name] = c.Err.Error()
-					status = http.StatusServiceUnavailable
+					v = c.Err.Error()
+					if c.Group == "" {
+						status = http.StatusServiceUnavailable
+					}
 				}
+				if c.Group != "" {
+					v = NotGating + v
+				}
+				body[c.Name] = v
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")

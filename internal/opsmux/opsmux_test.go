@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -68,5 +69,62 @@ func TestListenerServesHealthAndNamesFailingChecks(t *testing.T) {
 	}
 	if status, _ := get("/metrics"); status != http.StatusNotFound {
 		t.Errorf("metrics without a registry: %d", status)
+	}
+}
+
+// TestGroupedChecksDoNotGateReadyz: a failing check of a group (a
+// component beside the process's main work) is listed on /readyz marked
+// not gating and leaves it 200; /readyz/{group} fails for it, naming it,
+// and lists only the group's checks; an unknown group is 404; and a
+// failing ungrouped check still turns /readyz 503.
+func TestGroupedChecksDoNotGateReadyz(t *testing.T) {
+	var own, feeds atomic.Bool
+	checks := func() []opsmux.Check {
+		c := []opsmux.Check{{Name: "store"}, {Name: "feed.kafka", Group: "feeds"}, {Name: "feed.routing", Group: "feeds"}}
+		if own.Load() {
+			c[0].Err = errors.New("the store does not answer")
+		}
+		if feeds.Load() {
+			c[1].Err = errors.New("the Kafka cluster does not answer")
+		}
+		return c
+	}
+	h := opsmux.Handler(nil, checks)
+	get := func(path string) (int, map[string]string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		var body map[string]string
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec.Code, body
+	}
+	for _, tc := range []struct {
+		name              string
+		own, feeds        bool
+		ready, readyFeeds int
+		kafkaOnReadyz     string
+	}{
+		{"all passing", false, false, http.StatusOK, http.StatusOK, opsmux.NotGating + "ok"},
+		{"feeds failing", false, true, http.StatusOK, http.StatusServiceUnavailable, opsmux.NotGating + "the Kafka cluster does not answer"},
+		{"own failing", true, false, http.StatusServiceUnavailable, http.StatusOK, opsmux.NotGating + "ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			own.Store(tc.own)
+			feeds.Store(tc.feeds)
+			status, body := get("/readyz")
+			if status != tc.ready || body["feed.kafka"] != tc.kafkaOnReadyz || body["feed.routing"] != opsmux.NotGating+"ok" || len(body) != 3 {
+				t.Errorf("/readyz: %d %v, want %d with feed.kafka %q", status, body, tc.ready, tc.kafkaOnReadyz)
+			}
+			status, body = get("/readyz/feeds")
+			wantKafka := "ok"
+			if tc.feeds {
+				wantKafka = "the Kafka cluster does not answer"
+			}
+			if status != tc.readyFeeds || len(body) != 2 || body["feed.kafka"] != wantKafka || body["feed.routing"] != "ok" {
+				t.Errorf("/readyz/feeds: %d %v, want %d and the group's two checks", status, body, tc.readyFeeds)
+			}
+		})
+	}
+	if status, _ := get("/readyz/nothing"); status != http.StatusNotFound {
+		t.Errorf("/readyz of an unknown group: %d, want 404", status)
 	}
 }
