@@ -9,9 +9,7 @@
 package feed
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -505,40 +503,41 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 	if len(deliveries) == 0 {
 		return routed{}
 	}
-	// The envelope is the same for every consumer but the subject: written
-	// once, each consumer's data spliced in.
+	// The envelope is the same for every consumer (the subject is the
+	// keyed one for all): written once, each consumer's data spliced in.
 	bare := *ev
-	bare.Subject, bare.Data = deliveries[0].Subject, json.RawMessage(`{}`)
-	b, err := bare.Marshal()
-	if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
-		return r.deadLetter(ds, rec, "the delivered event cannot be written")
-	}
-	envelope := b[:len(b)-3]
-	// One allocation each for the records, their headers and their
-	// values; the key (the keyed subject) is the same for every consumer.
-	size := 0
+	bare.Subject = deliveries[0].Subject
+	var envelope [512]byte
+	env := bare.AppendEnvelope(envelope[:0])
+	// One allocation each for the records, their headers and their bytes
+	// (values, key and header values); the key is the same for every
+	// consumer.
+	size := len(bare.Subject)
 	for _, d := range deliveries {
-		size += len(envelope) + len(d.Data) + 1
+		size += len(env) + len(d.Data) + 1 + len(d.ExchangeID) + len(d.Revision) + len(d.GrantID)
 	}
-	values := make([]byte, 0, size)
+	buf := make([]byte, 0, size)
+	take := func(from int) []byte { return buf[from:len(buf):len(buf)] }
+	buf = append(buf, bare.Subject...)
+	key := take(0)
 	recs := make([]kgo.Record, len(deliveries))
-	headers := make([]kgo.RecordHeader, 0, 3*len(deliveries))
-	key := []byte(deliveries[0].Subject)
+	headers := make([]kgo.RecordHeader, 3*len(deliveries))
 	out := make([]*kgo.Record, len(deliveries))
 	for i, d := range deliveries {
-		from := len(values)
-		values = append(append(append(values, envelope...), d.Data...), '}')
-		from3 := len(headers)
-		headers = append(headers,
-			kgo.RecordHeader{Key: HeaderExchangeID, Value: []byte(d.ExchangeID)},
-			kgo.RecordHeader{Key: HeaderRevision, Value: []byte(d.Revision)},
-			kgo.RecordHeader{Key: HeaderGrant, Value: []byte(d.GrantID)})
-		recs[i] = kgo.Record{
-			Topic:   r.deliverTopic(d.Consumer, ds),
-			Key:     key,
-			Value:   values[from:len(values):len(values)],
-			Headers: headers[from3:len(headers):len(headers)],
-		}
+		from := len(buf)
+		buf = append(append(append(buf, env...), d.Data...), '}')
+		value := take(from)
+		h := headers[3*i : 3*i+3 : 3*i+3]
+		from = len(buf)
+		buf = append(buf, d.ExchangeID...)
+		h[0] = kgo.RecordHeader{Key: HeaderExchangeID, Value: take(from)}
+		from = len(buf)
+		buf = append(buf, d.Revision...)
+		h[1] = kgo.RecordHeader{Key: HeaderRevision, Value: take(from)}
+		from = len(buf)
+		buf = append(buf, d.GrantID...)
+		h[2] = kgo.RecordHeader{Key: HeaderGrant, Value: take(from)}
+		recs[i] = kgo.Record{Topic: r.deliverTopic(d.Consumer, ds), Key: key, Value: value, Headers: h}
 		out[i] = &recs[i]
 	}
 	return routed{out: out, deliveries: deliveries}
