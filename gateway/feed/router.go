@@ -482,8 +482,9 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 	if ref != nil {
 		return r.deadLetter(ds, rec, "invalid event: "+ref.Detail)
 	}
-	var deliveries []*exchange.FeedDelivery
-	for _, sub := range fb.Subscribers(ds.Provider, ds.Code) {
+	subs := fb.Subscribers(ds.Provider, ds.Code)
+	deliveries := make([]*exchange.FeedDelivery, 0, len(subs))
+	for _, sub := range subs {
 		d, ref := fb.Deliver(ctx, sub, data)
 		switch {
 		case ref == nil:
