@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -88,6 +89,7 @@ func Parse(raw []byte) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer sc.release()
 	if !sc.object {
 		return nil, invalid("", "the event must be a JSON object")
 	}
@@ -287,7 +289,10 @@ func appendString(dst []byte, s string) []byte {
 // deeper than maxDepth, and duplicate keys in any object of it. Keys are
 // compared unescaped ("\u006eame" is name).
 func checkJSON(raw []byte) error {
-	_, err := scan(raw, false)
+	sc, err := scan(raw, false)
+	if err == nil {
+		sc.release()
+	}
 	return err
 }
 
@@ -296,8 +301,12 @@ func checkJSON(raw []byte) error {
 // raw's bytes), found in the same pass; nil for any other value.
 func checkJSONMembers(raw []byte) (map[string]json.RawMessage, error) {
 	sc, err := scan(raw, true)
-	if err != nil || !sc.object {
+	if err != nil {
 		return nil, err
+	}
+	defer sc.release()
+	if !sc.object {
+		return nil, nil
 	}
 	members := make(map[string]json.RawMessage, len(sc.members))
 	for _, m := range sc.members {
@@ -307,17 +316,31 @@ func checkJSONMembers(raw []byte) (map[string]json.RawMessage, error) {
 }
 
 // scan is checkJSON, keeping the top-level members when members is set.
+// Once done with what it found, the caller releases the scanner.
 func scan(raw []byte, members bool) (*scanner, error) {
 	if !json.Valid(raw) {
 		return nil, invalid("", "the event is not valid JSON (exactly one value)")
 	}
-	sc := &scanner{b: raw, wantMembers: members}
+	sc := scanners.Get().(*scanner)
+	sc.b, sc.i, sc.wantMembers = raw, 0, members
 	sc.path, sc.keys, sc.members = sc.pathArr[:0], sc.keysArr[:0], sc.membersArr[:0]
 	if err := sc.value(0); err != nil {
+		sc.release()
 		return nil, err
 	}
 	sc.object = bytes.TrimLeft(raw, " \t\r\n")[0] == '{'
 	return sc, nil
+}
+
+// scanners are scanners released for reuse: a router parses every event
+// it reads.
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
+// release returns the scanner to scanners, holding nothing of the JSON it
+// walked (a pooled scanner must not keep an event's bytes alive).
+func (s *scanner) release() {
+	*s = scanner{}
+	scanners.Put(s)
 }
 
 // jsonString returns the string a JSON value already known to be valid
