@@ -54,6 +54,9 @@ type Router struct {
 	topics sync.Map
 
 	events, deliveries, deadLetters, batches atomic.Int64
+	// reusedMemory counts the batches written in their lane's memory of
+	// the batch before (a test holds reuse to being real and harmless).
+	reusedMemory atomic.Int64
 	// lagMu guards lag: per provider partition, the events not yet routed
 	// as of the last committed batch that read it.
 	lagMu sync.Mutex
@@ -280,6 +283,7 @@ func (r *Router) session(ctx context.Context, id string) error {
 		return fmt.Errorf("feed: kafka session: %w", err)
 	}
 	defer sess.Close()
+	var mem laneMemory
 	for ctx.Err() == nil {
 		fetches := sess.PollRecords(ctx, r.maxBatch)
 		if ctx.Err() != nil {
@@ -298,7 +302,7 @@ func (r *Router) session(ctx context.Context, id string) error {
 			}
 			continue
 		}
-		committed, err := r.batch(ctx, sess, recs)
+		committed, err := r.batch(ctx, sess, recs, &mem)
 		if err != nil {
 			return err
 		}
@@ -330,8 +334,9 @@ func (r *Router) noteLag(fetches kgo.Fetches) {
 // and every record before them are routed, in consumed order, which keeps
 // every subject's order. The batch's audit records go to the sink as one
 // group, whose one durable write overlaps the flush of the produced records;
-// the transaction commits only once both are done.
-func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) (bool, error) {
+// the transaction commits only once both are done. The consumer records
+// are written in the lane's memory.
+func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record, mem *laneMemory) (bool, error) {
 	began := time.Now()
 	// One policy revision decides the whole batch, so within a partition
 	// revisions only move forward: an event after one decided by a new
@@ -346,6 +351,10 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	var (
 		mu         sync.Mutex
 		produceErr error
+		// handed counts the records handed to the client, finished
+		// those it is done with (their promise called).
+		handed   int64
+		finished atomic.Int64
 	)
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -353,6 +362,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			produceErr = errors.Join(produceErr, err)
 			mu.Unlock()
 		}
+		finished.Add(1)
 	}
 	results := make([]routed, len(recs))
 	ready := make([]chan struct{}, len(recs))
@@ -360,10 +370,14 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		ready[i] = make(chan struct{})
 	}
 	workers := min(r.workers, len(recs))
+	mems, reused := mem.begin(workers)
+	if reused {
+		r.reusedMemory.Add(1)
+	}
 	for w := 0; w < workers; w++ {
 		go func() {
 			for i := w; i < len(recs); i += workers {
-				results[i] = r.route(ctx, fb, recs[i])
+				results[i] = r.route(ctx, fb, recs[i], &mems[w])
 				close(ready[i])
 			}
 		}()
@@ -388,6 +402,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			dead++
 		}
 		for _, o := range res.out {
+			handed++
 			sess.Produce(ctx, o, promise)
 		}
 	}
@@ -431,6 +446,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	committed, err := sess.End(ectx, commit)
 	stopping()
 	cancelEnd()
+	mem.finished(finished.Load() == handed)
 	r.log.Debug("feed batch", "events", len(recs), "deliveries", len(deliveries), "route_ms", routed.Sub(began).Milliseconds(),
 		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())
 	switch {
@@ -463,8 +479,9 @@ type routed struct {
 // route turns one provider record into the records of its consumers, or a
 // dead letter. Every delivery is prepared before any is recorded, so an
 // event that turns out to be poison for one subscriber leaves no audit
-// record of deliveries to the others that never happen.
-func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Record) routed {
+// record of deliveries to the others that never happen. The consumer
+// records are written in mem (nil: newly allocated memory).
+func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Record, mem *recordMemory) routed {
 	ds := r.byTopic[rec.Topic]
 	if ds == nil {
 		return routed{err: fmt.Errorf("feed: record from unexpected topic %s", rec.Topic)}
@@ -510,20 +527,23 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 	bare.Subject = deliveries[0].Subject
 	var envelope [512]byte
 	env := bare.AppendEnvelope(envelope[:0])
-	// One allocation each for the records, their headers and their bytes
-	// (values, key and header values); the key is the same for every
-	// consumer.
+	// The records, their headers and their bytes (values, key and header
+	// values) are carved from the worker's memory; the key is the same for
+	// every consumer.
+	if mem == nil {
+		mem = &recordMemory{}
+	}
 	size := len(bare.Subject)
 	for _, d := range deliveries {
 		size += len(env) + len(d.Data) + 1 + len(d.ExchangeID) + len(d.Revision) + len(d.GrantID)
 	}
-	buf := make([]byte, 0, size)
+	buf := mem.bytes.take(size)[:0]
 	take := func(from int) []byte { return buf[from:len(buf):len(buf)] }
 	buf = append(buf, bare.Subject...)
 	key := take(0)
-	recs := make([]kgo.Record, len(deliveries))
-	headers := make([]kgo.RecordHeader, 3*len(deliveries))
-	out := make([]*kgo.Record, len(deliveries))
+	recs := mem.records.take(len(deliveries))
+	headers := mem.headers.take(3 * len(deliveries))
+	out := mem.out.take(len(deliveries))
 	for i, d := range deliveries {
 		from := len(buf)
 		buf = append(append(append(buf, env...), d.Data...), '}')
@@ -543,6 +563,37 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 	}
 	return routed{out: out, deliveries: deliveries}
 }
+
+// laneMemory is a lane's record memory, one per routing worker, kept from
+// one batch to the next.
+type laneMemory struct {
+	workers []recordMemory
+	// free: the client has finished with every record written in workers,
+	// so their memory may be written again.
+	free bool
+}
+
+// begin returns the memory for a batch routed by n workers: the last
+// batch's, emptied, when the client is done with all of its records
+// (reused); new memory otherwise (the old stays with records the client
+// may still read, and is collected once it no longer does).
+func (m *laneMemory) begin(n int) (mems []recordMemory, reused bool) {
+	reused = m.free && len(m.workers) == n
+	if reused {
+		for i := range m.workers {
+			m.workers[i].reset()
+		}
+	} else {
+		m.workers = make([]recordMemory, n)
+	}
+	m.free = false
+	return m.workers, reused
+}
+
+// finished says, once a batch's transaction has ended, whether every
+// record it produced is finished (its promise called): kgo reads a record
+// until then.
+func (m *laneMemory) finished(all bool) { m.free = all }
 
 // deliverTopic is broker.DeliverTopic, worked out once per consumer and
 // dataset.
