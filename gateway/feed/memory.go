@@ -2,6 +2,37 @@ package feed
 
 import "github.com/twmb/franz-go/pkg/kgo"
 
+// laneMemory is a lane's record memory, one per routing worker, kept from
+// one batch to the next.
+type laneMemory struct {
+	workers []recordMemory
+	// free: the client has finished with every record written in workers,
+	// so their memory may be written again.
+	free bool
+}
+
+// begin returns the memory for a batch routed by n workers: the last
+// batch's, emptied, when the client is done with all of its records
+// (reused); new memory otherwise (the old stays with records the client
+// may still read, and is collected once it no longer does).
+func (m *laneMemory) begin(n int) (mems []recordMemory, reused bool) {
+	reused = m.free && len(m.workers) == n
+	if reused {
+		for i := range m.workers {
+			m.workers[i].reset()
+		}
+	} else {
+		m.workers = make([]recordMemory, n)
+	}
+	m.free = false
+	return m.workers, reused
+}
+
+// finished says, once a batch's transaction has ended, whether every
+// record it produced is finished (its promise called): kgo reads a record
+// until then.
+func (m *laneMemory) finished(all bool) { m.free = all }
+
 // recordMemory is where one routing worker writes the consumer records of
 // a batch: their bytes (values, keys, header values), the records, their
 // headers and the pointers the client is handed, each carved from a block
