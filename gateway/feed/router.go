@@ -9,9 +9,7 @@
 package feed
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +54,9 @@ type Router struct {
 	topics sync.Map
 
 	events, deliveries, deadLetters, batches atomic.Int64
+	// reusedMemory counts the batches written in their lane's memory of
+	// the batch before (a test holds reuse to being real and harmless).
+	reusedMemory atomic.Int64
 	// lagMu guards lag: per provider partition, the events not yet routed
 	// as of the last committed batch that read it.
 	lagMu sync.Mutex
@@ -282,6 +283,7 @@ func (r *Router) session(ctx context.Context, id string) error {
 		return fmt.Errorf("feed: kafka session: %w", err)
 	}
 	defer sess.Close()
+	var mem laneMemory
 	for ctx.Err() == nil {
 		fetches := sess.PollRecords(ctx, r.maxBatch)
 		if ctx.Err() != nil {
@@ -300,7 +302,7 @@ func (r *Router) session(ctx context.Context, id string) error {
 			}
 			continue
 		}
-		committed, err := r.batch(ctx, sess, recs)
+		committed, err := r.batch(ctx, sess, recs, &mem)
 		if err != nil {
 			return err
 		}
@@ -332,8 +334,9 @@ func (r *Router) noteLag(fetches kgo.Fetches) {
 // and every record before them are routed, in consumed order, which keeps
 // every subject's order. The batch's audit records go to the sink as one
 // group, whose one durable write overlaps the flush of the produced records;
-// the transaction commits only once both are done.
-func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) (bool, error) {
+// the transaction commits only once both are done. The consumer records
+// are written in the lane's memory.
+func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record, mem *laneMemory) (bool, error) {
 	began := time.Now()
 	// One policy revision decides the whole batch, so within a partition
 	// revisions only move forward: an event after one decided by a new
@@ -348,6 +351,10 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	var (
 		mu         sync.Mutex
 		produceErr error
+		// handed counts the records handed to the client, finished
+		// those it is done with (their promise called).
+		handed   int64
+		finished atomic.Int64
 	)
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -355,6 +362,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			produceErr = errors.Join(produceErr, err)
 			mu.Unlock()
 		}
+		finished.Add(1)
 	}
 	results := make([]routed, len(recs))
 	ready := make([]chan struct{}, len(recs))
@@ -362,10 +370,14 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 		ready[i] = make(chan struct{})
 	}
 	workers := min(r.workers, len(recs))
+	mems, reused := mem.begin(workers)
+	if reused {
+		r.reusedMemory.Add(1)
+	}
 	for w := 0; w < workers; w++ {
 		go func() {
 			for i := w; i < len(recs); i += workers {
-				results[i] = r.route(ctx, fb, recs[i])
+				results[i] = r.route(ctx, fb, recs[i], &mems[w])
 				close(ready[i])
 			}
 		}()
@@ -390,6 +402,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 			dead++
 		}
 		for _, o := range res.out {
+			handed++
 			sess.Produce(ctx, o, promise)
 		}
 	}
@@ -433,6 +446,7 @@ func (r *Router) batch(ctx context.Context, sess *kgo.GroupTransactSession, recs
 	committed, err := sess.End(ectx, commit)
 	stopping()
 	cancelEnd()
+	mem.finished(finished.Load() == handed)
 	r.log.Debug("feed batch", "events", len(recs), "deliveries", len(deliveries), "route_ms", routed.Sub(began).Milliseconds(),
 		"flush_ms", produced.Sub(routed).Milliseconds(), "audit_ms", auditedAt.Sub(produced).Milliseconds(), "end_ms", time.Since(auditedAt).Milliseconds())
 	switch {
@@ -465,8 +479,9 @@ type routed struct {
 // route turns one provider record into the records of its consumers, or a
 // dead letter. Every delivery is prepared before any is recorded, so an
 // event that turns out to be poison for one subscriber leaves no audit
-// record of deliveries to the others that never happen.
-func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Record) routed {
+// record of deliveries to the others that never happen. The consumer
+// records are written in mem (nil: newly allocated memory).
+func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Record, mem *recordMemory) routed {
 	ds := r.byTopic[rec.Topic]
 	if ds == nil {
 		return routed{err: fmt.Errorf("feed: record from unexpected topic %s", rec.Topic)}
@@ -484,8 +499,9 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 	if ref != nil {
 		return r.deadLetter(ds, rec, "invalid event: "+ref.Detail)
 	}
-	var deliveries []*exchange.FeedDelivery
-	for _, sub := range fb.Subscribers(ds.Provider, ds.Code) {
+	subs := fb.Subscribers(ds.Provider, ds.Code)
+	deliveries := make([]*exchange.FeedDelivery, 0, len(subs))
+	for _, sub := range subs {
 		d, ref := fb.Deliver(ctx, sub, data)
 		switch {
 		case ref == nil:
@@ -505,40 +521,44 @@ func (r *Router) route(ctx context.Context, fb *exchange.FeedBatch, rec *kgo.Rec
 	if len(deliveries) == 0 {
 		return routed{}
 	}
-	// The envelope is the same for every consumer but the subject: written
-	// once, each consumer's data spliced in.
+	// The envelope is the same for every consumer (the subject is the
+	// keyed one for all): written once, each consumer's data spliced in.
 	bare := *ev
-	bare.Subject, bare.Data = deliveries[0].Subject, json.RawMessage(`{}`)
-	b, err := bare.Marshal()
-	if err != nil || !bytes.HasSuffix(b, []byte(`"data":{}}`)) {
-		return r.deadLetter(ds, rec, "the delivered event cannot be written")
+	bare.Subject = deliveries[0].Subject
+	var envelope [512]byte
+	env := bare.AppendEnvelope(envelope[:0])
+	// The records, their headers and their bytes (values, key and header
+	// values) are carved from the worker's memory; the key is the same for
+	// every consumer.
+	if mem == nil {
+		mem = &recordMemory{}
 	}
-	envelope := b[:len(b)-3]
-	// One allocation each for the records, their headers and their
-	// values; the key (the keyed subject) is the same for every consumer.
-	size := 0
+	size := len(bare.Subject)
 	for _, d := range deliveries {
-		size += len(envelope) + len(d.Data) + 1
+		size += len(env) + len(d.Data) + 1 + len(d.ExchangeID) + len(d.Revision) + len(d.GrantID)
 	}
-	values := make([]byte, 0, size)
-	recs := make([]kgo.Record, len(deliveries))
-	headers := make([]kgo.RecordHeader, 0, 3*len(deliveries))
-	key := []byte(deliveries[0].Subject)
-	out := make([]*kgo.Record, len(deliveries))
+	buf := mem.bytes.take(size)[:0]
+	take := func(from int) []byte { return buf[from:len(buf):len(buf)] }
+	buf = append(buf, bare.Subject...)
+	key := take(0)
+	recs := mem.records.take(len(deliveries))
+	headers := mem.headers.take(3 * len(deliveries))
+	out := mem.out.take(len(deliveries))
 	for i, d := range deliveries {
-		from := len(values)
-		values = append(append(append(values, envelope...), d.Data...), '}')
-		from3 := len(headers)
-		headers = append(headers,
-			kgo.RecordHeader{Key: HeaderExchangeID, Value: []byte(d.ExchangeID)},
-			kgo.RecordHeader{Key: HeaderRevision, Value: []byte(d.Revision)},
-			kgo.RecordHeader{Key: HeaderGrant, Value: []byte(d.GrantID)})
-		recs[i] = kgo.Record{
-			Topic:   r.deliverTopic(d.Consumer, ds),
-			Key:     key,
-			Value:   values[from:len(values):len(values)],
-			Headers: headers[from3:len(headers):len(headers)],
-		}
+		from := len(buf)
+		buf = append(append(append(buf, env...), d.Data...), '}')
+		value := take(from)
+		h := headers[3*i : 3*i+3 : 3*i+3]
+		from = len(buf)
+		buf = append(buf, d.ExchangeID...)
+		h[0] = kgo.RecordHeader{Key: HeaderExchangeID, Value: take(from)}
+		from = len(buf)
+		buf = append(buf, d.Revision...)
+		h[1] = kgo.RecordHeader{Key: HeaderRevision, Value: take(from)}
+		from = len(buf)
+		buf = append(buf, d.GrantID...)
+		h[2] = kgo.RecordHeader{Key: HeaderGrant, Value: take(from)}
+		recs[i] = kgo.Record{Topic: r.deliverTopic(d.Consumer, ds), Key: key, Value: value, Headers: h}
 		out[i] = &recs[i]
 	}
 	return routed{out: out, deliveries: deliveries}

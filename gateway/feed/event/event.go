@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -66,16 +67,17 @@ func invalid(pointer, format string, args ...any) error {
 	return &Error{Pointer: pointer, Reason: fmt.Sprintf(format, args...)}
 }
 
-var (
-	attributes = map[string]bool{"id": true, "source": true, "specversion": true, "type": true, "subject": true,
-		"time": true, "datacontenttype": true, "data": true}
-)
+// attributes are the attributes an event may carry, in the order Parse
+// reads them.
+var attributes = [...]string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
 
 // Parse reads one structured-mode event. Beyond CloudEvents 1.0 it
 // requires subject, time and data (a JSON object), refuses data_base64,
 // extension attributes and duplicate keys at any depth (parsers disagree on
 // which of two equal keys wins, so a record could mean one thing to the
-// validator and another to a consumer), and bounds sizes.
+// validator and another to a consumer), and bounds sizes. It runs for every
+// event the router reads, so it makes few allocations: the event, one
+// scanner and one string holding every attribute.
 func Parse(raw []byte) (*Event, error) {
 	if len(raw) > MaxSize {
 		return nil, invalid("", "the event is %d bytes; at most %d are accepted", len(raw), MaxSize)
@@ -83,65 +85,78 @@ func Parse(raw []byte) (*Event, error) {
 	if !utf8.Valid(raw) {
 		return nil, invalid("", "the event is not valid UTF-8")
 	}
-	fields, err := checkJSONMembers(raw)
+	sc, err := scan(raw, true)
 	if err != nil {
 		return nil, err
 	}
-	if fields == nil {
+	defer sc.release()
+	if !sc.object {
 		return nil, invalid("", "the event must be a JSON object")
 	}
-	for k := range fields {
-		if !attributes[k] {
-			if k == "data_base64" {
+	// Each member is an attribute (a key appears once: scan refuses
+	// duplicates), so values[i] is attribute i's, or nil.
+	var values [len(attributes)][]byte
+	for _, m := range sc.members {
+		i := attributeIndex(m.key)
+		if i < 0 {
+			if string(m.key) == "data_base64" {
 				return nil, invalid("/data_base64", "binary data is not accepted; data must be the record as a JSON object")
 			}
-			return nil, invalid("/"+escape(k), "unknown attribute; extension attributes are not accepted")
+			return nil, invalid("/"+escape(string(m.key)), "unknown attribute; extension attributes are not accepted")
 		}
+		values[i] = m.value
 	}
-	e := &Event{}
-	str := func(name string, required bool, max int) string {
-		if err != nil {
-			return ""
-		}
-		v, ok := fields[name]
-		if !ok {
-			if required {
-				err = invalid("/"+name, "is required")
+	// The string attributes, checked, then copied into one string.
+	limits := [...]struct {
+		max      int
+		required bool
+	}{{8, true}, {256, true}, {256, true}, {128, true}, {128, true}, {64, true}, {64, false}}
+	var texts [len(limits)][]byte
+	total := 0
+	for i, l := range limits {
+		v := values[i]
+		name := attributes[i]
+		if v == nil {
+			if l.required {
+				return nil, invalid("/"+name, "is required")
 			}
-			return ""
+			continue
 		}
-		s, ok := jsonString(v)
+		s, ok := jsonBytes(v)
 		if !ok {
-			err = invalid("/"+name, "must be a string")
-			return ""
+			return nil, invalid("/"+name, "must be a string")
 		}
-		if s == "" || len(s) > max {
-			err = invalid("/"+name, "must be 1 to %d characters", max)
-			return ""
+		if len(s) == 0 || len(s) > l.max {
+			return nil, invalid("/"+name, "must be 1 to %d characters", l.max)
 		}
-		if strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
-			err = invalid("/"+name, "must not hold control characters")
-			return ""
+		for _, c := range s {
+			// Bytes of multi-byte UTF-8 sequences are all >= 0x80.
+			if c < 0x20 || c == 0x7f {
+				return nil, invalid("/"+name, "must not hold control characters")
+			}
 		}
-		return s
+		texts[i] = s
+		total += len(s)
 	}
-	e.SpecVersion = str("specversion", true, 8)
-	e.ID = str("id", true, 256)
-	e.Source = str("source", true, 256)
-	e.Type = str("type", true, 128)
-	e.Subject = str("subject", true, 128)
-	timeText := str("time", true, 64)
-	e.DataContentType = str("datacontenttype", false, 64)
-	if err != nil {
-		return nil, err
+	var all strings.Builder
+	all.Grow(total)
+	for _, t := range texts {
+		all.Write(t)
 	}
+	joined, at := all.String(), 0
+	var text [len(limits)]string
+	for i, t := range texts {
+		text[i] = joined[at : at+len(t)]
+		at += len(t)
+	}
+	e := &Event{SpecVersion: text[0], ID: text[1], Source: text[2], Type: text[3], Subject: text[4], DataContentType: text[6]}
 	if e.SpecVersion != SpecVersion {
 		return nil, invalid("/specversion", "must be %q", SpecVersion)
 	}
 	if !validType(e.Type) {
 		return nil, invalid("/type", "must be a dotted lower-case name such as vn.gov.civilstatus.birth.registered")
 	}
-	if e.Time, err = time.Parse(time.RFC3339Nano, timeText); err != nil {
+	if e.Time, err = time.Parse(time.RFC3339Nano, text[5]); err != nil {
 		return nil, invalid("/time", "must be an RFC 3339 time")
 	}
 	if y := e.Time.UTC().Year(); y < 1900 || y > 9999 {
@@ -154,8 +169,8 @@ func Parse(raw []byte) (*Event, error) {
 	default:
 		return nil, invalid("/datacontenttype", "must be %q", DataContentType)
 	}
-	data, ok := fields["data"]
-	if !ok {
+	data := values[7]
+	if data == nil {
 		return nil, invalid("/data", "is required")
 	}
 	if d := bytes.TrimLeft(data, " \t\r\n"); len(d) == 0 || d[0] != '{' {
@@ -163,6 +178,16 @@ func Parse(raw []byte) (*Event, error) {
 	}
 	e.Data = data
 	return e, nil
+}
+
+// attributeIndex is the index of key in attributes, or -1.
+func attributeIndex(key []byte) int {
+	for i, a := range attributes {
+		if a == string(key) {
+			return i
+		}
+	}
+	return -1
 }
 
 // validType reports whether t is 3 to 16 dot-separated segments, each a
@@ -192,11 +217,82 @@ func (e *Event) Marshal() ([]byte, error) {
 	return json.Marshal(&out)
 }
 
+// AppendEnvelope appends the event as Marshal writes it, but only up to
+// and including `"data":`: the envelope a router writes once per event and
+// completes for each consumer with that consumer's data and a closing '}'.
+// It writes what encoding/json would (FuzzParse holds it to that) without
+// json.Marshal's reflection and allocations.
+func (e *Event) AppendEnvelope(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, e.ID)
+	dst = append(dst, `,"source":`...)
+	dst = appendString(dst, e.Source)
+	dst = append(dst, `,"specversion":"`+SpecVersion+`","type":`...)
+	dst = appendString(dst, e.Type)
+	dst = append(dst, `,"subject":`...)
+	dst = appendString(dst, e.Subject)
+	dst = append(dst, `,"time":"`...)
+	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, `","datacontenttype":"`+DataContentType+`","data":`...)
+}
+
+// appendString appends s as a JSON string exactly as encoding/json writes
+// it: HTML characters, U+2028 and U+2029 escaped, invalid UTF-8 replaced.
+func appendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(append(dst, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(append(dst, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(append(dst, s[start:]...), '"')
+}
+
 // checkJSON refuses anything but exactly one JSON value, values nested
 // deeper than maxDepth, and duplicate keys in any object of it. Keys are
 // compared unescaped ("\u006eame" is name).
 func checkJSON(raw []byte) error {
-	_, err := checkJSONMembers(raw)
+	sc, err := scan(raw, false)
+	if err == nil {
+		sc.release()
+	}
 	return err
 }
 
@@ -204,53 +300,121 @@ func checkJSON(raw []byte) error {
 // object, its members (keys unescaped, values as they are written, sharing
 // raw's bytes), found in the same pass; nil for any other value.
 func checkJSONMembers(raw []byte) (map[string]json.RawMessage, error) {
+	sc, err := scan(raw, true)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.release()
+	if !sc.object {
+		return nil, nil
+	}
+	members := make(map[string]json.RawMessage, len(sc.members))
+	for _, m := range sc.members {
+		members[string(m.key)] = m.value
+	}
+	return members, nil
+}
+
+// scan is checkJSON, keeping the top-level members when members is set.
+// Once done with what it found, the caller releases the scanner.
+func scan(raw []byte, members bool) (*scanner, error) {
 	if !json.Valid(raw) {
 		return nil, invalid("", "the event is not valid JSON (exactly one value)")
 	}
-	sc := scanner{b: raw, members: map[string]json.RawMessage{}}
+	sc := scanners.Get().(*scanner)
+	sc.b, sc.i, sc.wantMembers = raw, 0, members
+	sc.path, sc.keys, sc.members = sc.pathArr[:0], sc.keysArr[:0], sc.membersArr[:0]
 	if err := sc.value(0); err != nil {
+		sc.release()
 		return nil, err
 	}
-	if bytes.TrimLeft(raw, " \t\r\n")[0] != '{' {
-		return nil, nil
-	}
-	return sc.members, nil
+	sc.object = bytes.TrimLeft(raw, " \t\r\n")[0] == '{'
+	return sc, nil
+}
+
+// scanners are scanners released for reuse: a router parses every event
+// it reads.
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
+// release returns the scanner to scanners, holding nothing of the JSON it
+// walked (a pooled scanner must not keep an event's bytes alive).
+func (s *scanner) release() {
+	*s = scanner{}
+	scanners.Put(s)
 }
 
 // jsonString returns the string a JSON value already known to be valid
-// writes, and whether it is a string. Without escapes (the common case)
-// its bytes are the string: valid JSON holds no raw control character in
-// a string.
+// writes, and whether it is a string.
 func jsonString(v []byte) (string, bool) {
+	b, ok := jsonBytes(v)
+	return string(b), ok
+}
+
+// jsonBytes is jsonString as bytes. Without escapes (the common case) they
+// are v's own: valid JSON holds no raw control character in a string.
+func jsonBytes(v []byte) ([]byte, bool) {
 	if len(v) < 2 || v[0] != '"' {
-		return "", false
+		return nil, false
 	}
 	if bytes.IndexByte(v, '\\') < 0 {
-		return string(v[1 : len(v)-1]), true
+		return v[1 : len(v)-1], true
 	}
 	var s string
 	if json.Unmarshal(v, &s) != nil {
-		return "", false
+		return nil, false
 	}
-	return s, true
+	return []byte(s), true
 }
 
 const maxDepth = 64
 
+// linearKeys is how many keys of one object are compared one by one for
+// duplicates; past it, the object's keys go into a map, so a large object
+// costs no more than linear time.
+const linearKeys = 16
+
 // scanner walks JSON already known to be valid, so it checks no syntax.
+// Its stacks start in arrays of its own, so a small event costs one
+// allocation.
 type scanner struct {
-	b    []byte
-	i    int
-	path []string // keys and indexes down to the current value
-	// members, when set, receives the members of the top-level object.
-	members map[string]json.RawMessage
+	b []byte
+	i int
+	// path holds the keys and indexes down to the current value, for the
+	// pointer of an error.
+	path []segment
+	// keys holds the keys (unescaped) of the objects being walked,
+	// outermost first.
+	keys [][]byte
+	// members, when wantMembers, receives the members of the top-level
+	// value; object says whether it was an object.
+	members     []member
+	wantMembers bool
+	object      bool
+
+	pathArr    [8]segment
+	keysArr    [24][]byte
+	membersArr [len(attributes)]member
 }
+
+// segment is one step of a path: an object key, or an array index.
+type segment struct {
+	key   []byte
+	index int
+	isKey bool
+}
+
+// member is one member of the top-level object.
+type member struct{ key, value []byte }
 
 func (s *scanner) pointer() string {
 	var b strings.Builder
 	for _, p := range s.path {
 		b.WriteByte('/')
-		b.WriteString(escape(p))
+		if p.isKey {
+			b.WriteString(escape(string(p.key)))
+		} else {
+			b.WriteString(strconv.Itoa(p.index))
+		}
 	}
 	return b.String()
 }
@@ -269,11 +433,15 @@ func (s *scanner) value(depth int) error {
 	switch s.b[s.i] {
 	case '{':
 		s.i++
+		base := len(s.keys)
+		// seen holds the object's keys once there are more than
+		// linearKeys of them.
 		var seen map[string]struct{}
 		for {
 			s.ws()
 			if s.b[s.i] == '}' {
 				s.i++
+				s.keys = s.keys[:base]
 				return nil
 			}
 			if s.b[s.i] == ',' {
@@ -281,14 +449,28 @@ func (s *scanner) value(depth int) error {
 				s.ws()
 			}
 			key := s.str()
-			if seen == nil {
-				seen = map[string]struct{}{}
+			s.path = append(s.path, segment{key: key, isKey: true})
+			dup := false
+			if seen != nil {
+				_, dup = seen[string(key)]
+				seen[string(key)] = struct{}{}
+			} else {
+				for _, k := range s.keys[base:] {
+					if bytes.Equal(k, key) {
+						dup = true
+						break
+					}
+				}
+				if s.keys = append(s.keys, key); len(s.keys)-base > linearKeys {
+					seen = make(map[string]struct{}, 2*linearKeys)
+					for _, k := range s.keys[base:] {
+						seen[string(k)] = struct{}{}
+					}
+				}
 			}
-			s.path = append(s.path, key)
-			if _, dup := seen[key]; dup {
+			if dup {
 				return invalid(s.pointer(), "duplicate key")
 			}
-			seen[key] = struct{}{}
 			s.ws()
 			s.i++ // ':'
 			s.ws()
@@ -296,8 +478,8 @@ func (s *scanner) value(depth int) error {
 			if err := s.value(depth + 1); err != nil {
 				return err
 			}
-			if depth == 0 && s.members != nil {
-				s.members[key] = s.b[start:s.i]
+			if depth == 0 && s.wantMembers {
+				s.members = append(s.members, member{key: key, value: s.b[start:s.i]})
 			}
 			s.path = s.path[:len(s.path)-1]
 		}
@@ -312,7 +494,7 @@ func (s *scanner) value(depth int) error {
 			if s.b[s.i] == ',' {
 				s.i++
 			}
-			s.path = append(s.path, strconv.Itoa(n))
+			s.path = append(s.path, segment{index: n})
 			if err := s.value(depth + 1); err != nil {
 				return err
 			}
@@ -321,15 +503,25 @@ func (s *scanner) value(depth int) error {
 	case '"':
 		s.str()
 	default:
-		for s.i < len(s.b) && !strings.ContainsRune(",]} \t\r\n", rune(s.b[s.i])) {
+		for s.i < len(s.b) && !isDelimiter(s.b[s.i]) {
 			s.i++
 		}
 	}
 	return nil
 }
 
-// str reads a string at s.i and returns it unescaped.
-func (s *scanner) str() string {
+// isDelimiter reports whether c ends a number or literal.
+func isDelimiter(c byte) bool {
+	switch c {
+	case ',', ']', '}', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
+}
+
+// str reads a string at s.i and returns it unescaped: raw's own bytes
+// when it holds no escape.
+func (s *scanner) str() []byte {
 	start, escaped := s.i, false
 	for s.i++; s.b[s.i] != '"'; s.i++ {
 		if s.b[s.i] == '\\' {
@@ -340,11 +532,11 @@ func (s *scanner) str() string {
 	s.i++
 	raw := s.b[start:s.i]
 	if !escaped {
-		return string(raw[1 : len(raw)-1])
+		return raw[1 : len(raw)-1]
 	}
 	var out string
 	_ = json.Unmarshal(raw, &out)
-	return out
+	return []byte(out)
 }
 
 var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")

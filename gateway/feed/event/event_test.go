@@ -2,6 +2,7 @@ package event
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -49,6 +50,10 @@ func TestParseRefuses(t *testing.T) {
 		{"extension", edit(`"data":`, `"traceparent":"x","data":`), "/traceparent"},
 		{"duplicate attribute", edit(`"id":"e-1"`, `"id":"e-1","id":"e-2"`), "/id"},
 		{"duplicate in data", edit(`{"fullName":"Nguyễn Văn An"}`, `{"a":{"fullName":"x","fullName":"y"}}`), "/data/a/fullName"},
+		// Past linearKeys keys an object's keys are kept in a map: a
+		// duplicate of a key from before and of one from after.
+		{"duplicate in a large object", edit(`{"fullName":"Nguyễn Văn An"}`, `{`+manyKeys(20)+`,"k3":1}`), "/data/k3"},
+		{"late duplicate in a large object", edit(`{"fullName":"Nguyễn Văn An"}`, `{`+manyKeys(40)+`,"k30":1}`), "/data/k30"},
 		{"escaped duplicate", edit(`{"fullName":"Nguyễn Văn An"}`, `{"name":1,"\u006eame":2}`), "/data/name"},
 		{"invalid utf8", edit(`An"}`, "An\xff\"}"), ""},
 		{"too deep", edit(`{"fullName":"Nguyễn Văn An"}`, strings.Repeat(`{"a":`, 70)+`1`+strings.Repeat(`}`, 70)), ""},
@@ -71,6 +76,15 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
+// manyKeys writes n members "k0":0 … of an object.
+func manyKeys(n int) string {
+	members := make([]string, n)
+	for i := range members {
+		members[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	return strings.Join(members, ",")
+}
+
 // validType is checked by hand for speed; the pattern it implements is the
 // oracle, over names chosen to sit on each edge of it.
 func TestValidTypeMatchesItsPattern(t *testing.T) {
@@ -81,5 +95,13 @@ func TestValidTypeMatchesItsPattern(t *testing.T) {
 		if got, want := validType(c), oracle.MatchString(c); got != want {
 			t.Errorf("validType(%q) = %v, the pattern says %v", c, got, want)
 		}
+	}
+}
+
+// An object of many distinct keys, checked through the map, is accepted.
+func TestParseAcceptsALargeObject(t *testing.T) {
+	in := strings.Replace(good, `{"fullName":"Nguyễn Văn An"}`, `{`+manyKeys(100)+`}`, 1)
+	if _, err := Parse([]byte(in)); err != nil {
+		t.Fatal(err)
 	}
 }

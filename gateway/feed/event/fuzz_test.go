@@ -33,6 +33,16 @@ func FuzzParse(f *testing.F) {
 		if again.ID != e.ID || again.Subject != e.Subject || again.Type != e.Type || !again.Time.Equal(e.Time) {
 			t.Fatalf("round trip changed the event")
 		}
+		// The envelope written by hand is encoding/json's.
+		bare := *e
+		bare.Data = json.RawMessage(`{}`)
+		want, err := bare.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(e.AppendEnvelope(nil)) + `{}}`; got != string(want) {
+			t.Fatalf("AppendEnvelope wrote %s, encoding/json %s", got, want)
+		}
 	})
 }
 
@@ -82,6 +92,23 @@ func FuzzCheckJSONAgreesWithDecoder(f *testing.F) {
 					t.Fatalf("string %s read as %q, encoding/json %q", v, s, want)
 				}
 			}
+		}
+	})
+}
+
+// FuzzAppendStringMatchesEncodingJSON holds the hand-written JSON string
+// writer to encoding/json on any string, valid UTF-8 or not.
+func FuzzAppendStringMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{"", "KS-1", "a\"b\\c", "<&>", "\u2028\u2029", "\x00\x1f\x7f\b\f\n\r\t", "\xff", "Nguyễn", "\xe2\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("%q written %s, encoding/json %s", s, got[1:], want)
 		}
 	})
 }
