@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzMarshalRecord -fuzztime $(FUZZTIME) ./audit/
 	$(GO) test -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME) ./gateway/feed/event/
 	$(GO) test -run '^$$' -fuzz FuzzCheckJSONAgreesWithDecoder -fuzztime $(FUZZTIME) ./gateway/feed/event/
+	$(GO) test -run '^$$' -fuzz FuzzAppendStringMatchesEncodingJSON -fuzztime $(FUZZTIME) ./gateway/feed/event/
 	$(GO) test -run '^$$' -fuzz FuzzReadHandover -fuzztime $(FUZZTIME) ./gateway/envoy/
 	$(GO) test -run '^$$' -fuzz FuzzPeerChain -fuzztime $(FUZZTIME) ./gateway/envoy/
 
