@@ -308,9 +308,12 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if addrs.Health, err = serve(g.cfg.Health.Listen, g.readyzHandler(), "health", true); err != nil {
 		return err
 	}
-	if g.cfg.Metrics.Listen != "" {
-		ops, err := opsmux.Listen(g.cfg.Metrics.Listen, opsmux.Handler(g.metrics.Handler(), g.opsChecks), g.log)
-		if err != nil {
+	if ln := g.bound["metrics"]; ln != nil || g.cfg.Metrics.Listen != "" {
+		h := opsmux.Handler(g.metrics.Handler(), g.opsChecks)
+		var ops *opsmux.Server
+		if ln != nil {
+			ops = opsmux.Serve(ln, h, g.log)
+		} else if ops, err = opsmux.Listen(g.cfg.Metrics.Listen, h, g.log); err != nil {
 			return err
 		}
 		addrs.Metrics = ops.Addr()
