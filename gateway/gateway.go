@@ -97,10 +97,17 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger, opts ...Option) (_ 
 	for _, o := range opts {
 		o(g)
 	}
-	// From here the gateway owns the listeners handed to it (WithListeners).
+	// From here the gateway owns the listeners handed to it (WithListeners);
+	// what New opens below (the audit log, database pools) it closes again
+	// when it fails part-way. A sink handed in (WithSink) stays its
+	// caller's until Run.
 	defer func() {
 		if err != nil {
 			g.closeListeners()
+			if g.auditPath == "" {
+				g.sink = nil
+			}
+			_ = g.release()
 		}
 	}()
 	subjects, err := audit.LoadSubjectKey(cfg.AuditSubjectKeyFile)
@@ -240,6 +247,12 @@ type Addrs struct{ Outbound, Inbound, Envoy, Health, Metrics string }
 // background work, and syncs and closes the audit log before returning.
 func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	defer g.closeListeners() // on every return: the gateway owns them
+	started := false
+	defer func() {
+		if !started { // failed to start: nothing else will close them
+			_ = g.release()
+		}
+	}()
 	for _, c := range g.Readiness() {
 		// A stale configuration is served as denials until a pull renews
 		// it; the rest cannot heal by waiting.
@@ -250,7 +263,6 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var servers []*http.Server
-	started := false
 	defer func() {
 		if !started { // failed while starting: stop the doors already serving
 			for _, s := range servers {
@@ -296,9 +308,12 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	if addrs.Health, err = serve(g.cfg.Health.Listen, g.readyzHandler(), "health", true); err != nil {
 		return err
 	}
-	if g.cfg.Metrics.Listen != "" {
-		ops, err := opsmux.Listen(g.cfg.Metrics.Listen, opsmux.Handler(g.metrics.Handler(), g.opsChecks), g.log)
-		if err != nil {
+	if ln := g.bound["metrics"]; ln != nil || g.cfg.Metrics.Listen != "" {
+		h := opsmux.Handler(g.metrics.Handler(), g.opsChecks)
+		var ops *opsmux.Server
+		if ln != nil {
+			ops = opsmux.Serve(ln, h, g.log)
+		} else if ops, err = opsmux.Listen(g.cfg.Metrics.Listen, h, g.log); err != nil {
 			return err
 		}
 		addrs.Metrics = ops.Addr()
@@ -355,21 +370,33 @@ func (g *Gateway) Run(ctx context.Context, ready func(Addrs)) error {
 	}
 	cancel()
 	background.Wait()
-	for _, p := range g.pools {
-		p.Close()
-	}
-	if g.feeds.cl != nil {
-		g.feeds.cl.Close()
-	}
-	if c, ok := g.sink.(interface{ Close() error }); ok {
-		if cerr := c.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close the audit log: %w", cerr)
-		}
+	if rerr := g.release(); rerr != nil && err == nil {
+		err = rerr
 	}
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	g.log.Info("gateway stopped", "member", g.cfg.Member)
+	return nil
+}
+
+// release closes what the gateway holds open for its life: its backends'
+// database pools, its change-feed producer and its audit log (synced as it
+// closes). Run calls it once nothing can submit a record any more, or when
+// it fails to start; New when it fails part-way.
+func (g *Gateway) release() error {
+	for _, p := range g.pools {
+		p.Close()
+	}
+	g.pools = nil
+	if g.feeds.cl != nil {
+		g.feeds.cl.Close()
+	}
+	if c, ok := g.sink.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("close the audit log: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -29,6 +29,13 @@ func WithHealthListener(ln net.Listener) Option {
 	return func(g *Gateway) { g.hand("health", ln) }
 }
 
+// WithMetricsListener serves the operations listener (/metrics, /healthz,
+// /readyz) on a listener the caller has already bound, instead of
+// metrics.listen, owned as WithListeners says.
+func WithMetricsListener(ln net.Listener) Option {
+	return func(g *Gateway) { g.hand("metrics", ln) }
+}
+
 // hand records a listener handed in for a door; nil leaves the door to
 // its configured address.
 func (g *Gateway) hand(door string, ln net.Listener) {

@@ -130,17 +130,18 @@ func TestHandedListenersClosedWhenRunFailsEarly(t *testing.T) {
 }
 
 // TestHandedListenersClosedWhenRunStops: a gateway that served on the
-// listeners handed to it, the Envoy doors' and /readyz's included, leaves
-// every port free once Run returns.
+// listeners handed to it, the Envoy doors', /readyz's and the operations
+// listener's included, leaves every port free once Run returns.
 func TestHandedListenersClosedWhenRunStops(t *testing.T) {
 	var cfg *gateway.Config
 	newFederationWith(t, func(c *gateway.Config) { cfg = c })
 	c := freshCopy(t, cfg)
 	out, in, envoy, opts := handedListeners(t)
-	health := liveListener(t)
+	health, ops := liveListener(t), liveListener(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gw, err := gateway.New(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)), append(opts, gateway.WithHealthListener(health))...)
+	gw, err := gateway.New(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		append(opts, gateway.WithHealthListener(health), gateway.WithMetricsListener(ops))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +151,10 @@ func TestHandedListenersClosedWhenRunStops(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	want := gateway.Addrs{Outbound: out.Addr().String(), Inbound: in.Addr().String(), Envoy: envoy.Addr().String(), Health: health.Addr().String()}
+	want := gateway.Addrs{Outbound: out.Addr().String(), Inbound: in.Addr().String(), Envoy: envoy.Addr().String(), Health: health.Addr().String(),
+		Metrics: ops.Addr().String()}
 	if served != want {
 		t.Errorf("served on %+v, want the listeners handed in %+v", served, want)
 	}
-	requireFree(t, out, in, envoy, health)
+	requireFree(t, out, in, envoy, health, ops)
 }

@@ -70,8 +70,9 @@ next:
 // the mix: each exchange is counted once, on each side it reached, under
 // its outcome.
 func TestMetricsCountAKnownMixExactly(t *testing.T) {
-	provOps, consOps := freeAddr(t), freeAddr(t)
-	f := newFederationFull(t, 0, nil, []gateway.Option{gateway.WithMetricsListen(provOps)}, []gateway.Option{gateway.WithMetricsListen(consOps)})
+	provLn, consLn := liveListener(t), liveListener(t)
+	provOps, consOps := provLn.Addr().String(), consLn.Addr().String()
+	f := newFederationFull(t, 0, nil, []gateway.Option{gateway.WithMetricsListener(provLn)}, []gateway.Option{gateway.WithMetricsListener(consLn)})
 	c := f.systemClient(insurance)
 
 	mix := []struct {

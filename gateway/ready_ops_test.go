@@ -37,8 +37,9 @@ func TestReadyzNamesEachFailingCondition(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.check, func(t *testing.T) {
-			ops := freeAddr(t)
-			f := newFederationFull(t, 0, nil, nil, []gateway.Option{gateway.WithMetricsListen(ops)})
+			ln := liveListener(t)
+			ops := ln.Addr().String()
+			f := newFederationFull(t, 0, nil, nil, []gateway.Option{gateway.WithMetricsListener(ln)})
 			status, body := readyz(t, ops)
 			if status != http.StatusOK || len(body) != 4 {
 				t.Fatalf("healthy: %d %v", status, body)

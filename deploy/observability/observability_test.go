@@ -2,73 +2,158 @@ package observability_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/lienthong/lienthong/catalog/sqlstore"
 	cpmetrics "github.com/lienthong/lienthong/controlplane/metrics"
 	"github.com/lienthong/lienthong/gateway/exchange"
 	gwmetrics "github.com/lienthong/lienthong/gateway/metrics"
 )
 
-// registered is every metric family the processes register, with the
-// series names a query may use (histograms add _bucket, _sum, _count),
-// learnt from the registries themselves after one observation of each.
-func registered(t *testing.T) map[string]bool {
+// family is one metric family a process registers: its type and the
+// names of the labels its series carry (Prometheus adds instance and job
+// when it scrapes).
+type family struct {
+	typ    dto.MetricType
+	labels map[string]bool
+	// buckets are a histogram's upper bounds (+Inf aside).
+	buckets map[float64]bool
+}
+
+// families gathers every family the gateways, the feed routers run alone
+// and the control plane register, from registries given every source they
+// read at scrape time (the control plane's catalog an empty SQLite store)
+// and one observation of each event, so that each family has a series and
+// its labels are the code's own.
+func families(t *testing.T) map[string]family {
 	t.Helper()
-	gw := gwmetrics.New(gwmetrics.Sources{})
-	gw.Finished(exchange.Observation{Side: "provider", Mode: "query", Outcome: exchange.OutcomeAllowed, Status: 200, Bytes: 1,
-		Total: time.Millisecond, Decision: time.Millisecond, Backend: time.Millisecond, Projection: time.Millisecond, AuditWait: time.Millisecond})
+	now := time.Now()
+	gw := gwmetrics.New(gwmetrics.Sources{
+		FreshAsOf: func() time.Time { return now.Add(-time.Minute) }, MaxStaleness: time.Hour,
+		ConfigRevision:      func() int64 { return 7 },
+		Bundle:              func() (string, time.Time) { return "r7", now.Add(-time.Minute) },
+		CertificateNotAfter: func() time.Time { return now.Add(24 * time.Hour) },
+		Ready:               func() map[string]bool { return map[string]bool{"configuration": true} },
+		// One value per label, so the second consumer overflows.
+		MaxLabelValues: 1,
+	})
+	for _, o := range []exchange.Observation{
+		{Side: "provider", Consumer: "c1", Provider: "p", Dataset: "d", Mode: "query", Outcome: exchange.OutcomeAllowed, Status: 200, Bytes: 1,
+			Total: time.Millisecond, Decision: time.Millisecond, Backend: time.Millisecond, Projection: time.Millisecond, AuditWait: time.Millisecond},
+		{Side: "provider", Consumer: "c2", Provider: "p", Dataset: "d", Mode: "query", Outcome: exchange.OutcomeDenied, Kind: exchange.KindRateLimited,
+			Status: 429, Total: time.Millisecond},
+	} {
+		gw.Finished(o)
+	}
 	gw.AuditCommitted(1, time.Millisecond)
-	cp := cpmetrics.New(cpmetrics.Sources{})
+	gw.SetFeedLag("c1", "d", 3)
+	ctx := context.Background()
+	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	cp := cpmetrics.New(cpmetrics.Sources{Store: store,
+		Ready: func() map[string]bool { return map[string]bool{"store": true} },
+		Shipping: func(context.Context) ([]cpmetrics.GatewayShipping, error) {
+			return []cpmetrics.GatewayShipping{{Gateway: "gw", Lag: 1, ReportedAt: now}}, nil
+		}})
 	cp.BundleBuilt(time.Millisecond)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /x", func(http.ResponseWriter, *http.Request) {})
 	cp.Middleware(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
-	types := map[string]dto.MetricType{}
-	for _, g := range []interface {
-		Gather() ([]*dto.MetricFamily, error)
-	}{gw.Registry(), cp.Registry()} {
-		mfs, err := g.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			types[mf.GetName()] = mf.GetType()
-		}
-	}
-	out := map[string]bool{}
 	fr := gwmetrics.NewFeedRouter()
 	fr.WatchReady(func() map[string]bool { return map[string]bool{"kafka": true} })
-	for _, g := range []interface {
-		Gather() ([]*dto.MetricFamily, error)
-	}{fr.Registry()} {
+	fr.SetFeedLag("c1", "d", 3)
+	out := map[string]family{}
+	for _, g := range []prometheus.Gatherer{gw.Registry(), cp.Registry(), fr.Registry()} {
 		mfs, err := g.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, mf := range mfs {
-			types[mf.GetName()] = mf.GetType()
-		}
-	}
-	for _, name := range allNames() {
-		out[name] = true
-		if types[name] == dto.MetricType_HISTOGRAM {
-			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				out[name+s] = true
+			f, ok := out[mf.GetName()]
+			if !ok {
+				f = family{typ: mf.GetType(), labels: map[string]bool{}, buckets: map[float64]bool{}}
+				out[mf.GetName()] = f
+			}
+			for _, m := range mf.GetMetric() {
+				for _, b := range m.GetHistogram().GetBucket() {
+					f.buckets[b.GetUpperBound()] = true
+				}
+				for _, l := range m.GetLabel() {
+					f.labels[l.GetName()] = true
+				}
 			}
 		}
 	}
+	for _, name := range allNames() {
+		if _, ok := out[name]; !ok {
+			t.Fatalf("%s is in Names but the registries gave no series of it: feed it in families", name)
+		}
+	}
 	return out
+}
+
+// exported is what the processes export, as a query sees it.
+type exported struct {
+	// family is the family of each series name a query may use
+	// (histograms add _bucket, _sum and _count).
+	family map[string]string
+	fams   map[string]family
+}
+
+// targetLabels are the labels Prometheus adds to every series it scrapes.
+var targetLabels = []string{"instance", "job"}
+
+// labels are the label names a series of name may carry: its family's,
+// the target's, and le on a histogram's buckets.
+func (x exported) labels(name string) (map[string]bool, bool) {
+	fam, ok := x.family[name]
+	if !ok {
+		return nil, false
+	}
+	out := map[string]bool{}
+	for l := range x.fams[fam].labels {
+		out[l] = true
+	}
+	for _, l := range targetLabels {
+		out[l] = true
+	}
+	if strings.HasSuffix(name, "_bucket") && x.fams[fam].typ == dto.MetricType_HISTOGRAM {
+		out["le"] = true
+	}
+	return out, true
+}
+
+// registered is what the gateways, the feed routers and the control plane
+// export.
+func registered(t *testing.T) exported {
+	t.Helper()
+	x := exported{family: map[string]string{}, fams: families(t)}
+	for _, name := range allNames() {
+		x.family[name] = name
+		if x.fams[name].typ == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				x.family[name+s] = name
+			}
+		}
+	}
+	return x
 }
 
 // allNames are the metric families of the gateways, the feed routers run
@@ -113,6 +198,31 @@ func metricNames(expr string) ([]string, error) {
 		names = append(names, m)
 	}
 	return names, nil
+}
+
+var (
+	matcherLabel  = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)`)
+	groupedLabels = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)`)
+)
+
+// labelNames returns the label names an expression matches on or groups
+// by, in order of appearance within each kind (matchers first).
+func labelNames(expr string) []string {
+	e := quoted.ReplaceAllString(expr, `""`)
+	var out []string
+	for _, m := range matchers.FindAllString(e, -1) {
+		for _, l := range matcherLabel.FindAllStringSubmatch(m, -1) {
+			out = append(out, l[1])
+		}
+	}
+	for _, g := range groupedLabels.FindAllStringSubmatch(e, -1) {
+		for _, l := range strings.Split(g[1], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
 
 func balanced(expr string) error {
@@ -166,6 +276,24 @@ func TestMetricNamesOfAnExpression(t *testing.T) {
 	}
 }
 
+// TestLabelNamesOfAnExpression checks the label extractor on the shapes
+// the rules and the dashboard use.
+func TestLabelNamesOfAnExpression(t *testing.T) {
+	for _, c := range []struct {
+		expr string
+		want []string
+	}{
+		{`histogram_quantile(0.99, sum by (instance, le) (rate(a_bucket{x="y, z=(", b=~"c|d"}[5m])))`, []string{"x", "b", "instance", "le"}},
+		{`a{check!~"feed-router\\..*"} == 0 or b{c!="d"}`, []string{"check", "c"}},
+		{`sum without(le) (a) / on (instance) group_left(job) b`, []string{"le", "instance", "job"}},
+		{`a > 0.5 * b`, nil},
+	} {
+		if got := labelNames(c.expr); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.expr, got, c.want)
+		}
+	}
+}
+
 // rules is the Prometheus rule file format, decoded strictly.
 type rules struct {
 	Groups []struct {
@@ -180,22 +308,29 @@ type rules struct {
 	} `yaml:"groups"`
 }
 
+// decodeStrict decodes the YAML file at path into v, refusing unknown
+// fields (a misspelt key would otherwise be ignored).
+func decodeStrict(t *testing.T, path string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
 var promDuration = regexp.MustCompile(`^([0-9]+(ms|s|m|h|d|w|y))+$`)
 
 // TestAlertRules decodes alerts.yml strictly, checks each rule is complete
 // and each expression names only registered metrics, and that the alerts
 // the operations guide promises are there.
 func TestAlertRules(t *testing.T) {
-	raw, err := os.ReadFile("alerts.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
 	var rf rules
-	if err := dec.Decode(&rf); err != nil {
-		t.Fatalf("alerts.yml: %v", err)
-	}
+	decodeStrict(t, "alerts.yml", &rf)
 	known := registered(t)
 	seen := map[string]bool{}
 	for _, g := range rf.Groups {
@@ -228,7 +363,10 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
+// checkExpr checks that expr names registered metrics only, and selects
+// and groups by labels those metrics carry (a label no series has would
+// make a matcher select nothing, or a grouping merge everything).
+func checkExpr(t *testing.T, where, expr string, x exported) {
 	t.Helper()
 	names, err := metricNames(expr)
 	if err != nil {
@@ -238,9 +376,19 @@ func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
 	if len(names) == 0 {
 		t.Errorf("%s: names no metric: %s", where, expr)
 	}
+	carried := map[string]bool{}
 	for _, n := range names {
-		if !known[n] {
+		labels, ok := x.labels(n)
+		if !ok {
 			t.Errorf("%s: %s is not a registered metric", where, n)
+		}
+		for l := range labels {
+			carried[l] = true
+		}
+	}
+	for _, l := range labelNames(expr) {
+		if !carried[l] {
+			t.Errorf("%s: label %s is on none of %v", where, l, names)
 		}
 	}
 }

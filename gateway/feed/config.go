@@ -239,8 +239,12 @@ type RunOptions struct {
 }
 
 // Run starts a standalone router from its configuration and routes until
-// ctx ends, reporting its lag and readiness to opts.
+// ctx ends, reporting its lag and readiness to opts. However it returns,
+// the work it started in the background (policy reloads, the outbox relay)
+// ends with it, and its audit log is closed.
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, opts RunOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	err := runWith(ctx, cfg, log, opts)
 	why := errors.New("stopped")
 	if err != nil {

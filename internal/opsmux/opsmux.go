@@ -127,6 +127,15 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("operations listener: %w", err)
 	}
+	return Serve(ln, h, log), nil
+}
+
+// Serve serves h on ln, a listener the caller has already bound, until
+// Close, which closes ln. A caller that must know the address before the
+// process serves (tests, several processes in one) binds "127.0.0.1:0" and
+// hands the listener in, so no other process can take the port between its
+// choosing and its serving.
+func Serve(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -136,7 +145,7 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}}
 	go func() { s.done <- s.srv.Serve(ln) }()
-	return s, nil
+	return s
 }
 
 // Addr is the address the listener is bound to.

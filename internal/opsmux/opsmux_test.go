@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -127,4 +128,34 @@ func TestGroupedChecksDoNotGateReadyz(t *testing.T) {
 	if status, _ := get("/readyz/nothing"); status != http.StatusNotFound {
 		t.Errorf("/readyz of an unknown group: %d, want 404", status)
 	}
+}
+
+// TestServeOnAHandedListener: Serve answers on the very listener handed to
+// it (its address known before serving), and Close frees the port.
+func TestServeOnAHandedListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	s := opsmux.Serve(ln, opsmux.Handler(nil, nil), nil)
+	if s.Addr() != addr {
+		t.Fatalf("serving on %s, handed %s", s.Addr(), addr)
+	}
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz with no checks: %d", resp.StatusCode)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("%s still held after Close: %v", addr, err)
+	}
+	_ = again.Close()
 }
