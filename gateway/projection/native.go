@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"strconv"
 
 	"github.com/getkin/kin-openapi/openapi3"
 )
@@ -68,10 +69,13 @@ type nativeNode struct {
 	properties map[string]*nativeNode
 	// writeOnly names the properties a response must not carry (with a
 	// non-null value); they are not required either.
-	writeOnly  map[string]struct{}
-	required   []string
-	addlDenied bool
-	addl       *nativeNode
+	writeOnly map[string]struct{}
+	required  []string
+	// requiredSet is required less the writeOnly properties a response
+	// may leave out, for matchObjectValue's count.
+	requiredSet map[string]struct{}
+	addlDenied  bool
+	addl        *nativeNode
 }
 
 // nativeCompiler compiles a schema graph, refusing cycles (kin-openapi's
@@ -247,6 +251,14 @@ func (c *nativeCompiler) compile(ref *openapi3.SchemaRef) (*nativeNode, error) {
 	} else if r := s.AdditionalProperties.Schema; r != nil {
 		if n.addl, err = c.compile(r); err != nil {
 			return nil, err
+		}
+	}
+	if len(n.required) != 0 {
+		n.requiredSet = make(map[string]struct{}, len(n.required))
+		for _, k := range n.required {
+			if _, wo := n.writeOnly[k]; !wo {
+				n.requiredSet[k] = struct{}{}
+			}
 		}
 	}
 	c.done[s] = n
@@ -553,4 +565,147 @@ func (n *nativeNode) matchObject(m map[string]any) bool {
 		return false
 	}
 	return true
+}
+
+// matchValue is match on the decoder's own representation, which spares
+// building the record's map[string]any form; it must decide as match does
+// on toAny(v) (TestNativeValueAgreesWithMap).
+func (n *nativeNode) matchValue(v *value) bool {
+	null := v.kind == kindNull
+	if null && n.acceptNull {
+		return true
+	}
+	if n.always != 0 {
+		return n.always > 0
+	}
+	if n.empty {
+		return !null
+	}
+	if n.not != nil && n.not.matchValue(v) {
+		return false
+	}
+	if n.hasXOf {
+		if len(n.oneOf) != 0 {
+			matched := 0
+			for _, sub := range n.oneOf {
+				if sub.matchValue(v) {
+					matched++
+				}
+			}
+			if matched != 1 {
+				return false
+			}
+		}
+		if len(n.anyOf) != 0 {
+			found := false
+			for _, sub := range n.anyOf {
+				if sub.matchValue(v) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		for _, sub := range n.allOf {
+			if !sub.matchValue(v) {
+				return false
+			}
+		}
+		if null {
+			return true
+		}
+	}
+	if n.enum != nil {
+		if n.enumStrings != nil {
+			if v.kind != kindString {
+				return false
+			}
+			if _, ok := n.enumStrings[v.s]; !ok {
+				return false
+			}
+		} else if !n.inEnum(toAny(v)) {
+			return false
+		}
+	}
+	switch v.kind {
+	case kindBool:
+		return n.permBool
+	case kindNumber:
+		// As json.Number.Float64 reads the literal.
+		f, err := strconv.ParseFloat(v.s, 64)
+		if err != nil {
+			return false
+		}
+		return n.matchNumber(f)
+	case kindString:
+		return n.matchString(v.s)
+	case kindArray:
+		return n.matchArrayValue(v.items)
+	case kindObject:
+		return n.matchObjectValue(v.members)
+	}
+	return false
+}
+
+func (n *nativeNode) matchArrayValue(a []value) bool {
+	if !n.permArray {
+		return false
+	}
+	if n.minItems != 0 && uint64(len(a)) < n.minItems {
+		return false
+	}
+	if n.maxItems != nil && uint64(len(a)) > *n.maxItems {
+		return false
+	}
+	if n.items != nil {
+		for i := range a {
+			if !n.items.matchValue(&a[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// matchObjectValue checks an object's members; keys are unique (the
+// decoder refuses duplicates), so required keys are counted as met.
+func (n *nativeNode) matchObjectValue(ms []member) bool {
+	if !n.permObject {
+		return false
+	}
+	if n.minProps != 0 && uint64(len(ms)) < n.minProps {
+		return false
+	}
+	if n.maxProps != nil && uint64(len(ms)) > *n.maxProps {
+		return false
+	}
+	met := 0
+	for i := range ms {
+		k, x := ms[i].key, &ms[i].val
+		if n.requiredSet != nil {
+			if _, ok := n.requiredSet[k]; ok {
+				met++
+			}
+		}
+		if sub, ok := n.properties[k]; ok {
+			if x.kind != kindNull && n.writeOnly != nil {
+				if _, wo := n.writeOnly[k]; wo {
+					return false
+				}
+			}
+			if !sub.matchValue(x) {
+				return false
+			}
+			continue
+		}
+		if n.addlDenied {
+			return false
+		}
+		if n.addl != nil && !n.addl.matchValue(x) {
+			return false
+		}
+	}
+	return met == len(n.requiredSet)
 }

@@ -46,6 +46,26 @@ func checkAgreement(t *testing.T, v *Validator, record any, label string) {
 	if err := v.Validate(record); (err == nil) != want {
 		t.Fatalf("%s: Validate = %v, kin-openapi accepts=%v", label, err, want)
 	}
+	// The same record as the projection decodes it.
+	body, err := json.Marshal(record)
+	if err != nil {
+		t.Fatalf("%s: %v", label, err)
+	}
+	var d decoder
+	d.init(bytes.NewReader(body), 10000, -1)
+	rec, err := d.value(1)
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
+		t.Fatalf("%s: the projection's decoder refused %s: %v", label, body, err)
+	}
+	if got := v.native.matchValue(&rec); got != want {
+		t.Fatalf("%s: native on the decoded value accepts=%v, kin-openapi accepts=%v", label, got, want)
+	}
+	if err := v.validateValue(&rec); (err == nil) != want {
+		t.Fatalf("%s: validateValue = %v, kin-openapi accepts=%v", label, err, want)
+	}
 }
 
 // The catalog's dataset schemas (the demo federation's, the feed's, the
@@ -264,4 +284,43 @@ func FuzzNativeAgreesWithKinOpenAPI(f *testing.F) {
 		}
 		checkAgreement(t, v, rec, fmt.Sprintf("%s %s %s", version, schemas, record))
 	})
+}
+
+// Options.Validator refuses what Options.Validate refuses, with the same
+// error, and passes the same projection.
+func TestOptionsValidatorLikeValidate(t *testing.T) {
+	v := populationValidator(t)
+	s, err := NewSchema(citizenFields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Plan(bench8Fields, bench2Masks, testMasker(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(record30, `"sex":"male"`, `"sex":"SECRET"`, 1)
+	noName := strings.Replace(record30, `"fullName":"Nguyễn Văn An",`, ``, 1)
+	for _, body := range []string{record30, "[" + record30 + "," + record30 + "]", bad, "[" + record30 + "," + noName + "]"} {
+		var viaFunc, viaValidator bytes.Buffer
+		_, errFunc := p.Project(&viaFunc, strings.NewReader(body), Options{Validate: v.Validate})
+		_, errValidator := p.Project(&viaValidator, strings.NewReader(body), Options{Validator: v})
+		if fmt.Sprint(errFunc) != fmt.Sprint(errValidator) {
+			t.Fatalf("Validate: %v\nValidator: %v", errFunc, errValidator)
+		}
+		if errFunc == nil && viaFunc.String() != viaValidator.String() {
+			t.Fatalf("outputs differ:\n%s\n%s", viaFunc.String(), viaValidator.String())
+		}
+		recsFunc, errFunc := Decode(strings.NewReader(body), Options{Validate: v.Validate})
+		recsValidator, errValidator := Decode(strings.NewReader(body), Options{Validator: v})
+		if fmt.Sprint(errFunc) != fmt.Sprint(errValidator) {
+			t.Fatalf("Decode: Validate: %v\nValidator: %v", errFunc, errValidator)
+		}
+		if errFunc == nil && recsFunc.Len() != recsValidator.Len() {
+			t.Fatal("Decode: record counts differ")
+		}
+	}
+	var out bytes.Buffer
+	if _, err := p.Project(&out, strings.NewReader(bad), Options{Validator: v}); err == nil || !strings.Contains(err.Error(), `"/sex": enum`) || strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("refusal: %v", err)
+	}
 }

@@ -201,6 +201,16 @@ func (v *Validator) Validate(record any) (err error) {
 	return re
 }
 
+// validateValue is Validate on a record as the projection decoded it: the
+// native check reads it as is, and only a record it refuses (or a schema
+// left to kin-openapi) is converted for kin-openapi.
+func (v *Validator) validateValue(rec *value) error {
+	if v.native != nil && v.native.matchValue(rec) {
+		return nil
+	}
+	return v.Validate(toAny(rec))
+}
+
 // collect adds the innermost schema errors under err to re. It follows
 // kin-openapi's error structure by type, never by message.
 func collect(re *RecordError, err error, depth int) {
