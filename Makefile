@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRelayedKind -fuzztime $(FUZZTIME) ./gateway/exchange/
 	$(GO) test -run '^$$' -fuzz FuzzCheckWAL -fuzztime $(FUZZTIME) ./catalog/sqlstore/
 	$(GO) test -run '^$$' -fuzz FuzzDecoderAgreesWithEncodingJSON -fuzztime $(FUZZTIME) ./gateway/projection/
+	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithKinOpenAPI -fuzztime $(FUZZTIME) ./gateway/projection/
 	$(GO) test -run '^$$' -fuzz FuzzNativeAgreesWithRego -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz FuzzParseLogHead -fuzztime $(FUZZTIME) ./controlplane/auditapi/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/jsonstrict/

@@ -178,7 +178,7 @@ func (b *FeedBatch) DecodeEvent(ev FeedEvent, data []byte) (*FeedData, *Refusal)
 	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, refusal(statusBadRequest, KindInvalidInput, "the event's data is not one record object")
 	}
-	recs, err := projection.Decode(bytes.NewReader(data), projection.Options{MaxBytes: b.c.cfg.MaxResponseBytes, Validate: ds.Validator.Validate})
+	recs, err := projection.Decode(bytes.NewReader(data), projection.Options{MaxBytes: b.c.cfg.MaxResponseBytes, Validator: ds.Validator})
 	if err != nil {
 		detail := "the event's data does not match the dataset (" + projectionFault(err) + ")"
 		// Where and which rule, for the provider's operator: schema

@@ -63,7 +63,7 @@ func (c *Core) Filter(ctx context.Context, x *Exchange, dst *bytes.Buffer, body 
 	if body.Partial {
 		validator = x.dataset.Partial
 	}
-	opts := projection.Options{MaxBytes: c.cfg.MaxResponseBytes, Validate: validator.Validate, Keep: keep}
+	opts := projection.Options{MaxBytes: c.cfg.MaxResponseBytes, Validator: validator, Keep: keep}
 	var subjects []string
 	if field := c.backend(x).SubjectField; field != "" && x.rec.Mode != string(catalog.ModeVerify) {
 		opts.Keep = func(rec any) bool {

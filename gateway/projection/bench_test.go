@@ -163,3 +163,64 @@ func BenchmarkProjectRecordsFiveSubscribers(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidateRecord30 validates the 30-field citizen record against
+// the demo's Citizen schema: with the native check (what Validate does for
+// a valid record), with kin-openapi alone (what it did before), and inside
+// a projection: with Options.Validator (the decoder's representation),
+// with Options.Validate (which also pays for the map[string]any form), and
+// without validation.
+func BenchmarkValidateRecord30(b *testing.B) {
+	v := populationValidator(b)
+	rec := decodeAny(b, record30)
+	if v.native == nil || v.Validate(rec) != nil || !kinAccepts(v, rec) {
+		b.Fatal("record30 is not a valid Citizen natively compiled")
+	}
+	b.Run("native", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := v.Validate(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kin-openapi", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := v.schema.VisitJSON(rec, v.opts...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	s, err := NewSchema(citizenFields)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := s.Plan(bench8Fields, bench2Masks, testMasker(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := []byte(record30)
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"project", Options{}},
+		{"project+Validator", Options{Validator: v}},
+		{"project+Validate(native)", Options{Validate: v.Validate}},
+		{"project+Validate(kin-openapi)", Options{Validate: func(r any) error { return v.schema.VisitJSON(r, v.opts...) }}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var out bytes.Buffer
+			var src bytes.Reader
+			b.ReportAllocs()
+			for b.Loop() {
+				out.Reset()
+				src.Reset(in)
+				if _, err := p.Project(&out, &src, c.opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -52,6 +52,13 @@ type Options struct {
 	// stops Project with ErrInvalidRecord. It sees ungranted fields, so its
 	// error must never reach the consumer (see Validator).
 	Validate func(record any) error
+	// Validator, if set, checks each full top-level record against its
+	// dataset's record schema before Validate, with the same errors as its
+	// Validate method. Given here rather than as Validate, a valid record is
+	// judged on the decoder's own representation, and the record's
+	// map[string]any form is not built at all when Validate and Keep are
+	// unset.
+	Validator *Validator
 	// Keep, if set, is called with each full record after Validate; records
 	// it returns false for are left out (row scope). Like Validate it sees
 	// the whole record, so it can filter on a field the consumer may not read.
@@ -248,6 +255,11 @@ func (pr *projector) stream() error {
 // record validates, filters and projects one record into pr.out, after
 // prefix unless it is 0 (the array's separator: one write per record).
 func (pr *projector) record(rec *value, i int, prefix byte) (keep bool, err error) {
+	if v := pr.opts.Validator; v != nil {
+		if err := v.validateValue(rec); err != nil {
+			return false, fmt.Errorf("%w: record %d: %w", ErrInvalidRecord, i, err)
+		}
+	}
 	if pr.opts.Validate != nil || pr.opts.Keep != nil {
 		plain := toAny(rec)
 		if pr.opts.Validate != nil {

@@ -24,7 +24,7 @@ type Records struct {
 
 // Decode reads one backend answer — a record object or an array of record
 // objects — with the same checks as Project (duplicate keys, depth, size,
-// opts.Validate on each record), for projection by ProjectRecords.
+// opts.Validator and opts.Validate on each record), for projection by ProjectRecords.
 // opts.Keep is ignored: a row scope belongs to a decision, so it is given
 // to ProjectRecords.
 func Decode(src io.Reader, opts Options) (*Records, error) {
@@ -73,6 +73,13 @@ func Decode(src io.Reader, opts Options) (*Records, error) {
 			}
 		}
 		r.recs = v.items
+	}
+	if v := opts.Validator; v != nil {
+		for i := range r.recs {
+			if err := v.validateValue(&r.recs[i]); err != nil {
+				return nil, fmt.Errorf("%w: record %d: %w", ErrInvalidRecord, i, err)
+			}
+		}
 	}
 	if opts.Validate != nil {
 		for i, p := range r.records() {

@@ -18,6 +18,9 @@ type Validator struct {
 	name   string
 	schema *openapi3.Schema
 	opts   []openapi3.SchemaValidationOption
+	// native, when the schema allows it, answers valid records without
+	// kin-openapi; refusals are still reported by kin-openapi (native.go).
+	native *nativeNode
 }
 
 // NewValidator reads doc, a dataset's OpenAPI 3.0 or 3.1 document in YAML or
@@ -49,7 +52,15 @@ func NewValidator(doc []byte, recordSchema string) (*Validator, error) {
 			ignoreNullable(schema)
 		}
 	}
-	return &Validator{name: recordSchema, schema: schema, opts: opts}, nil
+	v := &Validator{name: recordSchema, schema: schema, opts: opts}
+	// Document-level format validators would be options the native check
+	// does not see, and the JSON Schema 2020-12 validator is another one.
+	if !jsonSchema && len(t.GetSchemaValidationOptions()) == 0 {
+		if n, err := compileNative(schema, declaresWriteOnly(schema)); err == nil {
+			v.native = n
+		}
+	}
+	return v, nil
 }
 
 // declaresWriteOnly reports whether schema, or a schema reachable from it,
@@ -173,6 +184,9 @@ func (v *Validator) Validate(record any) (err error) {
 			err = &RecordError{Schema: v.name, Problems: []RecordProblem{{Keyword: "validator failed"}}}
 		}
 	}()
+	if v.native != nil && v.native.match(record) {
+		return nil
+	}
 	verr := v.schema.VisitJSON(record, v.opts...)
 	if verr == nil {
 		return nil
@@ -185,6 +199,16 @@ func (v *Validator) Validate(record any) (err error) {
 		re.Problems = append(re.Problems, RecordProblem{Keyword: "validator failed"})
 	}
 	return re
+}
+
+// validateValue is Validate on a record as the projection decoded it: the
+// native check reads it as is, and only a record it refuses (or a schema
+// left to kin-openapi) is converted for kin-openapi.
+func (v *Validator) validateValue(rec *value) error {
+	if v.native != nil && v.native.matchValue(rec) {
+		return nil
+	}
+	return v.Validate(toAny(rec))
 }
 
 // collect adds the innermost schema errors under err to re. It follows
