@@ -90,6 +90,10 @@ type Receipt struct {
 	done chan struct{}
 	err  error
 	pos  Position
+	// sum is pos's hash, for a receipt settleChained settled: written out
+	// in hex only if Position is asked for.
+	sum    Hash
+	hexSum bool
 }
 
 // NewReceipt returns a receipt its sink settles with Settle.
@@ -117,13 +121,24 @@ func (r *Receipt) SettleAt(p Position) {
 	close(r.done)
 }
 
+// settleChained is SettleAt for a file sink, which has the entry's hash
+// in binary: most receipts are never asked their position.
+func (r *Receipt) settleChained(seq uint64, sum Hash) {
+	r.pos.Seq, r.sum, r.hexSum = seq, sum, true
+	close(r.done)
+}
+
 // Position returns where the record is in its log (seq and entry hash),
 // once Wait has returned nil; the zero Position for a sink that keeps no
 // chain.
 func (r *Receipt) Position() Position {
 	select {
 	case <-r.done:
-		return r.pos
+		p := r.pos
+		if r.hexSum {
+			p.Hash = HexHash(r.sum)
+		}
+		return p
 	default:
 		return Position{}
 	}
