@@ -101,11 +101,15 @@ func NewReceipt() *Receipt { return &Receipt{done: make(chan struct{})} }
 
 // Refused returns a receipt already settled with err: the sink did not
 // accept the record.
-func Refused(err error) *Receipt {
-	r := NewReceipt()
-	r.Settle(err)
-	return r
-}
+func Refused(err error) *Receipt { return &Receipt{done: settledChan, err: err} }
+
+// settledChan is the done channel of receipts settled when made, closed
+// once for all of them.
+var settledChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // Settle records the outcome of the write (nil: durable). A sink calls it
 // exactly once.
@@ -124,8 +128,15 @@ func (r *Receipt) SettleAt(p Position) {
 // settleChained is SettleAt for a file sink, which has the entry's hash
 // in binary: most receipts are never asked their position.
 func (r *Receipt) settleChained(seq uint64, sum Hash) {
-	r.pos.Seq, r.sum, r.hexSum = seq, sum, true
+	r.setChained(seq, sum)
 	close(r.done)
+}
+
+// setChained records the position settleChained does, for a receipt whose
+// done channel other receipts share: whoever settles the last of them
+// closes it.
+func (r *Receipt) setChained(seq uint64, sum Hash) {
+	r.pos.Seq, r.sum, r.hexSum = seq, sum, true
 }
 
 // Position returns where the record is in its log (seq and entry hash),

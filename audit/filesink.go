@@ -74,8 +74,10 @@ type FileSink struct {
 	// that must not see more (the shipper).
 	durable atomic.Uint64
 
-	mu       sync.Mutex
-	queue    []pending
+	mu    sync.Mutex
+	queue []pending
+	// group is the receipt group of the records queued (see receiptGroup).
+	group    *receiptGroup
 	urgent   bool // the queue holds a CommitNow record
 	flushing bool
 	timer    *time.Timer // armed while only CommitSoon records wait
@@ -96,6 +98,27 @@ type pending struct {
 	rec     []byte  // the record's JSON
 	buf     *[]byte // rec's buffer, from recordBufs (nil if not)
 	receipt *Receipt
+	group   *receiptGroup // receipt's, nil if it has a channel of its own
+}
+
+// receiptGroup is the done channel the receipts of records queued together
+// share, from the first one queued to the one takeLocked takes the queue
+// with, closed once each is settled: one channel made and closed per
+// commit, not per record. Every record queued belongs to the open group,
+// so a group one commit takes only part of stays open until the commit
+// taking the rest is settled (queues outgrow a commit only past a megabyte
+// of records).
+type receiptGroup struct {
+	done chan struct{}
+	left atomic.Int32 // receipts not yet settled
+}
+
+// settled counts one receipt of g settled, and closes g's channel after
+// the last: every receipt's outcome is set before its Wait returns.
+func (g *receiptGroup) settled() {
+	if g.left.Add(-1) == 0 {
+		close(g.done)
+	}
 }
 
 // recordBufs holds the buffers Submit encodes records into, back from the
@@ -270,8 +293,14 @@ func (s *FileSink) Submit(r *Record, c Commit) *Receipt {
 		release(buf)
 		return Refused(s.failed)
 	}
-	rc := NewReceipt()
-	s.queue = append(s.queue, pending{rec: rec, buf: buf, receipt: rc})
+	g := s.group
+	if g == nil {
+		g = &receiptGroup{done: make(chan struct{})}
+		s.group = g
+	}
+	g.left.Add(1)
+	rc := &Receipt{done: g.done}
+	s.queue = append(s.queue, pending{rec: rec, buf: buf, receipt: rc, group: g})
 	if c == CommitNow {
 		s.urgent = true
 		s.startFlushLocked()
@@ -348,9 +377,10 @@ func (c *commit) reset() {
 // flush writes and syncs queued records in rounds while some record waits:
 // a round left with only CommitSoon records hands them to the timer.
 //
-// While one commit's fdatasync runs, records that callers wait for are
-// already chained and encoded into the next commit's buffer, so the disk
-// is idle only while that buffer is written; the next commit is written
+// While one commit's fdatasync runs, the first records that callers wait
+// for are already chained and encoded into the next commit's buffer, so
+// the disk is idle only while that buffer is written and the rest of the
+// commit built (see buildWhileSyncing); the next commit is written
 // only once the sync before it returned, which the torn-tail argument
 // (recoverTail) rests on. A commit after which the segment is sealed has
 // nothing built behind it: the next segment's genesis comes first.
@@ -442,10 +472,18 @@ const settleAside = 64
 // with err.
 func settle(batch []pending, pos []chainPos, err error) {
 	for i, p := range batch {
-		if err != nil {
+		switch {
+		case p.group == nil && err != nil:
 			p.receipt.Settle(err)
-		} else {
+		case p.group == nil:
 			p.receipt.settleChained(pos[i].seq, pos[i].sum)
+		default:
+			if err != nil {
+				p.receipt.err = err
+			} else {
+				p.receipt.setChained(pos[i].seq, pos[i].sum)
+			}
+			p.group.settled()
 		}
 	}
 }
@@ -489,34 +527,38 @@ func (s *FileSink) takeLocked(room int, atLeastOne bool) []pending {
 	batch := s.queue[:n:n]
 	s.queue = s.queue[n:]
 	if len(s.queue) == 0 {
-		s.queue, s.spare, s.urgent = s.spare, nil, false
+		s.queue, s.spare, s.urgent, s.group = s.spare, nil, false, nil
 	}
 	return batch
 }
 
-// buildWhileSyncing waits for the running sync, and meanwhile chains and
-// encodes into next the records callers wait for (none when the segment is
-// sealed after this commit, or the next commit is full). It returns the
-// sync's error.
+// buildWhileSyncing waits for the running sync, and meanwhile, once, chains
+// and encodes into next the records callers wait for (none when the segment
+// is sealed after this commit). It returns the sync's error.
+//
+// Once, not each time a record comes: under load a caller's record comes
+// every few microseconds while a sync takes a millisecond, and waking this
+// goroutine for each (22 times per commit with TestBenchAuditExchanges's 64
+// callers) is a goroutine switch, often a thread woken, per record, to save
+// the microsecond or so each record takes to build after the sync.
 func (s *FileSink) buildWhileSyncing(next *commit, sealing bool, synced <-chan error) error {
-	for {
-		if sealing || len(next.buf) >= batchBytes {
-			return <-synced
-		}
-		select {
-		case err := <-synced:
-			return err
-		case <-s.kick:
-		}
-		s.mu.Lock()
-		var batch []pending
-		if len(s.queue) > 0 && (s.urgent || s.closed) && s.failed == nil {
-			batch = s.takeLocked(batchBytes-len(next.buf), len(next.batch) == 0)
-		}
-		s.mu.Unlock()
-		s.build(next, batch)
-		s.recycle(batch)
+	if sealing {
+		return <-synced
 	}
+	select {
+	case err := <-synced:
+		return err
+	case <-s.kick:
+	}
+	s.mu.Lock()
+	var batch []pending
+	if len(s.queue) > 0 && (s.urgent || s.closed) && s.failed == nil {
+		batch = s.takeLocked(batchBytes-len(next.buf), len(next.batch) == 0)
+	}
+	s.mu.Unlock()
+	s.build(next, batch)
+	s.recycle(batch)
+	return <-synced
 }
 
 // recycle keeps a batch takeLocked handed out, once build has copied it,
