@@ -540,9 +540,9 @@ func (s *FileSink) takeLocked(room int, atLeastOne bool) []pending {
 // one or two records at a time (22 wakes per commit with
 // TestBenchAuditExchanges's 64 callers). Building only once per sync, the
 // rest after it, was tried: fewer wakes, but in the gateway bench more
-// system time per request (one core idle through each sync, so more
-// threads parked and woken): 322-361 µs of CPU per request against
-// 309-314, three runs each, alternated.
+// CPU per request, most of it system time (threads parked and woken, it
+// seems, with a core idle through each sync): 322-361 µs against 309-314,
+// three runs each, alternated.
 func (s *FileSink) buildWhileSyncing(next *commit, sealing bool, synced <-chan error) error {
 	for {
 		if sealing || len(next.buf) >= batchBytes {
