@@ -90,6 +90,10 @@ type Receipt struct {
 	done chan struct{}
 	err  error
 	pos  Position
+	// sum is pos's hash, for a receipt settleChained settled: written out
+	// in hex only if Position is asked for.
+	sum    Hash
+	hexSum bool
 }
 
 // NewReceipt returns a receipt its sink settles with Settle.
@@ -97,11 +101,15 @@ func NewReceipt() *Receipt { return &Receipt{done: make(chan struct{})} }
 
 // Refused returns a receipt already settled with err: the sink did not
 // accept the record.
-func Refused(err error) *Receipt {
-	r := NewReceipt()
-	r.Settle(err)
-	return r
-}
+func Refused(err error) *Receipt { return &Receipt{done: settledChan, err: err} }
+
+// settledChan is the done channel of receipts settled when made, closed
+// once for all of them.
+var settledChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // Settle records the outcome of the write (nil: durable). A sink calls it
 // exactly once.
@@ -117,13 +125,31 @@ func (r *Receipt) SettleAt(p Position) {
 	close(r.done)
 }
 
+// settleChained is SettleAt for a file sink, which has the entry's hash
+// in binary: most receipts are never asked their position.
+func (r *Receipt) settleChained(seq uint64, sum Hash) {
+	r.setChained(seq, sum)
+	close(r.done)
+}
+
+// setChained records the position settleChained does, for a receipt whose
+// done channel other receipts share: whoever settles the last of them
+// closes it.
+func (r *Receipt) setChained(seq uint64, sum Hash) {
+	r.pos.Seq, r.sum, r.hexSum = seq, sum, true
+}
+
 // Position returns where the record is in its log (seq and entry hash),
 // once Wait has returned nil; the zero Position for a sink that keeps no
 // chain.
 func (r *Receipt) Position() Position {
 	select {
 	case <-r.done:
-		return r.pos
+		p := r.pos
+		if r.hexSum {
+			p.Hash = HexHash(r.sum)
+		}
+		return p
 	default:
 		return Position{}
 	}

@@ -278,6 +278,15 @@ func appendCommit(buf []byte, p Position) []byte {
 	return append(buf, '\n')
 }
 
+// appendCommitHash is appendCommit for a hash not yet in hex.
+func appendCommitHash(buf []byte, seq uint64, h Hash) []byte {
+	buf = append(buf, commitPrefix...)
+	buf = strconv.AppendUint(buf, seq, 10)
+	buf = append(buf, ' ')
+	buf = hex.AppendEncode(buf, h[:])
+	return append(buf, '\n')
+}
+
 func parseCommit(line []byte) (uint64, string, bool) {
 	rest, ok := bytes.CutPrefix(line, []byte(commitPrefix))
 	if !ok {

@@ -20,11 +20,17 @@ func Encode(r *Record) ([]byte, error) { return marshalRecord(r) }
 // plain RFC 3339) is encoded by encoding/json itself, so the bytes, and any
 // error, are always what json.Marshal gives (FuzzMarshalRecord checks it).
 func marshalRecord(r *Record) ([]byte, error) {
-	b := make([]byte, 0, sizeHint(r))
+	return appendRecord(make([]byte, 0, sizeHint(r)), r)
+}
+
+// appendRecord appends marshalRecord(r) to b (the file sink's pooled
+// buffer); on an error, b is returned as it was.
+func appendRecord(b []byte, r *Record) ([]byte, error) {
+	start := len(b)
 	b = append(b, `{"time":`...)
 	var ok bool
 	if b, ok = appendTime(b, r.Time); !ok {
-		return json.Marshal(r)
+		return viaJSON(b[:start], r)
 	}
 	b = appendField(b, `,"exchangeId":`, r.ExchangeID)
 	b = appendField(b, `,"side":`, r.Side)
@@ -50,7 +56,7 @@ func marshalRecord(r *Record) ([]byte, error) {
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	b = append(b, `,"latencyMs":`...)
 	if b, ok = appendFloat(b, r.LatencyMS); !ok {
-		return json.Marshal(r) // NaN or ±Inf: json's error
+		return viaJSON(b[:start], r) // NaN or ±Inf: json's error
 	}
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, r.Bytes, 10)
@@ -61,6 +67,15 @@ func marshalRecord(r *Record) ([]byte, error) {
 		b = appendField(b, `,"policyRevision":`, r.PolicyRevision)
 	}
 	return append(b, '}'), nil
+}
+
+// viaJSON appends json.Marshal(r) to b.
+func viaJSON(b []byte, r *Record) ([]byte, error) {
+	q, err := json.Marshal(r)
+	if err != nil {
+		return b, err
+	}
+	return append(b, q...), nil
 }
 
 // sizeHint is about how long r's JSON is, so its buffer is made once: the
@@ -101,7 +116,7 @@ func appendList(b []byte, key string, vs []string) []byte {
 // copied; anything else is left to encoding/json.
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainJSON[s[i]] {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}
@@ -110,6 +125,15 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// plainJSON is true for the bytes json.Marshal copies into a string as
+// they are: a table, since every byte of every string of every record asks.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // appendFloat appends f in json's form; false for NaN and ±Inf.
 func appendFloat(b []byte, f float64) ([]byte, bool) {
@@ -120,7 +144,39 @@ func appendFloat(b []byte, f float64) ([]byte, bool) {
 		q, _ := json.Marshal(f) // exponent form, as json writes it
 		return append(b, q...), true
 	}
+	if out, ok := appendMillis(b, f); ok {
+		return out, true
+	}
 	return strconv.AppendFloat(b, f, 'f', -1, 64), true
+}
+
+// appendMillis writes f the way strconv's shortest form does when f is a
+// whole number of thousandths under 2^20 (a latency the exchange core
+// measured in microseconds), from the integer's digits: strconv's search
+// for the shortest digits was a twentieth of a record's encoding. There f
+// is the double nearest n/1000, and doubles there are 2^-32 apart, so no
+// other decimal with three or fewer places, none shorter, rounds to f:
+// n/1000's digits are the shortest. False for any other f.
+func appendMillis(b []byte, f float64) ([]byte, bool) {
+	if !(f > 0 && f < 1<<20) {
+		return b, false
+	}
+	n := math.Round(f * 1000)
+	if n/1000 != f {
+		return b, false
+	}
+	m := uint64(n)
+	b = strconv.AppendUint(b, m/1000, 10)
+	frac := m % 1000
+	if frac == 0 {
+		return b, true
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	k := 3
+	for digits[k-1] == '0' {
+		k--
+	}
+	return append(append(b, '.'), digits[:k]...), true
 }
 
 // appendTime appends t as time.Time's MarshalJSON does, for the times that

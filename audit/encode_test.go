@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -95,4 +96,36 @@ func FuzzMarshalRecord(f *testing.F) {
 		r.Fields = append(r.Fields, text)
 		sameAsJSON(t, &r)
 	})
+}
+
+// appendMillis gives strconv's shortest form for every thousandth up to
+// 200 ms and for thousandths and other doubles drawn across its range, and
+// declines every double it does not cover.
+func TestAppendMillisIsShortestForm(t *testing.T) {
+	check := func(f float64) {
+		t.Helper()
+		want := strconv.AppendFloat(nil, f, 'f', -1, 64)
+		if got, ok := appendMillis(nil, f); ok && !bytes.Equal(got, want) {
+			t.Fatalf("%v: appendMillis %s, strconv %s", f, got, want)
+		}
+	}
+	for n := range 200_000 {
+		f := float64(n) / 1000
+		check(f)
+		if _, ok := appendMillis(nil, f); !ok && n > 0 {
+			t.Fatalf("%v, a whole number of thousandths, not written by appendMillis", f)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 50_000 {
+		check(float64(rng.Int64N(1<<30)) / 1000)
+		check(math.Float64frombits(rng.Uint64()))
+		check(rng.Float64() * (1 << 21))
+	}
+	for _, f := range []float64{0, math.Copysign(0, -1), -1.5, 1 << 20, 0.0001, 1.0005, math.Nextafter(1.25, 2)} {
+		if got, ok := appendMillis(nil, f); ok {
+			t.Fatalf("%v written as %s: not a whole number of thousandths under 2^20", f, got)
+		}
+		check(f)
+	}
 }

@@ -527,3 +527,92 @@ func TestFileSinkFailedSyncLosesTheCommitBuiltBehindIt(t *testing.T) {
 		t.Fatal("a record reported lost is readable in the file")
 	}
 }
+
+// Records encoded into pooled buffers and queued in recycled arrays, from
+// many writers, some large enough that a commit takes only part of the
+// queue: each record is read back once with its own content, at the
+// position its receipt reports (seq and the hash of its stored bytes).
+func TestFileSinkPooledRecordsKeepTheirOwnBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := OpenFile(path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 60
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// body makes a record's one field from its id, so a record that got
+	// another's bytes (a buffer reused too early) does not match its id.
+	body := func(id string, n int) string { return strings.Repeat(id+".", n/(len(id)+1)+1) }
+	var mu sync.Mutex
+	receipts := map[string]*Receipt{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				id := fmt.Sprintf("w%d-%02d", w, i)
+				size := 50 + 40*i
+				if i%10 == 9 {
+					size = 300 << 10 // three of them outgrow one commit
+				}
+				r := &Record{ExchangeID: id, Phase: Intent, Fields: []string{body(id, size)}}
+				commit := CommitNow
+				if i%4 == 1 {
+					commit = CommitSoon
+				}
+				rc := s.Submit(r, commit)
+				r.ExchangeID, r.Fields[0] = "changed", "changed" // the sink copied them
+				mu.Lock()
+				receipts[id] = rc
+				mu.Unlock()
+				if commit == CommitNow {
+					if err := rc.Wait(ctx); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for id, rc := range receipts {
+		if err := rc.Wait(ctx); err != nil {
+			t.Fatalf("record %s: %v", id, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := LogFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(files, nil); err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	err = EachEntry(files, func(e *Entry, line []byte) error {
+		if e.Record == nil {
+			return nil
+		}
+		read++
+		id := e.Record.ExchangeID
+		rc := receipts[id]
+		switch {
+		case rc == nil:
+			return fmt.Errorf("entry %d holds record %q, which no writer submitted", e.Seq, id)
+		case len(e.Record.Fields) != 1 || !strings.HasPrefix(e.Record.Fields[0], id+".") || e.Record.Fields[0] != body(id, len(e.Record.Fields[0])-1):
+			return fmt.Errorf("entry %d: record %s holds another record's bytes", e.Seq, id)
+		case rc.Position() != Position{Seq: e.Seq, Hash: EntryHash(line)}:
+			return fmt.Errorf("record %s: receipt at %+v, the log has it at seq %d hash %s", id, rc.Position(), e.Seq, EntryHash(line))
+		}
+		delete(receipts, id)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read != writers*each || len(receipts) != 0 {
+		t.Fatalf("%d records read back, want %d (%d missing)", read, writers*each, len(receipts))
+	}
+}
