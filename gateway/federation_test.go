@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -110,15 +109,6 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func newFederation(t *testing.T) *federation { return newFederationWith(t, nil) }
@@ -240,8 +230,8 @@ func newFederationLogging(t *testing.T, level slog.Level, certTTL time.Duration,
 	inbound := inboundLn.Addr().String()
 	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: mps, System: mpsGW, Address: inbound}))
 	// The consumer's gateway serves no inbound door: its address is only
-	// registered, never dialled.
-	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: vss, System: vssGW, Address: freeAddr(t)}))
+	// registered, never dialled (port 9 is discard; nothing here listens).
+	must(f.svc.RegisterGateway(ctx, f.admin, catalog.Gateway{Member: vss, System: vssGW, Address: "127.0.0.1:9"}))
 
 	f.provider = f.startGateway(mps, mpsGW, cpCA, cp.URL, map[string]gateway.Backend{
 		population + "/population": restBackend(backend.URL, "citizens/{id}"),

@@ -215,12 +215,12 @@ func TestReadyzNamesTheFeedRouterChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	health := freeAddr(t)
+	healthLn := liveListener(t)
+	health := healthLn.Addr().String()
 	f := newFederationWith(t, func(c *gateway.Config) {
-		c.Health.Listen = health
 		c.Feeds = &gateway.FeedsConfig{Kafka: broker.Config{Brokers: []string{b.Addr()}},
 			Router: &gateway.FeedRouterConfig{Provider: population, MaxBatch: 50}}
-	})
+	}, gateway.WithHealthListener(healthLn))
 	own := []string{"certificate", "audit-log", "configuration", "policy-bundle"}
 	feeds := []string{"feed-router.kafka", "feed-router.routing"}
 	wait := func(path string, ok func(int, map[string]string) bool) map[string]string {
