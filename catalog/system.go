@@ -23,24 +23,46 @@ type SystemID struct {
 	Code     string
 }
 
-// ParseSystemID parses and validates the colon-separated form.
+// ParseSystemID parses and validates the colon-separated form. Gateways
+// parse ids on every exchange, so it allocates only for an error.
 func ParseSystemID(s string) (SystemID, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) != 4 {
+	var p [4]string
+	if !splitExactly(s, ":", p[:]) {
 		return SystemID{}, fmt.Errorf("system id %q must have four parts instance:class:member:system, e.g. VN:GOV:000.00.00.G01:CSDLDC", s)
 	}
-	id := SystemID{Instance: parts[0], Class: parts[1], Member: parts[2], Code: parts[3]}
+	return SystemID{Instance: p[0], Class: p[1], Member: p[2], Code: p[3]}.check("system id", s)
+}
+
+// check validates each part of id; kind and s name the form the caller was
+// given ("system id", "spiffe id") in the error.
+func (id SystemID) check(kind, s string) (SystemID, error) {
 	switch {
 	case !validUpperName(id.Instance):
-		return SystemID{}, fmt.Errorf("system id %q: instance %q must be 2-8 capital letters", s, id.Instance)
+		return SystemID{}, fmt.Errorf("%s %q: instance %q must be 2-8 capital letters", kind, s, id.Instance)
 	case !validUpperName(id.Class):
-		return SystemID{}, fmt.Errorf("system id %q: member class %q must be 2-8 capital letters", s, id.Class)
+		return SystemID{}, fmt.Errorf("%s %q: member class %q must be 2-8 capital letters", kind, s, id.Class)
 	case !ValidMemberCode(id.Member):
-		return SystemID{}, fmt.Errorf("system id %q: member %q is not an agency code like 000.00.00.G01", s, id.Member)
+		return SystemID{}, fmt.Errorf("%s %q: member %q is not an agency code like 000.00.00.G01", kind, s, id.Member)
 	case !validSystemCode(id.Code):
-		return SystemID{}, fmt.Errorf("system id %q: system code %q must be capital letters, digits, '-' or '_' (at most 64)", s, id.Code)
+		return SystemID{}, fmt.Errorf("%s %q: system code %q must be capital letters, digits, '-' or '_' (at most 64)", kind, s, id.Code)
 	}
 	return id, nil
+}
+
+// splitExactly splits s around sep into exactly len(out) parts, as
+// strings.Split would, without allocating; false if the count differs.
+func splitExactly(s, sep string, out []string) bool {
+	for i := range len(out) - 1 {
+		var ok bool
+		if out[i], s, ok = strings.Cut(s, sep); !ok {
+			return false
+		}
+	}
+	if strings.Contains(s, sep) {
+		return false
+	}
+	out[len(out)-1] = s
+	return true
 }
 
 // String gives the canonical colon-separated form.
@@ -57,15 +79,21 @@ func (id SystemID) SPIFFE(trustDomain string) string {
 // ParseSPIFFE maps a certificate's SPIFFE id back to a system id. The trust
 // domain must match; the instance is taken from the caller's configuration.
 func ParseSPIFFE(uri, trustDomain, instance string) (SystemID, error) {
-	prefix := "spiffe://" + trustDomain + "/"
-	if !strings.HasPrefix(uri, prefix) {
+	path, ok := strings.CutPrefix(uri, "spiffe://")
+	if ok {
+		path, ok = strings.CutPrefix(path, trustDomain)
+	}
+	if ok {
+		path, ok = strings.CutPrefix(path, "/")
+	}
+	if !ok {
 		return SystemID{}, fmt.Errorf("spiffe id %q is not in trust domain %q", uri, trustDomain)
 	}
-	parts := strings.Split(strings.TrimPrefix(uri, prefix), "/")
-	if len(parts) != 3 {
+	var p [3]string
+	if !splitExactly(path, "/", p[:]) {
 		return SystemID{}, fmt.Errorf("spiffe id %q must have the path /<class>/<member>/<system>", uri)
 	}
-	return ParseSystemID(instance + ":" + parts[0] + ":" + parts[1] + ":" + parts[2])
+	return SystemID{Instance: instance, Class: p[0], Member: p[1], Code: p[2]}.check("spiffe id", uri)
 }
 
 // Security levels as Vietnam's information-security grading defines them (1
