@@ -250,8 +250,10 @@ func continuation(active string) (Position, error) {
 	return Position{}, nil
 }
 
-// Head returns the position of the last entry written (durable once the
-// commit writing it returned).
+// Head returns the position of the last entry built into a commit (durable
+// once the commit writing it returned). After a failed commit the sink
+// refuses every record and Head may name entries that never reached the
+// disk; Durable says what may leave the gateway.
 func (s *FileSink) Head() Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
