@@ -89,9 +89,13 @@ type FileSink struct {
 	// kick wakes the committing goroutine, while a sync runs, to build
 	// records a caller waits for into the next commit.
 	kick chan struct{}
-	// syncCommit makes a commit durable: syncData, but for a test that
-	// must make a sync fail, which no real disk here does on demand.
+	// syncCommit makes a commit durable: aio's sync, or syncData, but for
+	// a test that must make a sync fail, which no real disk here does on
+	// demand.
 	syncCommit func(*os.File) error
+	// aio syncs commits without holding a P through the sync (Linux; nil
+	// elsewhere or without kernel AIO).
+	aio *dataSyncer
 }
 
 type pending struct {
@@ -215,6 +219,9 @@ func OpenFile(path string, opts Options) (*FileSink, error) {
 		if err := s.writeGenesis(now); err != nil {
 			return fail(err)
 		}
+	}
+	if s.aio = newDataSyncer(); s.aio != nil {
+		s.syncCommit = s.aio.sync
 	}
 	s.cpTimer = time.AfterFunc(opts.CheckpointInterval, s.checkpointTick)
 	return s, nil
@@ -784,6 +791,9 @@ func (s *FileSink) Close() error {
 	}
 	err := s.failed
 	s.mu.Unlock()
+	if s.aio != nil {
+		s.aio.close() // flush has returned: no sync runs
+	}
 	if cerr := s.file.Close(); err == nil {
 		err = cerr
 	}

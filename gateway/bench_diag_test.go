@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"fmt"
 	"os"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +14,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/lienthong/lienthong/gateway/metrics"
+	gwmetrics "github.com/lienthong/lienthong/gateway/metrics"
 )
 
 // diagnose64 is the gateway bench's diagnostic mode, for finding what limits
@@ -46,15 +47,17 @@ func diagnose64(t *testing.T, name string, all []target) {
 		}
 		tg.closedLoopN(t, 640, 64) // open the 64 callers' connections
 		before, idle0 := commitStats(t, tg), machineIdle()
+		pIdle0, gc0 := schedulerCPU()
 		user0, sys0 := processCPU()
 		r := tg.closedLoopN(t, n, 64)
 		user, sys := processCPU()
 		user, sys = user-user0, sys-sys0
 		cpu, idle := user+sys, machineIdle()-idle0
 		wall := float64(n) / r.rps
+		pIdle, gc := schedulerCPU()
 		fmt.Printf("DIAG gateway %s_rps_64callers %.0f req/s p50 %.3f ms p99 %.3f ms\n", name, r.rps, r.p50, r.p99)
-		fmt.Printf("DIAG gateway %s cpu_us_per_request %.0f (user %.0f, system %.0f) process_cores %.2f machine_idle_cores %.2f\n",
-			name, 1e6*cpu/float64(n), 1e6*user/float64(n), 1e6*sys/float64(n), cpu/wall, idle/wall)
+		fmt.Printf("DIAG gateway %s cpu_us_per_request %.0f (user %.0f, system %.0f) process_cores %.2f machine_idle_cores %.2f idle_p_cores %.2f gc_cores %.2f\n",
+			name, 1e6*cpu/float64(n), 1e6*user/float64(n), 1e6*sys/float64(n), cpu/wall, idle/wall, (pIdle-pIdle0)/wall, (gc-gc0)/wall)
 		for i, after := range commitStats(t, tg) {
 			d := after.minus(before[i])
 			if d.commits == 0 {
@@ -67,6 +70,16 @@ func diagnose64(t *testing.T, name string, all []target) {
 		return
 	}
 	t.Fatalf("LIENTHONG_BENCH_GATEWAY_DIAG=%q: no such target", name)
+}
+
+// schedulerCPU is the runtime's own account, in CPU-seconds: Ps idle (no
+// goroutine to run) and the collector's work. Fewer process cores than Ps
+// with no P idle means Ps held by threads blocked in system calls: how the
+// log's fdatasync once idled a core (audit/datasync_linux.go).
+func schedulerCPU() (idle, gc float64) {
+	s := []metrics.Sample{{Name: "/cpu/classes/idle:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	return s[0].Value.Float64(), s[1].Value.Float64()
 }
 
 // diagnoseTail runs n requests of tg at 500 req/s (or, with closed, from 8
@@ -129,9 +142,9 @@ func histograms(t *testing.T, tg target) []map[string]*dto.Histogram {
 		for _, mf := range mfs {
 			for _, m := range mf.GetMetric() {
 				switch mf.GetName() {
-				case metrics.AuditCommitDuration:
+				case gwmetrics.AuditCommitDuration:
 					out[i]["commit"] = m.GetHistogram()
-				case metrics.StageDuration:
+				case gwmetrics.StageDuration:
 					var side, stage string
 					for _, l := range m.GetLabel() {
 						switch l.GetName() {
@@ -199,9 +212,9 @@ func commitStats(t *testing.T, tg target) []commits {
 			for _, m := range mf.GetMetric() {
 				h := m.GetHistogram()
 				switch mf.GetName() {
-				case metrics.AuditCommitBatch:
+				case gwmetrics.AuditCommitBatch:
 					out[i].commits, out[i].records = h.GetSampleCount(), h.GetSampleSum()
-				case metrics.AuditCommitDuration:
+				case gwmetrics.AuditCommitDuration:
 					out[i].seconds = h.GetSampleSum()
 				}
 			}
