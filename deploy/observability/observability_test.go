@@ -393,27 +393,39 @@ func checkExpr(t *testing.T, where, expr string, x exported) {
 	}
 }
 
-// TestDashboard reads dashboard.json and checks every panel's queries name
-// only registered metrics, and every registered family of the gateways'
-// exchanges appears on some panel.
-func TestDashboard(t *testing.T) {
+// dashboard is what the tests read of dashboard.json: its panels and
+// their queries.
+type dashboard struct {
+	Title  string `json:"title"`
+	Panels []struct {
+		ID      int    `json:"id"`
+		Title   string `json:"title"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+// readDashboard reads dashboard.json, for the metric names check and the
+// promtool parse alike.
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
 	raw, err := os.ReadFile("dashboard.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d struct {
-		Title  string `json:"title"`
-		Panels []struct {
-			ID      int    `json:"id"`
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
+	var d dashboard
 	if err := json.Unmarshal(raw, &d); err != nil {
 		t.Fatalf("dashboard.json: %v", err)
 	}
+	return d
+}
+
+// TestDashboard reads dashboard.json and checks every panel's queries name
+// only registered metrics, and every registered family of the gateways'
+// exchanges appears on some panel.
+func TestDashboard(t *testing.T) {
+	d := readDashboard(t)
 	known := registered(t)
 	used := map[string]bool{}
 	ids := map[int]bool{}

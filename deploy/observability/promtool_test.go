@@ -1,7 +1,6 @@
 package observability_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -300,21 +299,7 @@ var dashboardVariables = strings.NewReplacer("$__rate_interval", "5m", "$instanc
 // each becomes a recording rule of a rule file promtool checks.
 func TestDashboardQueriesParse(t *testing.T) {
 	bin := promtool(t)
-	raw, err := os.ReadFile("dashboard.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d struct {
-		Panels []struct {
-			ID      int `json:"id"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		t.Fatalf("dashboard.json: %v", err)
-	}
+	d := readDashboard(t)
 	type rule struct {
 		Record string `yaml:"record"`
 		Expr   string `yaml:"expr"`
