@@ -35,6 +35,12 @@ type dataSyncer struct {
 	// from then on sync is fdatasync. Only the committing goroutine of
 	// one sink reads and writes it, one sync at a time.
 	plain bool
+	// The request, the array io_submit reads it through and the event
+	// io_getevents writes: kept here, on the heap, where nothing moves
+	// them while the kernel reads or writes them.
+	cb    iocb
+	cbs   [1]*iocb
+	event ioEvent
 }
 
 // iocb is the kernel's struct iocb (linux/aio_abi.h) on a 64-bit
@@ -89,16 +95,20 @@ func (d *dataSyncer) sync(f *os.File) error {
 	if d.plain {
 		return syncData(f)
 	}
-	cb := iocb{opcode: iocbCmdFdsync, fildes: uint32(f.Fd()), flags: iocbFlagResfd, resfd: d.evfd}
-	cbs := [1]*iocb{&cb}
+	d.cb = iocb{opcode: iocbCmdFdsync, fildes: uint32(f.Fd()), flags: iocbFlagResfd, resfd: d.evfd}
+	d.cbs[0] = &d.cb
 	for {
-		// io_submit copies the iocb: nothing of this goroutine's memory
-		// is the kernel's once it returns.
-		_, _, e := syscall.Syscall(syscall.SYS_IO_SUBMIT, d.ctx, 1, uintptr(unsafe.Pointer(&cbs[0])))
+		// io_submit copies the iocb: none of d is the kernel's once it
+		// returns.
+		_, _, e := syscall.Syscall(syscall.SYS_IO_SUBMIT, d.ctx, 1, uintptr(unsafe.Pointer(&d.cbs[0])))
 		switch e {
 		case 0:
-		case syscall.EINTR, syscall.EAGAIN:
+		case syscall.EINTR:
 			continue
+		case syscall.EAGAIN:
+			// The context is full, which one sync at a time never
+			// makes it: sync this commit without it.
+			return syncData(f)
 		case syscall.EINVAL:
 			// No AIO fsync in this kernel (or none for this file, where
 			// fdatasync gives the real answer).
@@ -113,11 +123,10 @@ func (d *dataSyncer) sync(f *os.File) error {
 	if _, err := d.ev.Read(n[:]); err != nil {
 		return fmt.Errorf("fdatasync (completion): %w", err)
 	}
-	var ev ioEvent
 	for {
 		// The event is in the ring before the eventfd is signalled, so
 		// this returns at once.
-		got, _, e := syscall.Syscall6(syscall.SYS_IO_GETEVENTS, d.ctx, 1, 1, uintptr(unsafe.Pointer(&ev)), 0, 0)
+		got, _, e := syscall.Syscall6(syscall.SYS_IO_GETEVENTS, d.ctx, 1, 1, uintptr(unsafe.Pointer(&d.event)), 0, 0)
 		if e == syscall.EINTR || (e == 0 && got == 0) {
 			continue
 		}
@@ -127,8 +136,8 @@ func (d *dataSyncer) sync(f *os.File) error {
 		break
 	}
 	runtime.KeepAlive(f) // its descriptor was the kernel's until now
-	if ev.res < 0 {
-		return fmt.Errorf("fdatasync: %w", syscall.Errno(-ev.res))
+	if d.event.res < 0 {
+		return fmt.Errorf("fdatasync: %w", syscall.Errno(-d.event.res))
 	}
 	return nil
 }
