@@ -68,6 +68,13 @@ type ioEvent struct {
 	res, res2 int64
 }
 
+// The kernel's sizes (64 and 32 bytes): a layout that drifts from them
+// does not compile.
+var (
+	_ = [1]struct{}{}[unsafe.Sizeof(iocb{})-64]
+	_ = [1]struct{}{}[unsafe.Sizeof(ioEvent{})-32]
+)
+
 const (
 	iocbCmdFdsync = 3      // IOCB_CMD_FDSYNC
 	iocbFlagResfd = 1 << 0 // IOCB_FLAG_RESFD: signal resfd on completion
