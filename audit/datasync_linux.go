@@ -31,10 +31,12 @@ type dataSyncer struct {
 	ctx  uintptr  // aio_context_t, room for one request
 	ev   *os.File // eventfd the kernel signals on completion, in the poller
 	evfd uint32   // ev's descriptor (ev.Fd() would make it blocking)
-	// plain is set once io_submit refuses FDSYNC (a kernel before 4.18):
-	// from then on sync is fdatasync. Only the committing goroutine of
-	// one sink reads and writes it, one sync at a time.
+	// plain is set once io_submit refuses FDSYNC (a kernel before 4.18,
+	// AIO barred) or a completion could not be reaped: from then on sync
+	// is fdatasync. Only the committing goroutine of one sink reads and
+	// writes the syncer, one sync at a time.
 	plain bool
+	seq   uint64 // the last request's number, in its aio_data
 	// The request, the array io_submit reads it through and the event
 	// io_getevents writes: kept here, on the heap, where nothing moves
 	// them while the kernel reads or writes them.
@@ -102,12 +104,15 @@ func (d *dataSyncer) sync(f *os.File) error {
 	if d.plain {
 		return syncData(f)
 	}
-	d.cb = iocb{opcode: iocbCmdFdsync, fildes: uint32(f.Fd()), flags: iocbFlagResfd, resfd: d.evfd}
+	d.seq++
+	d.cb = iocb{data: d.seq, opcode: iocbCmdFdsync, fildes: uint32(f.Fd()), flags: iocbFlagResfd, resfd: d.evfd}
 	d.cbs[0] = &d.cb
 	for {
-		// io_submit copies the iocb: none of d is the kernel's once it
-		// returns.
+		// io_submit copies the iocb and takes its own reference to f's
+		// open file: none of d, nor f's descriptor, is the kernel's once
+		// it returns.
 		_, _, e := syscall.Syscall(syscall.SYS_IO_SUBMIT, d.ctx, 1, uintptr(unsafe.Pointer(&d.cbs[0])))
+		runtime.KeepAlive(f)
 		switch e {
 		case 0:
 		case syscall.EINTR:
@@ -116,9 +121,10 @@ func (d *dataSyncer) sync(f *os.File) error {
 			// The context is full, which one sync at a time never
 			// makes it: sync this commit without it.
 			return syncData(f)
-		case syscall.EINVAL:
-			// No AIO fsync in this kernel (or none for this file, where
-			// fdatasync gives the real answer).
+		case syscall.EINVAL, syscall.ENOSYS, syscall.EPERM:
+			// No AIO fsync in this kernel, none for this file (where
+			// fdatasync gives the real answer), or AIO barred (a
+			// seccomp filter): fdatasync from now on.
 			d.plain = true
 			return syncData(f)
 		default:
@@ -126,6 +132,21 @@ func (d *dataSyncer) sync(f *os.File) error {
 		}
 		break
 	}
+	if err := d.reap(); err != nil {
+		// A request may still be in flight: never use the context
+		// again, or its completion would be read as a later one's.
+		d.plain = true
+		return err
+	}
+	if d.event.res < 0 {
+		return fmt.Errorf("fdatasync: %w", syscall.Errno(-d.event.res))
+	}
+	return nil
+}
+
+// reap waits for the submitted request's completion and reads its event,
+// checking it is that request's.
+func (d *dataSyncer) reap() error {
 	var n [8]byte
 	if _, err := d.ev.Read(n[:]); err != nil {
 		return fmt.Errorf("fdatasync (completion): %w", err)
@@ -142,9 +163,8 @@ func (d *dataSyncer) sync(f *os.File) error {
 		}
 		break
 	}
-	runtime.KeepAlive(f) // its descriptor was the kernel's until now
-	if d.event.res < 0 {
-		return fmt.Errorf("fdatasync: %w", syscall.Errno(-d.event.res))
+	if d.event.data != d.seq {
+		return fmt.Errorf("fdatasync: completion of request %d while waiting for %d", d.event.data, d.seq)
 	}
 	return nil
 }
